@@ -1,0 +1,97 @@
+"""A code host that is just a git remote: the pull request is a pushed branch.
+
+Commits are made with the candidate's creation time as author and committer date, so publishing the
+same candidate twice (a redelivered task) produces the same commit and the push is a no-op.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
+
+import structlog
+
+from pipeline.errors import ConfigError, PatchDoesNotApply, TransientError
+from pipeline.records import Patch, PullRequest
+from pipeline.settings import RepoConfig
+
+log = structlog.get_logger(__name__)
+
+AUTHOR = ("autofix", "autofix@localhost")
+
+
+def _git(args: list[str], cwd: Path | None = None, env: dict[str, str] | None = None,
+         stdin: str | None = None) -> str:
+    proc = subprocess.run(["git", *args], cwd=cwd, env=env, input=stdin, capture_output=True, text=True,
+                          timeout=120)
+    if proc.returncode != 0:
+        raise subprocess.CalledProcessError(proc.returncode, ["git", *args], proc.stdout, proc.stderr)
+    return proc.stdout.strip()
+
+
+class GitCodeHost:
+    def __init__(self, work_dir: Path) -> None:
+        self.work_dir = work_dir
+
+    def _remote(self, repo: RepoConfig) -> str:
+        remote = repo.remote_url or (str(repo.path) if repo.path else None)
+        if not remote:
+            raise ConfigError(f"repo {repo.name!r} has neither remote_url nor path")
+        return remote
+
+    def open_pull_request(
+        self, repo: RepoConfig, branch: str, patch: Patch, title: str, body: str, candidate_id: str,
+        created_at: datetime,
+    ) -> PullRequest:
+        remote = self._remote(repo)
+        checkout = self.work_dir / "publish" / candidate_id
+        shutil.rmtree(checkout, ignore_errors=True)
+        checkout.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            _git(["clone", "--quiet", "--branch", repo.default_branch, remote, str(checkout)])
+        except subprocess.CalledProcessError as exc:
+            raise TransientError(f"cannot clone {remote}: {exc.stderr.strip()}") from exc
+        try:
+            _git(["checkout", "--quiet", "-B", branch], cwd=checkout)
+            try:
+                _git(["apply", "--index", "--whitespace=nowarn", "-"], cwd=checkout, stdin=patch.diff)
+            except subprocess.CalledProcessError as exc:
+                raise PatchDoesNotApply(exc.stderr.strip()) from exc
+            date = created_at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+            env = {**os.environ, "GIT_AUTHOR_NAME": AUTHOR[0], "GIT_AUTHOR_EMAIL": AUTHOR[1],
+                   "GIT_COMMITTER_NAME": AUTHOR[0], "GIT_COMMITTER_EMAIL": AUTHOR[1],
+                   "GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date}
+            message = f"{title}\n\n{patch.description}\n\nAutofix-Candidate: {candidate_id}\n"
+            _git(["commit", "--quiet", "--no-verify", "-F", "-"], cwd=checkout, env=env, stdin=message)
+            sha = _git(["rev-parse", "HEAD"], cwd=checkout)
+            _git(["push", "--quiet", "--force", "origin", f"HEAD:refs/heads/{branch}"], cwd=checkout)
+        except subprocess.CalledProcessError as exc:
+            raise TransientError(f"git {' '.join(exc.cmd[1:3])} failed: {exc.stderr.strip()}") from exc
+        finally:
+            shutil.rmtree(checkout, ignore_errors=True)
+        log.info("pull_request.opened", repo=repo.name, branch=branch, sha=sha)
+        return PullRequest(candidate_id=candidate_id, repo=repo.name, branch=branch, title=title, body=body,
+                           url=f"{remote}#{branch}", commit_sha=sha)
+
+    def pull_request_state(self, repo: RepoConfig, pr: PullRequest) -> str:
+        """merged if the default branch contains the commit; closed if the branch is gone; else open."""
+        remote = self._remote(repo)
+        heads = _git(["ls-remote", "--heads", remote])
+        refs = {line.split("\t")[1]: line.split("\t")[0] for line in heads.splitlines() if "\t" in line}
+        default_sha = refs.get(f"refs/heads/{repo.default_branch}")
+        if default_sha:
+            probe = self.work_dir / "probe" / pr.candidate_id
+            shutil.rmtree(probe, ignore_errors=True)
+            try:
+                _git(["clone", "--quiet", "--bare", "--branch", repo.default_branch, remote, str(probe)])
+                merged = subprocess.run(["git", "merge-base", "--is-ancestor", pr.commit_sha, default_sha],
+                                        cwd=probe, capture_output=True).returncode == 0
+            finally:
+                shutil.rmtree(probe, ignore_errors=True)
+            if merged:
+                return "merged"
+        return "open" if f"refs/heads/{pr.branch}" in refs else "closed"
+

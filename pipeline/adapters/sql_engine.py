@@ -1,0 +1,124 @@
+"""Engines for the store's two backends, and the Alembic migrations that create their schema.
+
+SQLite (a file, the embedded default) and PostgreSQL (via psycopg 3, in deployment) are supported.
+SQLite connections get WAL, foreign keys and a busy timeout, and SQLAlchemy, not the sqlite3 module,
+emits BEGIN: sqlite3's legacy mode would leave SELECTs and DDL outside the transaction. Engines made
+with `writer()` begin with BEGIN IMMEDIATE, taking SQLite's write lock up front, so two writers wait
+for each other (busy timeout) instead of failing on a lock upgrade halfway through a transaction.
+
+The schema comes only from `migrate()`, which runs `alembic upgrade head` on the packaged migrations.
+"""
+
+from __future__ import annotations
+
+import io
+from importlib import resources
+from typing import Any
+
+import structlog
+from alembic import command
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event, make_url, pool, text
+from sqlalchemy.engine import Connection
+
+from pipeline.errors import ConfigError
+
+log = structlog.get_logger(__name__)
+
+SUPPORTED_DIALECTS = ("sqlite", "postgresql")
+BUSY_TIMEOUT_MS = 30_000
+_BEGIN_OPTION = "autofix_sqlite_begin"
+# Any fixed number: every process that migrates the same PostgreSQL database takes this lock first.
+_MIGRATION_LOCK_KEY = 0x6175746F666978
+
+
+def make_engine(url: str, *, poolclass: type[pool.Pool] | None = None) -> Engine:
+    """An engine for a SQLite file or a PostgreSQL URL; ConfigError for anything else."""
+    parsed = make_url(url)
+    dialect = parsed.get_backend_name()
+    if dialect not in SUPPORTED_DIALECTS:
+        raise ConfigError(f"store URL uses {dialect!r}; supported: {', '.join(SUPPORTED_DIALECTS)}")
+    kwargs: dict[str, Any] = {} if poolclass is None else {"poolclass": poolclass}
+    if dialect == "postgresql":
+        return create_engine(url, pool_pre_ping=True, **kwargs)
+    if parsed.database in (None, "", ":memory:"):
+        # Each pooled connection would open its own empty database, unseen by the migrations.
+        raise ConfigError("an in-memory SQLite store is not supported; give a file path")
+    engine = create_engine(url, **kwargs)
+    event.listen(engine, "connect", _configure_sqlite_connection)
+    event.listen(engine, "begin", _begin_sqlite_transaction)
+    return engine
+
+
+def writer(engine: Engine) -> Engine:
+    """The same engine (same pool), whose transactions take SQLite's write lock when they begin."""
+    return engine.execution_options(**{_BEGIN_OPTION: "BEGIN IMMEDIATE"})
+
+
+def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN itself (see the begin hook)
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    finally:
+        cursor.close()
+
+
+def _begin_sqlite_transaction(conn: Connection) -> None:
+    conn.exec_driver_sql(conn.get_execution_options().get(_BEGIN_OPTION, "BEGIN"))
+
+
+# --- migrations ----------------------------------------------------------------------------------
+
+
+def alembic_config(url: str) -> Config:
+    """An Alembic Config for the packaged migrations, independent of the working directory."""
+    adapters = resources.files("pipeline.adapters")
+    config = Config(str(adapters / "alembic.ini"), stdout=io.StringIO())
+    config.set_main_option("script_location", str(adapters / "migrations"))
+    # ConfigParser interpolation would read a '%' in a password as a placeholder.
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(alembic_config("sqlite:///unused")).get_current_head()
+
+
+def migrate(url: str) -> None:
+    """Bring the database at `url` to the newest schema (`alembic upgrade head`); safe to race.
+
+    A private, unpooled engine runs the migrations, so no connection in the store's pool ever carries
+    the migration's settings (SQLite foreign keys are off while tables are rebuilt in batch mode).
+    """
+    engine = make_engine(url, poolclass=pool.NullPool)
+    try:
+        if engine.dialect.name == "sqlite":
+            event.listen(engine, "connect", _foreign_keys_off)
+        with writer(engine).begin() as connection:
+            if engine.dialect.name == "postgresql":
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
+            config = alembic_config(url)
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+        log.info("store.migrated", dialect=engine.dialect.name, head=head_revision())
+    finally:
+        engine.dispose()
+
+
+def _foreign_keys_off(dbapi_connection: Any, _record: Any) -> None:
+    # Batch mode copies a table and drops the old one; with foreign keys on, the drop would fire
+    # ON DELETE actions of the tables referring to it. Runs after the pragmas of make_engine.
+    dbapi_connection.execute("PRAGMA foreign_keys=OFF")
+
+
+def current_revision(url: str) -> str:
+    """What `alembic current` prints for the database at `url` (e.g. "0001 (head)")."""
+    config = alembic_config(url)
+    command.current(config)
+    stdout = config.stdout
+    assert isinstance(stdout, io.StringIO)
+    return stdout.getvalue().strip()

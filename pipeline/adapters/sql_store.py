@@ -1,0 +1,308 @@
+"""SqlStore: the Store port (pipeline/ports.py) on SQLAlchemy, for a SQLite file or PostgreSQL.
+
+The schema comes from the Alembic migrations, run on first use (sql_engine.migrate); tables are in
+sql_models, record <-> row conversions in sql_convert. Each method is one transaction. Database errors
+that a retry can cure (unreachable server, locked file) become StoreUnavailable here, once.
+
+Duplicate events are caught by the events primary key, not by looking first: two processes storing
+the same event id at once both try, one insert wins, the other rolls back its whole transaction.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+import structlog
+from sqlalchemy import Engine, case, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.orm import Session, selectinload
+
+from pipeline.adapters.sql_convert import (
+    candidate_from_row,
+    event_from_row,
+    event_row,
+    fill_candidate_row,
+    issue_from_row,
+    issue_values,
+    pull_request_from_row,
+    pull_request_values,
+    review_from_row,
+    review_values,
+)
+from pipeline.adapters.sql_engine import make_engine, migrate, writer
+from pipeline.adapters.sql_models import (
+    Base,
+    CandidateRow,
+    EventRow,
+    IssueRow,
+    PullRequestRow,
+    ReviewRow,
+)
+from pipeline.errors import InvalidInput, StoreUnavailable
+from pipeline.records import (
+    CandidateStatus,
+    ErrorEvent,
+    FixCandidate,
+    Issue,
+    IssueStatus,
+    PullRequest,
+    Review,
+)
+
+if TYPE_CHECKING:
+    from pipeline.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+_Insert = sqlite.Insert | postgresql.Insert
+
+
+class SqlStore:
+    """The Store port on a SQLite file or a PostgreSQL database, migrated to head on first use."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._engine: Engine = make_engine(url)
+        self._writer: Engine = writer(self._engine)
+        self._migrated = False
+        self._migrate_lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SqlStore:
+        """The store the settings name (AUTOFIX_STORE_URL, else SQLite in AUTOFIX_HOME)."""
+        settings.home.mkdir(parents=True, exist_ok=True)
+        return cls(settings.resolved_store_url)
+
+    @property
+    def dialect(self) -> str:
+        return self._engine.dialect.name
+
+    def migrate(self) -> None:
+        """Run `alembic upgrade head` now (otherwise it runs before the first read or write)."""
+        with self._migrate_lock:
+            if self._migrated:
+                return
+            with _translated_errors():
+                migrate(self._url)
+            self._migrated = True
+
+    def close(self) -> None:
+        """Close the pooled connections; the store reconnects if used again."""
+        self._engine.dispose()
+
+    # --- events and issues -----------------------------------------------------------------------
+
+    def record_event(self, event: ErrorEvent, issue: Issue) -> bool:
+        if event.fingerprint != issue.fingerprint:
+            raise InvalidInput(
+                f"event {event.id}",
+                f"fingerprint {event.fingerprint!r} differs from its issue's {issue.fingerprint!r}",
+            )
+        try:
+            with self._writing() as session:
+                session.execute(self._issue_counted(event, issue))
+                session.add(event_row(event, issue.fingerprint))
+                session.flush()
+        except IntegrityError:
+            if self.get_event(event.id) is None:
+                raise  # some other constraint failed: a bug, not a duplicate
+            log.info("event.duplicate_dropped", event_id=event.id, fingerprint=issue.fingerprint)
+            return False
+        log.debug("event.recorded", event_id=event.id, fingerprint=issue.fingerprint)
+        return True
+
+    def _issue_counted(self, event: ErrorEvent, issue: Issue) -> _Insert:
+        """INSERT the issue as given, or count this event against the stored one (keeping status)."""
+        values = issue_values(issue)
+        values["latest_event_id"] = issue.latest_event_id or event.id
+        stmt = self._insert(IssueRow).values(values)
+        new = stmt.excluded
+        return stmt.on_conflict_do_update(
+            index_elements=[IssueRow.fingerprint],
+            set_={
+                "count": IssueRow.count + 1,
+                "first_seen": case(
+                    (new.first_seen < IssueRow.first_seen, new.first_seen), else_=IssueRow.first_seen
+                ),
+                "last_seen": case(
+                    (new.last_seen > IssueRow.last_seen, new.last_seen), else_=IssueRow.last_seen
+                ),
+                "latest_event_id": event.id,
+            },
+        )
+
+    def get_event(self, event_id: str) -> ErrorEvent | None:
+        with self._reading() as session:
+            row = session.get(EventRow, event_id)
+            return event_from_row(row) if row is not None else None
+
+    def events_for_issue(self, fingerprint: str, limit: int = 20) -> list[ErrorEvent]:
+        """The issue's events, newest first."""
+        query = (
+            select(EventRow)
+            .where(EventRow.fingerprint == fingerprint)
+            .order_by(EventRow.received_at.desc(), EventRow.id)
+            .limit(limit)
+        )
+        with self._reading() as session:
+            return [event_from_row(row) for row in session.scalars(query)]
+
+    def get_issue(self, fingerprint: str) -> Issue | None:
+        with self._reading() as session:
+            row = session.get(IssueRow, fingerprint)
+            return issue_from_row(row) if row is not None else None
+
+    def list_issues(self, status: IssueStatus | None = None) -> list[Issue]:
+        """Issues by priority, highest first; among equals, the most recently seen first."""
+        query = select(IssueRow).order_by(
+            IssueRow.priority.desc(), IssueRow.last_seen.desc(), IssueRow.fingerprint
+        )
+        if status is not None:
+            query = query.where(IssueRow.status == IssueStatus(status).value)
+        with self._reading() as session:
+            return [issue_from_row(row) for row in session.scalars(query)]
+
+    def update_issue(self, issue: Issue) -> None:
+        """Store every field of the issue as given (inserting it when it is not stored yet)."""
+        values = issue_values(issue)
+        stmt = self._insert(IssueRow).values(values)
+        changed = {name: value for name, value in values.items() if name != "fingerprint"}
+        with self._writing() as session:
+            session.execute(stmt.on_conflict_do_update(index_elements=[IssueRow.fingerprint], set_=changed))
+
+    def set_issue_status(self, fingerprint: str, status: IssueStatus) -> None:
+        with self._writing() as session:
+            row = session.get(IssueRow, fingerprint, with_for_update=True)
+            if row is None:
+                raise InvalidInput(f"issue {fingerprint}", "no issue with this fingerprint is stored")
+            row.status = IssueStatus(status).value
+
+    # --- candidates --------------------------------------------------------------------------------
+
+    def save_candidate(self, candidate: FixCandidate) -> None:
+        """Store the candidate, replacing every field and its verification runs if already stored."""
+        try:
+            self._save_candidate_once(candidate)
+        except IntegrityError:
+            # A concurrent first save of the same candidate won the insert; this one now updates it.
+            self._save_candidate_once(candidate)
+
+    def _save_candidate_once(self, candidate: FixCandidate) -> None:
+        with self._writing() as session:
+            row = session.get(CandidateRow, candidate.id, with_for_update=True)
+            if row is None:
+                row = CandidateRow()
+                session.add(row)
+            else:
+                # Delete the old runs before inserting new ones, which reuse their positions.
+                row.runs.clear()
+                row.verification = None
+                session.flush()
+            fill_candidate_row(row, candidate)
+
+    def get_candidate(self, candidate_id: str) -> FixCandidate | None:
+        with self._reading() as session:
+            row = session.get(CandidateRow, candidate_id)
+            return candidate_from_row(row) if row is not None else None
+
+    def list_candidates(
+        self, status: CandidateStatus | None = None, issue_fingerprint: str | None = None
+    ) -> list[FixCandidate]:
+        """Candidates by confidence, highest first; among equals, the oldest first."""
+        query = (
+            select(CandidateRow)
+            .options(selectinload(CandidateRow.verification), selectinload(CandidateRow.runs))
+            .order_by(CandidateRow.confidence.desc(), CandidateRow.created_at, CandidateRow.id)
+        )
+        if status is not None:
+            query = query.where(CandidateRow.status == CandidateStatus(status).value)
+        if issue_fingerprint is not None:
+            query = query.where(CandidateRow.issue_fingerprint == issue_fingerprint)
+        with self._reading() as session:
+            return [candidate_from_row(row) for row in session.scalars(query)]
+
+    def set_candidate_status(self, candidate_id: str, status: CandidateStatus) -> None:
+        with self._writing() as session:
+            row = session.get(CandidateRow, candidate_id, with_for_update=True)
+            if row is None:
+                raise InvalidInput(f"candidate {candidate_id}", "no candidate with this id is stored")
+            row.status = CandidateStatus(status).value
+
+    # --- reviews and pull requests -------------------------------------------------------------------
+
+    def save_review(self, review: Review) -> None:
+        """Store the review; the same decision by the same reviewer at the same instant is kept once."""
+        stmt = self._insert(ReviewRow).values(review_values(review))
+        key = [ReviewRow.candidate_id, ReviewRow.reviewer, ReviewRow.decision, ReviewRow.at]
+        with self._writing() as session:
+            session.execute(stmt.on_conflict_do_nothing(index_elements=key))
+
+    def reviews_for(self, candidate_id: str) -> list[Review]:
+        """The candidate's reviews, oldest first."""
+        query = (
+            select(ReviewRow)
+            .where(ReviewRow.candidate_id == candidate_id)
+            .order_by(ReviewRow.at, ReviewRow.id)
+        )
+        with self._reading() as session:
+            return [review_from_row(row) for row in session.scalars(query)]
+
+    def save_pull_request(self, pr: PullRequest) -> None:
+        """Store the candidate's pull request, replacing the one stored for it (e.g. its state)."""
+        values = pull_request_values(pr)
+        stmt = self._insert(PullRequestRow).values(values)
+        changed = {name: value for name, value in values.items() if name != "candidate_id"}
+        with self._writing() as session:
+            session.execute(
+                stmt.on_conflict_do_update(index_elements=[PullRequestRow.candidate_id], set_=changed)
+            )
+
+    def get_pull_request(self, candidate_id: str) -> PullRequest | None:
+        query = select(PullRequestRow).where(PullRequestRow.candidate_id == candidate_id)
+        with self._reading() as session:
+            row = session.scalars(query).one_or_none()
+            return pull_request_from_row(row) if row is not None else None
+
+    def list_pull_requests(self) -> list[PullRequest]:
+        """Every pull request, oldest first."""
+        query = select(PullRequestRow).order_by(PullRequestRow.created_at, PullRequestRow.id)
+        with self._reading() as session:
+            return [pull_request_from_row(row) for row in session.scalars(query)]
+
+    # --- sessions ----------------------------------------------------------------------------------
+
+    def _insert(self, model: type[Base]) -> _Insert:
+        """INSERT for this backend; both dialects offer the same ON CONFLICT clauses."""
+        if self.dialect == "postgresql":
+            return postgresql.insert(model)
+        return sqlite.insert(model)
+
+    @contextmanager
+    def _reading(self) -> Iterator[Session]:
+        with self._session(self._engine) as session:
+            yield session
+
+    @contextmanager
+    def _writing(self) -> Iterator[Session]:
+        with self._session(self._writer) as session:
+            yield session
+
+    @contextmanager
+    def _session(self, bind: Engine) -> Iterator[Session]:
+        """One transaction: committed when the block ends, rolled back if it raises."""
+        self.migrate()
+        with _translated_errors(), Session(bind, expire_on_commit=False) as session, session.begin():
+            yield session
+
+
+@contextmanager
+def _translated_errors() -> Iterator[None]:
+    try:
+        yield
+    except (OperationalError, InterfaceError) as exc:
+        # Connection refused, server gone, SQLite file locked past the busy timeout: all may pass.
+        raise StoreUnavailable(str(exc.orig or exc)) from exc

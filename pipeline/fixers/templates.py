@@ -1,0 +1,384 @@
+"""Deterministic fix templates for common crash classes, written as LibCST rewrites.
+
+Each template looks at the escaping exception and the crash site, and yields zero or more rewritten
+modules. Templates never decide whether a fix is right: verification does. They only propose small,
+conventional repairs a reviewer would recognise:
+
+- none_guard      AttributeError / TypeError on None: return the neutral value before using it
+- get_default     KeyError on `d[k]`: `d.get(k, <neutral>)`
+- key_guard       KeyError on `d[k]`: return the neutral value when the key is missing
+- get_fallback    `.get(k)` that returned None: `(d.get(k) or <neutral>)`
+- get_chain       `d.get(a)[b]` on None: `(d.get(a) or {}).get(b, <neutral>)`
+- zero_guard      ZeroDivisionError: return the neutral value for a zero divisor
+- iter_fallback   iterating over None: iterate over `()` instead
+- index_guard     IndexError on a literal index: return the neutral value for a short sequence
+- operand_default TypeError unsupported operand with None: use the other operand type's zero
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import libcst as cst
+import libcst.matchers as m
+import structlog
+
+from pipeline.fixers.cst_site import CrashSite, contains_yield, find_site, is_pure
+from pipeline.fixers.diffing import unified_diff
+from pipeline.records import CodeContext, ErrorEvent, ExceptionInfo, Issue, Patch, Review
+
+log = structlog.get_logger(__name__)
+
+_STR_METHODS = frozenset(
+    "capitalize casefold center count encode endswith expandtabs find format index isalnum isalpha "
+    "isdigit islower isspace istitle isupper join ljust lower lstrip partition replace rfind rindex "
+    "rjust rpartition rsplit rstrip split splitlines startswith strip swapcase title upper zfill "
+    "removeprefix removesuffix".split()
+)
+_DICT_METHODS = frozenset("get items keys values setdefault pop update copy".split())
+_LIST_METHODS = frozenset("append extend insert remove sort reverse".split())
+_NEUTRAL_BY_TYPE = {"str": '""', "int": "0", "float": "0.0", "bool": "False", "list": "[]",
+                    "dict": "{}", "set": "set()", "tuple": "()", "bytes": 'b""'}
+# Annotation names (lower-cased) with a neutral value; an object type has none we can name honestly.
+_NEUTRAL_BY_NAME = {**_NEUTRAL_BY_TYPE, "sequence": "[]", "iterable": "[]", "iterator": "iter(())",
+                    "mapping": "{}", "frozenset": "frozenset()"}
+
+
+@dataclass(frozen=True)
+class Rewrite:
+    template: str
+    source: str
+    description: str
+
+
+Template = Callable[[CrashSite, ExceptionInfo], Iterator[Rewrite]]
+
+
+# --- neutral values ------------------------------------------------------------------------------
+
+
+def neutral_return(site: CrashSite) -> str | None:
+    """What the function returns for 'nothing': from its annotation; None if it has none.
+
+    Returns the empty string for a bare `return` (generators, functions annotated -> None).
+    """
+    fn = site.function
+    if fn is None:
+        return None
+    if contains_yield(fn) or fn.name.value == "__init__":
+        return ""
+    if fn.returns is None:
+        return "None"
+    ann = site.code(fn.returns.annotation).replace(" ", "")
+    if ann == "None":
+        return ""
+    if "None" in ann.split("|") or ann.startswith(("Optional[", "typing.Optional[")):
+        return "None"
+    base = re.match(r"(?:\w+\.)*(\w+)", ann)  # typing.List[str] -> List, dict[str, int] -> dict
+    return _NEUTRAL_BY_NAME.get(base.group(1).lower()) if base else None
+
+
+def neutral_for_use(site: CrashSite, node: cst.CSTNode) -> str:
+    """The neutral value for an expression, judged by how its value is used."""
+    parent = site.parent(node)
+    if isinstance(parent, cst.Attribute) and parent.value is node:
+        attr = parent.attr.value
+        if attr in _STR_METHODS:
+            return '""'
+        if attr in _DICT_METHODS:
+            return "{}"
+        if attr in _LIST_METHODS:
+            return "[]"
+    if isinstance(parent, cst.Subscript) and parent.value is node:
+        return "{}"
+    if isinstance(parent, cst.BinaryOperation):
+        other = parent.right if parent.left is node else parent.left
+        if isinstance(other, (cst.SimpleString, cst.FormattedString)):
+            return '""'
+        return "0"
+    if isinstance(parent, cst.Arg):
+        call = site.parent(parent)
+        if m.matches(call, m.Call(func=m.Name("len") | m.Name("sorted") | m.Name("list"))):
+            return "[]"
+        if m.matches(call, m.Call(func=m.Name("sum") | m.Name("int") | m.Name("float"))):
+            return "0"
+        if m.matches(call, m.Call(func=m.Name("str"))):
+            return '""'
+    if isinstance(parent, cst.FormattedStringExpression):
+        return '""'
+    if isinstance(parent, (cst.Return,)):
+        value = neutral_return(site)
+        return value if value else "None"
+    return "None"
+
+
+# --- tree edits ----------------------------------------------------------------------------------
+
+
+class _InsertBefore(cst.CSTTransformer):
+    def __init__(self, target: cst.CSTNode, new: Sequence[cst.BaseStatement]) -> None:
+        self.target = target
+        self.new = list(new)
+
+    def _insert(self, original: Sequence[cst.CSTNode], updated: Sequence[cst.CSTNode]) -> list[cst.CSTNode]:
+        out: list[cst.CSTNode] = []
+        for orig, upd in zip(original, updated):
+            if orig is self.target:
+                out.extend(self.new)
+            out.append(upd)
+        return out
+
+    def leave_IndentedBlock(self, original: cst.IndentedBlock, updated: cst.IndentedBlock) -> cst.IndentedBlock:
+        return updated.with_changes(body=self._insert(original.body, updated.body))
+
+    def leave_Module(self, original: cst.Module, updated: cst.Module) -> cst.Module:
+        return updated.with_changes(body=self._insert(original.body, updated.body))
+
+
+class _Replace(cst.CSTTransformer):
+    def __init__(self, target: cst.CSTNode, new: cst.CSTNode) -> None:
+        self.target = target
+        self.new = new
+
+    def on_leave(self, original: cst.CSTNode, updated: cst.CSTNode) -> cst.CSTNode:  # type: ignore[override]
+        return self.new if original is self.target else updated
+
+
+def _insert_guard(site: CrashSite, condition: str, exit_stmt: str) -> str:
+    guard = cst.parse_statement(f"if {condition}:\n    {exit_stmt}\n")
+    return site.module.visit(_InsertBefore(site.statement, [guard])).code
+
+
+def _replace(site: CrashSite, node: cst.CSTNode, new_code: str) -> str:
+    return site.module.visit(_Replace(node, cst.parse_expression(new_code))).code
+
+
+def _exits(site: CrashSite) -> list[tuple[str, str]]:
+    """The ways to leave early: (statement, description). `continue` first inside a loop."""
+    exits: list[tuple[str, str]] = []
+    if site.in_loop:
+        exits.append(("continue", "skip the item"))
+    neutral = neutral_return(site) if site.function is not None else None
+    if neutral is not None:
+        exits.append((f"return {neutral}".rstrip(), f"return {neutral or 'early'}"))
+    return exits
+
+
+def _nodes(site: CrashSite, kind: type[cst.CSTNode]) -> list[cst.CSTNode]:
+    return [n for n in site.expressions if isinstance(n, kind)]
+
+
+def _is_get_call(node: cst.CSTNode) -> bool:
+    return m.matches(node, m.Call(func=m.Attribute(attr=m.Name("get")), args=[m.Arg(keyword=None)]))
+
+
+def _or_default(site: CrashSite, call: cst.CSTNode, default: str) -> str:
+    """`d.get(k)` -> `(d.get(k) or default)`: covers a missing key and a key holding None alike."""
+    return _replace(site, call, f"({site.code(call)} or {default})")
+
+
+# --- templates -----------------------------------------------------------------------------------
+
+
+_NONE_ATTR = re.compile(r"'NoneType' object has no attribute '(\w+)'")
+_NONE_USE = re.compile(r"'NoneType' object is not (subscriptable|callable)")
+
+
+def none_guard(site: CrashSite, exc: ExceptionInfo) -> Iterator[Rewrite]:
+    attr_match = _NONE_ATTR.search(exc.value) if exc.type == "AttributeError" else None
+    use_match = _NONE_USE.search(exc.value) if exc.type == "TypeError" else None
+    if not attr_match and not use_match:
+        return
+    receivers: list[cst.CSTNode] = []
+    if attr_match:
+        receivers = [n.value for n in _nodes(site, cst.Attribute)
+                     if isinstance(n, cst.Attribute) and n.attr.value == attr_match.group(1)]
+    elif use_match and use_match.group(1) == "subscriptable":
+        receivers = [n.value for n in _nodes(site, cst.Subscript) if isinstance(n, cst.Subscript)]
+    for receiver in receivers:
+        if _is_get_call(receiver):
+            default = neutral_for_use(site, receiver)
+            if default != "None":
+                yield Rewrite("get_fallback", _or_default(site, receiver, default),
+                              f"give `{site.code(receiver)}` the default {default} instead of None")
+        outer = site.parent(receiver)
+        if _is_get_call(receiver) and isinstance(outer, cst.Subscript) and _subscript_key(outer):
+            # `d.get(a)[b]` -> `d.get(a, {}).get(b, <neutral>)`: both levels become optional
+            key = _subscript_key(outer)
+            assert key is not None
+            chained = f"({site.code(receiver)} or {{}}).get({site.code(key)}, {neutral_for_use(site, outer)})"
+            yield Rewrite("get_chain", _replace(site, outer, chained),
+                          f"treat a missing `{site.code(receiver)}` as empty")
+        if is_pure(receiver):
+            code = site.code(receiver)
+            for stmt, how in _exits(site):
+                yield Rewrite("none_guard", _insert_guard(site, f"{code} is None", stmt),
+                              f"when `{code}` is None, {how} instead of crashing")
+
+
+def _key_of(exc: ExceptionInfo) -> object:
+    try:
+        return ast.literal_eval(exc.value)
+    except (ValueError, SyntaxError):
+        return exc.value
+
+
+def _subscript_key(node: cst.Subscript) -> cst.BaseExpression | None:
+    if len(node.slice) != 1 or not isinstance(node.slice[0].slice, cst.Index):
+        return None
+    return node.slice[0].slice.value
+
+
+def _is_load(site: CrashSite, node: cst.CSTNode) -> bool:
+    parent = site.parent(node)
+    return not isinstance(parent, (cst.AssignTarget, cst.AugAssign, cst.Del)) or (
+        isinstance(parent, cst.AugAssign) and parent.target is not node
+    )
+
+
+def key_default(site: CrashSite, exc: ExceptionInfo) -> Iterator[Rewrite]:
+    if exc.type != "KeyError":
+        return
+    wanted = _key_of(exc)
+    scored: list[tuple[int, cst.Subscript]] = []
+    for node in _nodes(site, cst.Subscript):
+        assert isinstance(node, cst.Subscript)
+        key = _subscript_key(node)
+        if key is None or not _is_load(site, node):
+            continue
+        try:
+            literal = ast.literal_eval(site.code(key))
+            score = 2 if literal == wanted else -1
+        except (ValueError, SyntaxError):
+            score = 1  # a variable key: may be the one
+        if score > 0:
+            scored.append((score, node))
+    for _, node in sorted(scored, key=lambda item: -item[0]):
+        key = _subscript_key(node)
+        assert key is not None
+        recv, key_code = site.code(node.value), site.code(key)
+        default = neutral_for_use(site, node)
+        get = f"{recv}.get({key_code})" if default == "None" else f"{recv}.get({key_code}, {default})"
+        yield Rewrite("get_default", _replace(site, node, get),
+                      f"read the optional key {key_code} with a default of {default}")
+        if is_pure(node.value):
+            for stmt, how in _exits(site):
+                yield Rewrite("key_guard", _insert_guard(site, f"{key_code} not in {recv}", stmt),
+                              f"when {key_code} is missing from `{recv}`, {how}")
+
+
+def zero_guard(site: CrashSite, exc: ExceptionInfo) -> Iterator[Rewrite]:
+    if exc.type != "ZeroDivisionError":
+        return
+    ops = (cst.Divide, cst.FloorDivide, cst.Modulo)
+    for node in _nodes(site, cst.BinaryOperation):
+        assert isinstance(node, cst.BinaryOperation)
+        if not isinstance(node.operator, ops) or not is_pure(node.right):
+            continue
+        divisor = site.code(node.right)
+        for stmt, how in _exits(site):
+            yield Rewrite("zero_guard", _insert_guard(site, f"not {divisor}", stmt),
+                          f"when `{divisor}` is zero, {how}")
+        zero = "0.0" if isinstance(node.operator, cst.Divide) else "0"
+        yield Rewrite("zero_guard_inline",
+                      _replace(site, node, f"({site.code(node)} if {divisor} else {zero})"),
+                      f"evaluate to {zero} when `{divisor}` is zero")
+
+
+def iter_fallback(site: CrashSite, exc: ExceptionInfo) -> Iterator[Rewrite]:
+    if exc.type != "TypeError" or "'NoneType' object is not iterable" not in exc.value:
+        return
+    stmt = site.statement
+    if isinstance(stmt, cst.For):
+        it = site.code(stmt.iter)
+        simple = isinstance(stmt.iter, (cst.Name, cst.Attribute, cst.Call, cst.Subscript))
+        yield Rewrite("iter_fallback", _replace(site, stmt.iter, f"{it if simple else f'({it})'} or ()"),
+                      f"iterate over nothing when `{it}` is None")
+
+
+_INDEX_MSG = re.compile(r"(list|tuple|string|range object) index out of range")
+
+
+def index_guard(site: CrashSite, exc: ExceptionInfo) -> Iterator[Rewrite]:
+    if exc.type != "IndexError" or not _INDEX_MSG.search(exc.value):
+        return
+    for node in _nodes(site, cst.Subscript):
+        assert isinstance(node, cst.Subscript)
+        key = _subscript_key(node)
+        if key is None or not is_pure(node.value) or not _is_load(site, node):
+            continue
+        try:
+            index = ast.literal_eval(site.code(key))
+        except (ValueError, SyntaxError):
+            continue
+        if not isinstance(index, int):
+            continue
+        recv = site.code(node.value)
+        need = index + 1 if index >= 0 else -index
+        condition = f"not {recv}" if need == 1 else f"len({recv}) < {need}"
+        for stmt, how in _exits(site):
+            yield Rewrite("index_guard", _insert_guard(site, condition, stmt),
+                          f"when `{recv}` has fewer than {need} items, {how}")
+
+
+_OPERAND = re.compile(r"unsupported operand type\(s\) for .+?: '(\w+)' and '(\w+)'")
+
+
+def operand_default(site: CrashSite, exc: ExceptionInfo) -> Iterator[Rewrite]:
+    match = _OPERAND.search(exc.value) if exc.type == "TypeError" else None
+    if not match or "NoneType" not in match.groups():
+        return
+    left_none = match.group(1) == "NoneType"
+    other = match.group(2) if left_none else match.group(1)
+    zero = _NEUTRAL_BY_TYPE.get(other)
+    if zero is None:
+        return
+    for node in _nodes(site, cst.BinaryOperation):
+        assert isinstance(node, cst.BinaryOperation)
+        operand = node.left if left_none else node.right
+        code = site.code(operand)
+        simple = isinstance(operand, (cst.Name, cst.Attribute, cst.Call, cst.Subscript))
+        yield Rewrite("operand_default", _replace(site, operand, f"({code if simple else f'({code})'} or {zero})"),
+                      f"treat a None `{code}` as {zero}")
+
+
+TEMPLATES: tuple[Template, ...] = (none_guard, key_default, zero_guard, iter_fallback, index_guard,
+                                   operand_default)
+
+
+class TemplateFixer:
+    """Proposes template rewrites at the crash site; one Patch per distinct rewrite."""
+
+    name = "template"
+
+    def __init__(self, templates: Sequence[Template] = TEMPLATES, max_patches: int = 6) -> None:
+        self.templates = templates
+        self.max_patches = max_patches
+
+    def propose(
+        self, issue: Issue, event: ErrorEvent, context: CodeContext, history: Sequence[Review]
+    ) -> list[Patch]:
+        crash, exc = context.crash, event.primary
+        if crash is None or crash.role != "crash" or exc is None:
+            return []
+        source = (Path(context.repo_root) / crash.path).read_text(encoding="utf-8")
+        site = find_site(source, crash.line, crash.function)
+        if site is None:
+            log.info("template.no_site", path=crash.path, line=crash.line)
+            return []
+        patches: dict[str, Patch] = {}
+        for template in self.templates:
+            for rewrite in template(site, exc):
+                if rewrite.source == source:
+                    continue
+                diff = unified_diff(crash.path, source, rewrite.source)
+                patches.setdefault(diff, Patch(
+                    strategy=f"template:{rewrite.template}", diff=diff, files=(crash.path,),
+                    description=f"{crash.function}: {rewrite.description}",
+                ))
+        log.info("template.proposed", patches=len(patches), fix_class=issue.fix_class)
+        return list(patches.values())[: self.max_patches]

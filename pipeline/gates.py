@@ -1,0 +1,70 @@
+"""Score a candidate and decide whether a reviewer sees it.
+
+Confidence is a sum of named parts, each a piece of evidence, so a reviewer can see why a candidate
+ranks where it does. The gate admits only verified candidates inside the change policy; everything
+else is kept (held) for audit but never queued.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+from pipeline.fixers.diffing import changed_lines
+from pipeline.records import CandidateStatus, Cost, FixCandidate, Patch, Verification
+from pipeline.settings import GateConfig
+
+# Evidence weights. They sum to 1.0 for a verified, minimal, template patch with passing tests.
+WEIGHTS: Mapping[str, float] = {
+    "reproduced": 0.30,  # the reproduction failed with the event's exception before the patch
+    "repro_passes": 0.25,  # and passes after it
+    "tests_pass": 0.20,  # the repo's test command passes after it
+    "small_diff": 0.10,  # shrinks linearly to 0 at the policy's line limit
+    "strategy_prior": 0.15,  # how often this strategy's patches are accepted (learned later)
+}
+STRATEGY_PRIOR: Mapping[str, float] = {"template": 1.0, "revert": 0.8, "llm": 0.6}
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    admitted: bool
+    reasons: tuple[str, ...]
+
+
+def confidence_parts(patch: Patch, verification: Verification | None, gate: GateConfig,
+                     prior: Mapping[str, float] = STRATEGY_PRIOR) -> dict[str, float]:
+    v = verification
+    lines = changed_lines(patch.diff)
+    family = patch.strategy.split(":", 1)[0]
+    return {
+        "reproduced": WEIGHTS["reproduced"] if v and v.reproduced else 0.0,
+        "repro_passes": WEIGHTS["repro_passes"] if v and v.repro_passes_after else 0.0,
+        "tests_pass": (WEIGHTS["tests_pass"] if v and v.tests_pass_after
+                       else WEIGHTS["tests_pass"] / 2 if v and v.tests_pass_after is None and v.repro_passes_after
+                       else 0.0),
+        "small_diff": round(WEIGHTS["small_diff"] * max(0.0, 1 - lines / max(gate.max_changed_lines, 1)), 4),
+        "strategy_prior": round(WEIGHTS["strategy_prior"] * prior.get(family, 0.5), 4),
+    }
+
+
+def decide(patch: Patch, verification: Verification | None, confidence: float, gate: GateConfig) -> GateDecision:
+    reasons: list[str] = []
+    if verification is None or not verification.verified:
+        reasons.append(verification.reason if verification else "not verified")
+    if len(patch.files) > gate.max_files:
+        reasons.append(f"touches {len(patch.files)} files (policy allows {gate.max_files})")
+    if changed_lines(patch.diff) > gate.max_changed_lines:
+        reasons.append(f"changes {changed_lines(patch.diff)} lines (policy allows {gate.max_changed_lines})")
+    if confidence < gate.min_confidence:
+        reasons.append(f"confidence {confidence:.2f} is below {gate.min_confidence:.2f}")
+    return GateDecision(not reasons, tuple(reasons))
+
+
+def score(issue_fingerprint: str, patch: Patch, verification: Verification | None, cost: Cost,
+          gate: GateConfig) -> tuple[FixCandidate, GateDecision]:
+    parts = confidence_parts(patch, verification, gate)
+    confidence = round(sum(parts.values()), 4)
+    decision = decide(patch, verification, confidence, gate)
+    status = CandidateStatus.AWAITING_REVIEW if decision.admitted else CandidateStatus.HELD
+    candidate = FixCandidate(issue_fingerprint, patch, verification, confidence, parts, cost, status)
+    return candidate, decision

@@ -1,0 +1,50 @@
+"""Ingest: parse, scrub, group and store events. Everything parses before anything is stored.
+
+A file that fails to parse stores nothing of itself; a duplicate event id is dropped by the store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import structlog
+
+from pipeline.grouping import group
+from pipeline.ports import Store
+from pipeline.records import ErrorEvent
+from pipeline.scrub import scrub_event
+from pipeline.sources import load_path
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class IngestReport:
+    stored: list[str] = field(default_factory=list)  # event ids
+    duplicates: list[str] = field(default_factory=list)
+    issues: set[str] = field(default_factory=set)  # fingerprints touched
+
+
+def ingest_events(store: Store, events: Iterable[ErrorEvent]) -> IngestReport:
+    report = IngestReport()
+    for raw in events:
+        event, issue = group(scrub_event(raw))
+        if store.record_event(event, issue):
+            report.stored.append(event.id)
+            report.issues.add(issue.fingerprint)
+            log.info("event.stored", event_id=event.id, fingerprint=issue.fingerprint)
+        else:
+            report.duplicates.append(event.id)
+            log.info("event.duplicate_dropped", event_id=event.id)
+    return report
+
+
+def parse_paths(paths: Sequence[Path]) -> list[ErrorEvent]:
+    """All events of all files, or InvalidInput for the first bad file (then nothing is stored)."""
+    return [event for path in paths for event in load_path(path)]
+
+
+def ingest_paths(store: Store, paths: Sequence[Path]) -> IngestReport:
+    return ingest_events(store, parse_paths(paths))

@@ -1,0 +1,147 @@
+"""The pluggable edges, as Protocols. Stages depend on these; adapters/ and sandbox/ implement them.
+
+Small typed request and response records live here too, beside the Protocol that uses them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Mapping, Protocol, Sequence, runtime_checkable
+
+from pipeline.records import (
+    CandidateStatus,
+    CodeContext,
+    ErrorEvent,
+    FixCandidate,
+    Issue,
+    IssueStatus,
+    Patch,
+    PullRequest,
+    Review,
+)
+
+if TYPE_CHECKING:
+    from pipeline.settings import RepoConfig
+
+
+# --- Sandbox -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Limits:
+    timeout_s: float = 300.0
+    memory_mb: int = 2048
+    max_processes: int = 256
+    output_bytes: int = 20_000  # tail of combined stdout+stderr kept
+
+
+@dataclass(frozen=True)
+class RunResult:
+    exit_code: int
+    duration_s: float
+    output: str  # tail of stdout and stderr, interleaved
+    timed_out: bool = False
+
+
+@runtime_checkable
+class Sandbox(Protocol):
+    """Runs a command with `workdir` as the only writable place, no network, bounded resources."""
+
+    name: str
+
+    def run(
+        self,
+        workdir: Path,
+        command: Sequence[str],
+        limits: Limits = Limits(),
+        env: Mapping[str, str] | None = None,
+    ) -> RunResult: ...
+
+
+# --- LLM -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    model: str = ""
+
+
+class LLM(Protocol):
+    def complete(
+        self, messages: Sequence[Mapping[str, str]], *, max_tokens: int = 2048, temperature: float = 0.0
+    ) -> Completion: ...
+
+
+# --- Fixers --------------------------------------------------------------------------------------
+
+
+class Fixer(Protocol):
+    name: str
+
+    def propose(
+        self, issue: Issue, event: ErrorEvent, context: CodeContext, history: Sequence[Review]
+    ) -> list[Patch]: ...
+
+
+# --- Code host -----------------------------------------------------------------------------------
+
+
+class CodeHost(Protocol):
+    def open_pull_request(
+        self, repo: RepoConfig, branch: str, patch: Patch, title: str, body: str, candidate_id: str,
+        created_at: datetime,
+    ) -> PullRequest: ...
+
+    def pull_request_state(self, repo: RepoConfig, pr: PullRequest) -> str: ...
+
+
+# --- Store ---------------------------------------------------------------------------------------
+
+
+class Store(Protocol):
+    """Persistence of every record. Writes are idempotent on the record's id."""
+
+    def record_event(self, event: ErrorEvent, issue: Issue) -> bool:
+        """Store the event and count it against its issue, in one transaction.
+
+        `event.fingerprint` equals `issue.fingerprint`. A new issue is inserted as given; an existing
+        one gets count + 1, last_seen = max, latest_event_id = this event, and keeps its status.
+        Returns False, changing nothing, when an event with this id is already stored.
+        """
+        ...
+
+    def get_event(self, event_id: str) -> ErrorEvent | None: ...
+    def events_for_issue(self, fingerprint: str, limit: int = 20) -> list[ErrorEvent]: ...
+    def get_issue(self, fingerprint: str) -> Issue | None: ...
+    def list_issues(self, status: IssueStatus | None = None) -> list[Issue]: ...
+    def update_issue(self, issue: Issue) -> None: ...
+    def set_issue_status(self, fingerprint: str, status: IssueStatus) -> None: ...
+    def save_candidate(self, candidate: FixCandidate) -> None: ...
+    def get_candidate(self, candidate_id: str) -> FixCandidate | None: ...
+    def list_candidates(
+        self, status: CandidateStatus | None = None, issue_fingerprint: str | None = None
+    ) -> list[FixCandidate]: ...
+    def set_candidate_status(self, candidate_id: str, status: CandidateStatus) -> None: ...
+    def save_review(self, review: Review) -> None: ...
+    def reviews_for(self, candidate_id: str) -> list[Review]: ...
+    def save_pull_request(self, pr: PullRequest) -> None: ...
+    def get_pull_request(self, candidate_id: str) -> PullRequest | None: ...
+    def list_pull_requests(self) -> list[PullRequest]: ...
+
+
+@dataclass(frozen=True)
+class EventPage:
+    events: list[ErrorEvent] = field(default_factory=list)
+    next_cursor: str | None = None
+
+
+class SentryAPI(Protocol):
+    def issue_events(self, project: str, cursor: str | None = None) -> EventPage: ...
+
+
+Workdir = Path

@@ -1,0 +1,58 @@
+"""Records -> the JSON shapes of the command-line contract (DESIGN.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline.flow import FixOutcome
+from pipeline.records import FixCandidate, Issue, Verification
+
+
+def verification_json(v: Verification | None) -> dict[str, Any] | None:
+    if v is None:
+        return None
+    return {
+        "verified": v.verified, "reason": v.reason, "reproduced": v.reproduced,
+        "repro_passes_after": v.repro_passes_after, "tests_pass_after": v.tests_pass_after,
+        "applied": v.applied,
+        "runs": [{"kind": r.kind, "command": r.command, "exit_code": r.exit_code, "duration_s": r.duration_s,
+                  "timed_out": r.timed_out, "output_tail": r.output_tail[-2000:]} for r in v.runs],
+    }
+
+
+def candidate_json(c: FixCandidate) -> dict[str, Any]:
+    return {
+        "id": c.id, "issue": c.issue_fingerprint, "strategy": c.strategy, "status": c.status.value,
+        "confidence": c.confidence, "confidence_parts": dict(c.confidence_parts), "patch": c.patch.diff,
+        "files": list(c.patch.files), "description": c.patch.description,
+        "verification": verification_json(c.verification),
+        "cost": {"tokens": c.cost.tokens, "seconds": c.cost.seconds, "usd": c.cost.usd},
+    }
+
+
+def issue_json(i: Issue) -> dict[str, Any]:
+    return {
+        "fingerprint": i.fingerprint, "title": i.title, "culprit": i.culprit, "fix_class": i.fix_class,
+        "count": i.count, "priority": i.priority, "status": i.status.value, "repo": i.repo,
+        "first_seen": i.first_seen.isoformat(), "last_seen": i.last_seen.isoformat(),
+    }
+
+
+def outcome_json(o: FixOutcome) -> dict[str, Any]:
+    best = o.best
+    return {
+        "status": o.status,
+        "reason": o.reason,
+        "patch": best.patch.diff if best else None,
+        "strategy": best.strategy if best else None,
+        "description": best.patch.description if best else None,
+        "confidence": best.confidence if best else 0.0,
+        "confidence_parts": dict(best.confidence_parts) if best else {},
+        "localization": [{"path": loc.path, "function": loc.function, "line": loc.line, "role": loc.role}
+                         for loc in o.context.locations],
+        "unmatched_frames": list(o.context.unmatched_frames),
+        "verification": verification_json(best.verification) if best else None,
+        "reproduction": o.reproduction.source if o.reproduction else None,
+        "candidates": [candidate_json(c) for c in o.candidates],
+        "cost": {"tokens": o.cost.tokens, "seconds": o.cost.seconds, "usd": o.cost.usd},
+    }

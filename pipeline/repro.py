@@ -1,0 +1,184 @@
+"""Write a reproduction test from an event: call the crashing function with the captured arguments.
+
+Sentry serialises frame locals as JSON whose leaves are repr() strings ("'abc'", "0", "None") inside
+nested objects and arrays. A value is rebuilt only if every leaf is a Python literal; anything else
+(an object's repr, a truncated string) makes the argument unrecoverable and the reproduction is not
+written: a reproduction that calls the function with made-up values would prove nothing.
+
+The test fails with a marker line when the same exception type escapes, so verification can tell
+"reproduced" apart from "broke in some other way" (an ImportError, say).
+"""
+
+from __future__ import annotations
+
+import ast
+import keyword
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any, Mapping
+
+from pipeline.records import CodeContext, ErrorEvent, Frame
+
+MARKER = "AUTOFIX-REPRODUCED"
+FILENAME = ".autofix-repro/test_autofix_reproduction.py"
+
+
+class NotRebuildable(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Reproduction:
+    module: str
+    qualname: str
+    import_root: str  # repo-relative folder that must be on sys.path
+    args: tuple[Any, ...]
+    kwargs: Mapping[str, Any]
+    exception_type: str
+    source: str
+    path: str = FILENAME
+
+
+@dataclass(frozen=True)
+class ReproAttempt:
+    reproduction: Reproduction | None
+    reason: str = ""
+
+
+def rebuild(value: Any) -> Any:
+    """The Python value behind Sentry's serialisation of a local variable."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if isinstance(value, str):
+        try:
+            return ast.literal_eval(value)
+        except (ValueError, SyntaxError, MemoryError, RecursionError) as exc:
+            raise NotRebuildable(value[:80]) from exc
+    if isinstance(value, list):
+        return [rebuild(v) for v in value]
+    if isinstance(value, dict):
+        return {k: rebuild(v) for k, v in value.items()}
+    raise NotRebuildable(repr(value)[:80])
+
+
+def _function_node(source: str, qualname: str) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
+    parts = qualname.split(".")
+    body: list[ast.stmt] = ast.parse(source).body
+    node: ast.AST | None = None
+    for part in parts:
+        node = next((n for n in body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+                     and n.name == part), None)
+        if node is None:
+            return None
+        body = node.body  # type: ignore[attr-defined]
+    return node if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) else None
+
+
+def module_name(path: str, frame: Frame, repo_root: Path) -> tuple[str, str] | None:
+    """(dotted module, import root) for a repo file: the frame's module if it fits the path."""
+    pure = PurePosixPath(path)
+    stem_parts = list(pure.with_suffix("").parts)
+    if stem_parts and stem_parts[-1] == "__init__":
+        stem_parts.pop()
+    if frame.module:
+        mod_parts = frame.module.split(".")
+        if stem_parts[-len(mod_parts):] == mod_parts:
+            root = "/".join(stem_parts[: len(stem_parts) - len(mod_parts)])
+            return frame.module, root
+    # Walk up while the folder is a package.
+    parts = stem_parts[-1:]
+    folder = pure.parent
+    while folder.parts and (repo_root / folder / "__init__.py").is_file():
+        parts.insert(0, folder.name)
+        folder = folder.parent
+    return ".".join(parts), folder.as_posix() if folder.parts else ""
+
+
+def _call_values(
+    fn: ast.FunctionDef | ast.AsyncFunctionDef, frame_vars: Mapping[str, Any]
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    a = fn.args
+    positional = [*a.posonlyargs, *a.args]
+    defaults_from = len(positional) - len(a.defaults)
+    args: list[Any] = []
+    kwargs: dict[str, Any] = {}
+    for i, param in enumerate(positional):
+        if param.arg in frame_vars:
+            value = rebuild(frame_vars[param.arg])
+            if i < len(a.posonlyargs):
+                args.append(value)
+            else:
+                kwargs[param.arg] = value
+        elif i < defaults_from:
+            raise NotRebuildable(f"argument {param.arg!r} was not captured")
+    if a.vararg and a.vararg.arg in frame_vars:
+        args.extend(rebuild(frame_vars[a.vararg.arg]))
+    for param, default in zip(a.kwonlyargs, a.kw_defaults):
+        if param.arg in frame_vars:
+            kwargs[param.arg] = rebuild(frame_vars[param.arg])
+        elif default is None:
+            raise NotRebuildable(f"argument {param.arg!r} was not captured")
+    if a.kwarg and a.kwarg.arg in frame_vars:
+        extra = rebuild(frame_vars[a.kwarg.arg])
+        if isinstance(extra, dict):
+            kwargs.update(extra)
+    return tuple(args), kwargs
+
+
+def _render(module: str, qualname: str, root: str, args: tuple[Any, ...], kwargs: Mapping[str, Any],
+            exc_type: str, event_id: str) -> str:
+    attrs = qualname.split(".")
+    return f'''"""Reproduction written by autofix from event {event_id!r}; the values are literals from the event."""
+import importlib
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.environ.get("AUTOFIX_REPO", os.getcwd()), {root!r}))
+
+ARGS = {args!r}
+KWARGS = {dict(kwargs)!r}
+
+
+def test_crash_does_not_recur():
+    target = importlib.import_module({module!r})
+    for name in {attrs!r}:
+        target = getattr(target, name)
+    try:
+        target(*ARGS, **KWARGS)
+    except Exception as exc:
+        if type(exc).__name__ == {exc_type.rsplit(".", 1)[-1]!r}:
+            pytest.fail("{MARKER} " + type(exc).__name__ + ": " + str(exc)[:200])
+        raise
+'''
+
+
+def synthesize(event: ErrorEvent, context: CodeContext) -> ReproAttempt:
+    crash, exc = context.crash, event.primary
+    frame = event.crash_frame()
+    if crash is None or crash.role != "crash" or exc is None or frame is None:
+        return ReproAttempt(None, "the crash frame maps to no repo file")
+    if "<locals>" in crash.function or crash.function == "<module>":
+        return ReproAttempt(None, f"{crash.function} cannot be called from outside")
+    root = Path(context.repo_root)
+    fn = _function_node((root / crash.path).read_text(encoding="utf-8"), crash.function)
+    if fn is None:
+        return ReproAttempt(None, f"function {crash.function} not found in {crash.path}")
+    is_method = "." in crash.function
+    if is_method and not any(isinstance(d, ast.Name) and d.id == "staticmethod" for d in fn.decorator_list):
+        return ReproAttempt(None, f"{crash.function} is a method; its receiver cannot be rebuilt from the event")
+    names = module_name(crash.path, frame, root)
+    if names is None or not all(p.isidentifier() and not keyword.iskeyword(p) for p in names[0].split(".")):
+        return ReproAttempt(None, f"{crash.path} is not importable as a module")
+    try:
+        args, kwargs = _call_values(fn, frame.vars)
+        text = repr((args, kwargs))
+        if ast.literal_eval(text) != (args, kwargs):
+            raise NotRebuildable("values do not round-trip as literals")
+    except (NotRebuildable, ValueError, SyntaxError) as err:
+        return ReproAttempt(None, f"arguments of {crash.function} cannot be rebuilt: {err}")
+    module, import_root = names
+    source = _render(module, crash.function, import_root, args, kwargs, exc.type, event.id)
+    return ReproAttempt(Reproduction(module, crash.function, import_root, args, kwargs, exc.type, source))
+

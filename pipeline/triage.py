@@ -1,0 +1,80 @@
+"""Triage: rank open issues by impact x fixability and attempt fixes for the top ones."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Sequence
+
+import structlog
+
+from pipeline.flow import FixOutcome, FixRequest, fix_issue
+from pipeline.ports import Fixer, Limits, Sandbox, Store
+from pipeline.records import CandidateStatus, Issue, IssueStatus
+from pipeline.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+# How often a class of crash ends in a verified template fix; a prior until outcomes are learned.
+FIXABILITY = {
+    "AttributeError:NoneType": 0.9, "KeyError": 0.9, "ZeroDivisionError": 0.9,
+    "TypeError:NoneType-subscript": 0.8, "TypeError:NoneType-iterable": 0.8, "IndexError": 0.6,
+    "TypeError:unsupported-operand": 0.6,
+}
+_OPEN = (IssueStatus.NEW, IssueStatus.TRIAGED)
+
+
+def priority(issue: Issue) -> float:
+    return round(math.log2(1 + issue.count) * FIXABILITY.get(issue.fix_class, 0.3), 4)
+
+
+@dataclass
+class TriageReport:
+    outcomes: dict[str, FixOutcome] = field(default_factory=dict)  # by fingerprint
+    skipped: dict[str, str] = field(default_factory=dict)  # fingerprint -> why
+
+
+def pick(store: Store, limit: int) -> list[Issue]:
+    issues = [i for status in _OPEN for i in store.list_issues(status)]
+    ranked = sorted((replace(i, priority=priority(i)) for i in issues), key=lambda i: -i.priority)
+    for issue in ranked:
+        store.update_issue(issue)
+    return ranked[:limit]
+
+
+def attempt(store: Store, settings: Settings, fixers: Sequence[Fixer], sandbox: Sandbox, issue: Issue,
+            work_base: Path) -> FixOutcome | str:
+    """Fix one issue and store its candidates; returns the outcome, or why it was skipped."""
+    repo = settings.repo_for_project(issue.project) if issue.repo is None else settings.repo_named(issue.repo)
+    if repo is None or repo.path is None:
+        return f"no repo with a local checkout serves project {issue.project!r}"
+    event = store.get_event(issue.latest_event_id or "")
+    if event is None:
+        return "the issue has no stored event"
+    issue = replace(issue, repo=repo.name, status=IssueStatus.FIXING)
+    store.update_issue(issue)
+    limits = Limits(timeout_s=settings.sandbox_timeout_s, memory_mb=settings.sandbox_memory_mb)
+    outcome = fix_issue(FixRequest(event, issue, repo.path, work_base, repo.test_command, repo.path_mappings,
+                                   settings.gate, limits), fixers, sandbox)
+    for candidate in outcome.candidates:
+        store.save_candidate(candidate)
+    queued = any(c.status is CandidateStatus.AWAITING_REVIEW for c in outcome.candidates)
+    status = IssueStatus.AWAITING_REVIEW if queued else IssueStatus.UNFIXABLE
+    store.update_issue(replace(issue, status=status))
+    log.info("issue.triaged", fingerprint=issue.fingerprint, status=status.value, outcome=outcome.status)
+    return outcome
+
+
+def triage(store: Store, settings: Settings, fixers: Sequence[Fixer], sandbox: Sandbox, limit: int = 10) -> TriageReport:
+    report = TriageReport()
+    work_base = settings.home / "worktrees"
+    work_base.mkdir(parents=True, exist_ok=True)
+    for issue in pick(store, limit):
+        result = attempt(store, settings, fixers, sandbox, issue, work_base)
+        if isinstance(result, str):
+            report.skipped[issue.fingerprint] = result
+            store.set_issue_status(issue.fingerprint, IssueStatus.TRIAGED)
+        else:
+            report.outcomes[issue.fingerprint] = result
+    return report
