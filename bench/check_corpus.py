@@ -150,7 +150,9 @@ def _validate(case: Case, source: str) -> None:
             raise InvalidInput(source, f"path {rel!r} must be relative and stay inside the sdist")
     present = {p.name for p in case.folder.iterdir() if p.name != "__pycache__"}
     if present != CASE_FILES:
-        raise InvalidInput(source, f"case folder must hold exactly {sorted(CASE_FILES)}, has {sorted(present)}")
+        raise InvalidInput(
+            source, f"case folder must hold exactly {sorted(CASE_FILES)}, has {sorted(present)}"
+        )
 
 
 # ----------------------------------------------------------------------------- cache
@@ -159,7 +161,7 @@ def _validate(case: Case, source: str) -> None:
 def _pip(*args: str) -> None:
     cmd = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input", *args]
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=PIP_TIMEOUT_S)
+        done = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=PIP_TIMEOUT_S)
     except subprocess.TimeoutExpired as exc:
         raise CaseFailed(f"pip {args[0]} timed out") from exc
     if done.returncode != 0:
@@ -262,17 +264,21 @@ def _module_of(rel: str, source_root: str) -> str | None:
     return ".".join(parts)
 
 
-def _find_def(tree: ast.Module, qualname: list[str]) -> ast.AST | None:
+_Def = ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef
+
+
+def _find_def(tree: ast.Module, qualname: list[str]) -> _Def | None:
+    """The definition ``A.b`` names in ``tree``; the last one wins, as it does at import time."""
     scope: list[ast.stmt] = tree.body
-    found: ast.AST | None = None
+    found: _Def | None = None
     for name in qualname:
         found = None
         for node in scope:
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name == name:
+            if isinstance(node, _Def) and node.name == name:
                 found = node
         if found is None:
             return None
-        scope = found.body  # type: ignore[attr-defined]
+        scope = found.body
     return found
 
 
@@ -335,7 +341,12 @@ def _run(case: Case, code_root: Path, deps: Path | None, argv: list[str]) -> Run
             done = subprocess.run(
                 # -S keeps the virtualenv's site-packages out: only stdlib, the sdist and requires.
                 [sys.executable, "-S", *argv],
-                cwd=cwd, env=env, capture_output=True, text=True, timeout=REPRO_TIMEOUT_S,
+                check=False,
+                cwd=cwd,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=REPRO_TIMEOUT_S,
             )
         except subprocess.TimeoutExpired as exc:
             raise CaseFailed(f"{' '.join(argv[:1])} ran over {REPRO_TIMEOUT_S}s") from exc

@@ -180,6 +180,38 @@ def demo(
             out.print(f"  pushed {row['branch']}")
 
 
+@app.command()
+def bench(
+    suite: Annotated[Path, typer.Option(help="Folder of crash cases.")] = Path("bench/crashes"),
+    case: Annotated[Optional[list[str]], typer.Option(help="Run only this case (repeatable).")] = None,
+    as_json: JsonOpt = False,
+    markdown: Annotated[bool, typer.Option("--markdown", help="Print a markdown table.")] = False,
+    keep: Annotated[Optional[Path], typer.Option(help="Keep per-case work folders here.")] = None,
+) -> None:
+    """The crash-bug benchmark: real PyPI bugs, fixed by `autofix fix`, judged by hidden checks."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from pipeline.benchmark import runner
+
+    folders = runner.case_folders(suite, case or ())
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err) as progress:
+        task = progress.add_task("bench", total=len(folders))
+
+        def advance(result: runner.CaseResult) -> None:
+            mark = "correct" if result.correct else result.status
+            progress.console.print(f"{result.id:<40} {mark:<10} rank={result.rank or '-'} {result.seconds:.1f}s")
+            progress.advance(task)
+
+        results = runner.run_suite(suite, case or (), advance, keep)
+    if as_json:
+        _print_json(runner.as_json(results))
+    elif markdown:
+        sys.stdout.write(runner.markdown(results) + "\n")
+    else:
+        out.print(runner.markdown(results), markup=False, highlight=False)
+
+
 @sandbox_app.command("check")
 def sandbox_check(as_json: JsonOpt = False) -> None:
     """Isolation self-test of the configured backend."""

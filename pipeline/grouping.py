@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import replace
+from pathlib import PurePosixPath
 
 from pipeline.records import ErrorEvent, ExceptionInfo, Frame, Issue, IssueStatus
 
@@ -22,12 +23,22 @@ _TITLE_LIMIT = 200
 _PARAMETERS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("<url>", re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s'\"<>]+", re.IGNORECASE)),
     ("<email>", re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")),
-    ("<uuid>", re.compile(r"\b[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}\b", re.IGNORECASE)),
-    ("<datetime>", re.compile(
-        r"\b\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?\b")),
+    (
+        "<uuid>",
+        re.compile(r"\b[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}\b", re.IGNORECASE),
+    ),
+    (
+        "<datetime>",
+        re.compile(
+            r"\b\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?\b"
+        ),
+    ),
     ("<time>", re.compile(r"\b\d{1,2}:\d{2}:\d{2}(?:[.,]\d+)?\b")),
     ("<ip>", re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b")),
-    ("<hex>", re.compile(r"\b0x[0-9a-f]+\b|\b(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{8,}\b", re.IGNORECASE)),
+    (
+        "<hex>",
+        re.compile(r"\b0x[0-9a-f]+\b|\b(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{8,}\b", re.IGNORECASE),
+    ),
     # A unit may follow ("30s", "2.5ms"); a letter before the digits makes a name ("utf8", "v2").
     ("<float>", re.compile(r"(?<![\w.])-?\d+\.\d+(?![\d.])")),
     ("<int>", re.compile(r"(?<![\w.])-?\d+(?![\d.])")),
@@ -76,21 +87,42 @@ def _frame_components(exc: ExceptionInfo) -> list[str]:
 
 
 def _where(frame: Frame) -> str:
+    """The frame's module short name: 'orders' for shop.orders and for /srv/app/shop/orders.py.
+
+    Only the last component is kept so that a Sentry event (which carries module names) and a log
+    traceback (which carries file paths, under whatever prefix the host installs to) of the same
+    crash group together; the function and source line keep same-named modules apart.
+    """
     if frame.module:
-        return frame.module
-    path = frame.filename.replace("\\", "/")
-    return _LIBRARY_PREFIX.sub("", path).lstrip("./")
+        return frame.module.rsplit(".", 1)[-1]
+    path = PurePosixPath(_LIBRARY_PREFIX.sub("", frame.filename.replace("\\", "/")))
+    return path.parent.name if path.stem == "__init__" else path.stem
 
 
 _NONE = "'NoneType' object"
 _FIX_CLASSES: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("AttributeError", (f"{_NONE} has no attribute",), "AttributeError:NoneType"),
     ("TypeError", (f"{_NONE} is not subscriptable",), "TypeError:NoneType-subscript"),
-    ("TypeError", (f"{_NONE} is not iterable", "argument of type 'NoneType' is not iterable",
-                   "cannot unpack non-iterable NoneType object"), "TypeError:NoneType-iterable"),
+    (
+        "TypeError",
+        (
+            f"{_NONE} is not iterable",
+            "argument of type 'NoneType' is not iterable",
+            "cannot unpack non-iterable NoneType object",
+        ),
+        "TypeError:NoneType-iterable",
+    ),
     ("TypeError", (f"{_NONE} is not callable",), "TypeError:NoneType-callable"),
-    ("TypeError", ("unsupported operand type", "can only concatenate", "not supported between instances of",
-                   "bad operand type for"), "TypeError:unsupported-operand"),
+    (
+        "TypeError",
+        (
+            "unsupported operand type",
+            "can only concatenate",
+            "not supported between instances of",
+            "bad operand type for",
+        ),
+        "TypeError:unsupported-operand",
+    ),
 )
 _PLAIN_CLASSES = {"ModuleNotFoundError": "ImportError"}
 

@@ -11,8 +11,9 @@ are left as they are: the repository is what gets patched, and patches must appl
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pipeline.records import ErrorEvent, ExceptionInfo, Frame
@@ -27,16 +28,23 @@ _SECRET_KEY = re.compile(
 _CODE_KEYS = frozenset({"context_line", "pre_context", "post_context", "context"})
 
 # Card numbers start with 2-6 (Mastercard, Amex, Visa, Discover...); this spares most epoch times.
-_CARD_CANDIDATE = re.compile(r"(?<![\d.])[2-6](?:[ -]?\d){12,18}(?![\d.])")
+_CARD_CANDIDATE = re.compile(r"(?<![\d.])[2-6](?:[ -]?\d){12,18}(?!\d|\.\d)")
 _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("private_key", re.compile(
-        r"-----BEGIN[A-Z ]*PRIVATE KEY-----(?:.*?-----END[A-Z ]*PRIVATE KEY-----|.*)", re.DOTALL)),
+    (
+        "private_key",
+        re.compile(r"-----BEGIN[A-Z ]*PRIVATE KEY-----(?:.*?-----END[A-Z ]*PRIVATE KEY-----|.*)", re.DOTALL),
+    ),
     ("jwt", re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*")),
     ("bearer", re.compile(r"(?i)\bbearer\s+[A-Za-z0-9\-._~+/]{8,}=*")),
     ("aws_key", re.compile(r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}\b")),
     ("github_token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})\b")),
     ("email", re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")),
-    ("ip", re.compile(r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\d.])")),
+    (
+        "ip",
+        re.compile(
+            r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\d.])"
+        ),
+    ),
 )
 # "password=hunter2", "api_key: abc" inside free text: keep the key, drop the value.
 _KEY_VALUE = re.compile(
@@ -96,7 +104,12 @@ def scrub_value(value: Any, key: str | None = None) -> Any:
 
 def _scrub_item(item: Any) -> Any:
     # Headers, tags and query strings often come as [name, value] pairs: judge the value by the name.
-    if isinstance(item, (list, tuple)) and len(item) == 2 and isinstance(item[0], str) and is_secret_key(item[0]):
+    if (
+        isinstance(item, (list, tuple))
+        and len(item) == 2
+        and isinstance(item[0], str)
+        and is_secret_key(item[0])
+    ):
         return [item[0], SECRET_MARKER]
     return scrub_value(item)
 
@@ -122,4 +135,3 @@ def luhn_valid(digits: str) -> bool:
             n = n * 2 - 9 if n > 4 else n * 2
         total += n
     return total % 10 == 0
-

@@ -27,7 +27,7 @@ from pipeline.errors import InvalidInput, SandboxUnavailable
 from pipeline.ports import Limits, RunResult
 from sandbox import pids
 from sandbox.config import BwrapConfig
-from sandbox.process import Rlimits, clean_env, run_bounded
+from sandbox.process import DEFAULT_LIMITS, Rlimits, clean_env, run_bounded
 
 log = structlog.get_logger(__name__)
 
@@ -43,9 +43,16 @@ class BubblewrapSandbox:
         self.config = config or BwrapConfig()
         self.executable = _find_executable(self.config.executable)
         self.ro_paths = _readonly_paths(self.config)
-        problem = _probe(self.executable, tuple(self.ro_paths), self.config)
+        # Forbidding nested user namespaces needs a user namespace of our own, which a setuid
+        # bwrap cannot make; there we go on without it (the sandbox holds no capabilities anyway).
+        self.disable_userns = True
+        problem = _probe(self.executable, tuple(self.ro_paths), self.config, True)
         if problem is not None:
-            raise SandboxUnavailable(f"bubblewrap cannot create a sandbox here: {problem}")
+            self.disable_userns = False
+            fallback = _probe(self.executable, tuple(self.ro_paths), self.config, False)
+            if fallback is not None:
+                raise SandboxUnavailable(f"bubblewrap cannot create a sandbox here: {fallback}")
+            log.warning("sandbox.nested_userns_allowed", reason=problem)
         # The kernel exempts real uid 0 from RLIMIT_NPROC; root caps processes with a pids cgroup.
         self.use_pids_cgroup = os.geteuid() == 0 and pids.available()
         if os.geteuid() == 0 and not self.use_pids_cgroup:
@@ -55,9 +62,11 @@ class BubblewrapSandbox:
         self,
         workdir: Path,
         command: Sequence[str],
-        limits: Limits = Limits(),
+        limits: Limits = DEFAULT_LIMITS,
         env: Mapping[str, str] | None = None,
     ) -> RunResult:
+        if not command:
+            raise InvalidInput("sandbox command", "the command is empty")
         workdir = _checked_workdir(workdir)
         group = pids.PidsCgroup.create(limits.max_processes) if self.use_pids_cgroup else None
         status_r, status_w = os.pipe()
@@ -93,7 +102,9 @@ class BubblewrapSandbox:
 
     def argv(self, workdir: Path, status_fd: int | None = None) -> list[str]:
         """The bwrap command line up to (not including) the `--` that precedes the command."""
-        return _bwrap_argv(self.executable, self.ro_paths, workdir, self.config, status_fd)
+        return _bwrap_argv(
+            self.executable, self.ro_paths, workdir, self.config, self.disable_userns, status_fd
+        )
 
 
 def _find_executable(configured: Path | None) -> str:
@@ -139,9 +150,12 @@ def _bwrap_argv(
     ro_paths: Sequence[Path],
     workdir: Path,
     config: BwrapConfig,
+    disable_userns: bool,
     status_fd: int | None,
 ) -> list[str]:
     args = [executable, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
+    if disable_userns:
+        args += ["--unshare-user", "--disable-userns"]
     args += ["--hostname", "sandbox"]
     # Mount order matters: a later mount covers an earlier one. Read-only folders that hold the
     # workdir go first so the workdir's writable bind lands on top of them; all others go after it,
@@ -200,14 +214,16 @@ def _read_status(fd: int) -> dict[str, object]:
 
 
 @lru_cache(maxsize=8)
-def _probe(executable: str, ro_paths: tuple[Path, ...], config: BwrapConfig) -> str | None:
+def _probe(
+    executable: str, ro_paths: tuple[Path, ...], config: BwrapConfig, disable_userns: bool
+) -> str | None:
     """None when a trivial command runs in a full sandbox here; else what went wrong."""
     with tempfile.TemporaryDirectory(prefix="autofix-bwrap-probe-") as tmp:
-        argv = [*_bwrap_argv(executable, ro_paths, Path(tmp).resolve(), config, None)]
+        argv = [*_bwrap_argv(executable, ro_paths, Path(tmp).resolve(), config, disable_userns, None)]
         argv += ["--", "true"]
         try:
             proc = subprocess.run(
-                argv, capture_output=True, text=True, timeout=30, env=clean_env(SANDBOX_HOME)
+                argv, capture_output=True, text=True, timeout=30, env=clean_env(SANDBOX_HOME), check=False
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
             return str(exc)

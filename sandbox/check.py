@@ -68,7 +68,9 @@ def check_loopback_blocked(sandbox: Sandbox, workdir: Path) -> CheckResult:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=3).close()
         except OSError as exc:
-            return CheckResult(name, False, f"control failed: the parent cannot reach its own listener: {exc}")
+            return CheckResult(
+                name, False, f"control failed: the parent cannot reach its own listener: {exc}"
+            )
         result = _py(sandbox, workdir, _CONNECT.format(port=port))
     if "CONNECTED" in result.output:
         return CheckResult(name, False, f"connected to 127.0.0.1:{port} from inside")

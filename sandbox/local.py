@@ -15,7 +15,7 @@ import structlog
 
 from pipeline.errors import InvalidInput
 from pipeline.ports import Limits, RunResult
-from sandbox.process import Rlimits, clean_env, run_bounded
+from sandbox.process import DEFAULT_LIMITS, Rlimits, clean_env, run_bounded
 
 log = structlog.get_logger(__name__)
 
@@ -36,9 +36,11 @@ class LocalSandbox:
         self,
         workdir: Path,
         command: Sequence[str],
-        limits: Limits = Limits(),
+        limits: Limits = DEFAULT_LIMITS,
         env: Mapping[str, str] | None = None,
     ) -> RunResult:
+        if not command:
+            raise InvalidInput("sandbox command", "the command is empty")
         workdir = workdir.resolve()
         if not workdir.is_dir():
             raise InvalidInput(str(workdir), "the sandbox workdir is not a directory")

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from pipeline.ports import Limits, RunResult
 
+DEFAULT_LIMITS = Limits()
 TIMEOUT_EXIT_CODE = 124  # what coreutils `timeout` reports, so logs read the same
 _CHUNK = 65536
 # After the command exits, how long a descendant may keep the output pipe open before it is killed.
@@ -145,7 +146,9 @@ def run_bounded(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,  # its own process group, so one killpg reaches every descendant
-        preexec_fn=rlimits.preexec(),
+        # preexec_fn is unsafe only for code that takes locks between fork and exec; ours makes two
+        # system calls (setrlimit, write), and rlimits must be in place before bwrap clones.
+        preexec_fn=rlimits.preexec(),  # noqa: PLW1509
         pass_fds=tuple(pass_fds),
         close_fds=True,
     )

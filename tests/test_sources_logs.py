@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -39,7 +40,10 @@ def test_frames_carry_file_line_function_and_source_without_carets() -> None:
     assert escaping.value == "order o-4040 not found for jane.doe@example.com"
     crash = escaping.frames[-1]
     assert (Path(crash.filename).name, crash.lineno, crash.function) == ("fixture_app.py", 29, "fetch_order")
-    assert crash.context_line == 'raise OrderNotFound(f"order {order_id} not found for jane.doe@example.com") from exc'
+    assert (
+        crash.context_line
+        == 'raise OrderNotFound(f"order {order_id} not found for jane.doe@example.com") from exc'
+    )
     assert all(f.context_line and "^" not in f.context_line for e in explicit.exceptions for f in e.frames)
 
 
@@ -51,7 +55,9 @@ def test_standard_library_frames_are_not_in_app() -> None:
 def test_events_are_log_python_events_with_the_record_timestamp() -> None:
     events = parse_log_file(DATA / "app.log")
     assert {(e.source, e.platform) for e in events} == {("log", "python")}
-    assert all(e.timestamp is not None and e.timestamp.year == 2026 for e in events)
+    assert all(e.timestamp is not None and e.timestamp.tzinfo is not None for e in events)
+    cri = parse_log_file(DATA / "app_cri.log")
+    assert cri[0].timestamp == datetime(2026, 5, 1, 12, 0, 0, tzinfo=UTC)  # from the runtime's prefix
     assert events[1].raw["text"].splitlines()[0].endswith("parse failed: Traceback (most recent call last):")
 
 
@@ -87,7 +93,7 @@ def test_truncated_traceback_is_skipped_not_guessed() -> None:
 
 
 def test_same_traceback_at_another_offset_is_another_event() -> None:
-    block = b'Traceback (most recent call last):\n  File "a.py", line 1, in f\n    g()\nNameError: name \'g\' is not defined\n'
+    block = b"Traceback (most recent call last):\n  File \"a.py\", line 1, in f\n    g()\nNameError: name 'g' is not defined\n"
     first, second = parse_log_text(block + b"noise\n" + block, "a.log")
     assert first.exceptions == second.exceptions and first.id != second.id
     assert first.primary is not None and first.primary.type == "NameError"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,11 @@ def test_sdk_event_keeps_frames_locals_and_metadata() -> None:
     assert event.primary is not None and event.primary.type == "AttributeError"
     crash = event.crash_frame()
     assert crash is not None
-    assert (crash.function, crash.module, crash.filename) == ("customer_name", "fixture_app", "fixture_app.py")
+    assert (crash.function, crash.module, crash.filename) == (
+        "customer_name",
+        "fixture_app",
+        "fixture_app.py",
+    )
     assert crash.context_line is not None and "customer.name" in crash.context_line
     assert isinstance(crash.lineno, int) and crash.pre_context and crash.in_app
     assert crash.vars["customer"] == "None"
@@ -53,7 +57,11 @@ def test_implicit_chain_keeps_the_handled_exception_first() -> None:
 def test_library_frames_the_sdk_left_unmarked_are_not_in_app() -> None:
     cause = parse_event(fixture("event_chained_implicit.json"), "test").exceptions[0]
     assert [(f.function, f.in_app) for f in cause.frames] == [
-        ("parse_quantity", True), ("loads", False), ("decode", False), ("raw_decode", False)]
+        ("parse_quantity", True),
+        ("loads", False),
+        ("decode", False),
+        ("raw_decode", False),
+    ]
 
 
 def test_message_event_keeps_its_message_and_has_no_exceptions() -> None:
@@ -67,14 +75,18 @@ def test_logentry_formatted_message_is_preferred() -> None:
     assert parse_event(payload, "test").message == "user 7 failed"
 
 
-@pytest.mark.parametrize("name", ["event_attribute_error", "event_chained_from", "event_chained_implicit",
-                                  "event_message"])
+@pytest.mark.parametrize(
+    "name", ["event_attribute_error", "event_chained_from", "event_chained_implicit", "event_message"]
+)
 def test_envelope_gives_the_same_event_as_its_item_sent_alone(name: str) -> None:
     [from_envelope] = parse_envelope((DATA / f"{name}.envelope").read_bytes(), "test")
     alone = parse_event(fixture(f"{name}.json"), "test")
     assert from_envelope.source == "sentry-envelope"
     assert (from_envelope.id, from_envelope.exceptions, from_envelope.message) == (
-        alone.id, alone.exceptions, alone.message)
+        alone.id,
+        alone.exceptions,
+        alone.message,
+    )
 
 
 def _envelope(*items: tuple[dict[str, Any], bytes], header: bytes = b"{}") -> bytes:
@@ -91,9 +103,11 @@ def test_envelope_item_without_length_runs_to_the_end_of_its_line() -> None:
 def test_envelope_item_length_counts_payload_bytes_even_with_newlines_inside() -> None:
     attachment = b"line one\nline two"
     payload = json.dumps({"message": "boom"}).encode()
-    data = _envelope(({"type": "attachment", "length": len(attachment)}, attachment),
-                     ({"type": "event", "length": len(payload)}, payload),
-                     header=json.dumps({"event_id": "c" * 32}).encode())
+    data = _envelope(
+        ({"type": "attachment", "length": len(attachment)}, attachment),
+        ({"type": "event", "length": len(payload)}, payload),
+        header=json.dumps({"event_id": "c" * 32}).encode(),
+    )
     [event] = parse_envelope(data, "test")
     assert event.id == "c" * 32  # from the envelope header: the item had none
 
@@ -132,7 +146,11 @@ def test_api_event_reads_entries_camel_case_frames_and_tag_objects() -> None:
     api_crash, sdk_crash = event.crash_frame(), sdk_event.crash_frame()
     assert api_crash is not None and sdk_crash is not None
     assert (api_crash.lineno, api_crash.context_line, api_crash.pre_context, api_crash.post_context) == (
-        sdk_crash.lineno, sdk_crash.context_line, sdk_crash.pre_context, sdk_crash.post_context)
+        sdk_crash.lineno,
+        sdk_crash.context_line,
+        sdk_crash.pre_context,
+        sdk_crash.post_context,
+    )
     assert event.timestamp == sdk_event.timestamp
 
 
@@ -147,9 +165,11 @@ def test_webhook_inner_event_is_parsed_and_raw_keeps_the_whole_webhook(name: str
 
 
 def test_webhook_with_float_timestamp_is_read_as_utc() -> None:
-    payload = {"action": "triggered", "data": {"event": {"event_id": "d" * 32, "message": "x",
-                                                          "timestamp": 1700000000.5}}}
-    assert parse_webhook(payload, "t").timestamp == datetime(2023, 11, 14, 22, 13, 20, 500000, timezone.utc)
+    payload = {
+        "action": "triggered",
+        "data": {"event": {"event_id": "d" * 32, "message": "x", "timestamp": 1700000000.5}},
+    }
+    assert parse_webhook(payload, "t").timestamp == datetime(2023, 11, 14, 22, 13, 20, 500000, UTC)
 
 
 def test_issue_webhook_without_an_event_is_unsupported_not_invalid() -> None:
@@ -171,15 +191,27 @@ def _frames_payload(frame: dict[str, Any]) -> dict[str, Any]:
     ("payload", "reason"),
     [
         ([1, 2], "event is a list, expected an object"),
-        ({"platform": "python"}, "event has no 'exception' and no 'message' and no event id: not a Sentry event"),
+        (
+            {"platform": "python"},
+            "event has no 'exception' and no 'message' and no event id: not a Sentry event",
+        ),
         ({"exception": {"values": "KeyError"}}, "exception.values is a string, expected a list"),
-        ({"exception": {"values": [{"stacktrace": {}}]}}, "exception.values[0] has neither 'type' nor 'value'"),
-        (_frames_payload({"lineno": 3}),
-         "exception.values[0].stacktrace.frames[3] has no 'function', 'filename', 'module' or 'abs_path'"),
-        (_frames_payload({"function": "f", "lineno": "3"}),
-         "exception.values[0].stacktrace.frames[3].lineno is a string, expected an integer"),
-        (_frames_payload({"function": "f", "vars": ["x"]}),
-         "exception.values[0].stacktrace.frames[3].vars is a list, expected an object"),
+        (
+            {"exception": {"values": [{"stacktrace": {}}]}},
+            "exception.values[0] has neither 'type' nor 'value'",
+        ),
+        (
+            _frames_payload({"lineno": 3}),
+            "exception.values[0].stacktrace.frames[3] has no 'function', 'filename', 'module' or 'abs_path'",
+        ),
+        (
+            _frames_payload({"function": "f", "lineno": "3"}),
+            "exception.values[0].stacktrace.frames[3].lineno is a string, expected an integer",
+        ),
+        (
+            _frames_payload({"function": "f", "vars": ["x"]}),
+            "exception.values[0].stacktrace.frames[3].vars is a list, expected an object",
+        ),
         ({"message": "x", "tags": "a=b"}, "tags is a string, expected an object or a list"),
         ({"message": "x", "tags": [["a"]]}, "tags[0] is a list, expected [key, value] or {key, value}"),
         ({"message": "x", "timestamp": "yesterday"}, "timestamp 'yesterday' is not a timestamp"),
@@ -193,8 +225,11 @@ def test_malformed_event_names_what_is_wrong(payload: Any, reason: str) -> None:
 
 
 def test_load_path_tells_every_recorded_shape_apart() -> None:
-    sources = {path.name: [e.source for e in load_path(path)] for path in sorted(DATA.iterdir())
-               if path.suffix in (".json", ".envelope")}
+    sources = {
+        path.name: [e.source for e in load_path(path)]
+        for path in sorted(DATA.iterdir())
+        if path.suffix in (".json", ".envelope")
+    }
     assert sources == {
         "api_event_chained_from.json": ["sentry-api"],
         "event_attribute_error.envelope": ["sentry-envelope"],

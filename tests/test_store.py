@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import func, select, text
+from structlog.testing import capture_logs
 
 from pipeline.adapters.sql_engine import current_revision, head_revision, make_engine
 from pipeline.adapters.sql_models import Base, VerificationRunRow
@@ -176,7 +178,9 @@ def test_duplicate_event_id_is_dropped_with_counts_unchanged(store: SqlStore) ->
     later = T0 + timedelta(hours=1)
     again = make_event("e1", at=later, message="another payload")
 
-    assert store.record_event(again, make_issue(at=later)) is False
+    with capture_logs() as logs:
+        assert store.record_event(again, make_issue(at=later)) is False
+    assert [entry["event"] for entry in logs] == ["event.duplicate_dropped"]
     assert store.get_issue("fp1") == before
     assert store.get_event("e1") == make_event("e1")
 
@@ -203,22 +207,18 @@ def test_concurrent_inserts_of_one_event_id_count_it_once(store_url: str) -> Non
     stores = [SqlStore(store_url) for _ in range(4)]
     stores[0].migrate()
     barrier = threading.Barrier(len(stores))
-    results: list[bool] = []
 
-    def insert(store: SqlStore) -> None:
+    def insert(store: SqlStore) -> bool:
         barrier.wait()
-        results.append(record(store, "same-id"))
+        return record(store, "same-id")
 
-    threads = [threading.Thread(target=insert, args=(s,)) for s in stores]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
+    with ThreadPoolExecutor(len(stores)) as pool:
+        results = sorted(pool.map(insert, stores))
     issue = stores[0].get_issue("fp1")
     for s in stores:
         s.close()
-    assert sorted(results) == [False, False, False, True]
+
+    assert results == [False, False, False, True]
     assert issue is not None and issue.count == 1
 
 
@@ -417,7 +417,7 @@ def test_an_in_memory_sqlite_url_is_refused() -> None:
 
 
 def test_an_unreachable_database_raises_store_unavailable() -> None:
-    store = SqlStore("postgresql+psycopg://postgres@127.0.0.1:1/none?connect_timeout=2")
+    store = SqlStore("postgresql+psycopg://postgres@127.0.0.1:1/none")
     with pytest.raises(StoreUnavailable):
         store.list_issues()
 
@@ -430,3 +430,20 @@ def test_from_settings_creates_home_and_uses_its_sqlite_file(tmp_path: Path) -> 
     store.close()
 
     assert (tmp_path / "state" / "autofix" / "autofix.db").is_file()
+
+
+def test_stores_starting_together_on_a_new_database_all_migrate(store_url: str) -> None:
+    stores = [SqlStore(store_url) for _ in range(4)]
+    barrier = threading.Barrier(len(stores))
+
+    def start(store: SqlStore) -> None:
+        barrier.wait()
+        store.migrate()
+
+    with ThreadPoolExecutor(len(stores)) as pool:
+        outcomes = [pool.submit(start, s) for s in stores]
+    for s in stores:
+        s.close()
+
+    assert [outcome.exception() for outcome in outcomes] == [None] * len(stores)
+    assert current_revision(store_url) == "0001 (head)"

@@ -23,10 +23,12 @@ log = structlog.get_logger(__name__)
 AUTHOR = ("autofix", "autofix@localhost")
 
 
-def _git(args: list[str], cwd: Path | None = None, env: dict[str, str] | None = None,
-         stdin: str | None = None) -> str:
-    proc = subprocess.run(["git", *args], cwd=cwd, env=env, input=stdin, capture_output=True, text=True,
-                          timeout=120)
+def _git(
+    args: list[str], cwd: Path | None = None, env: dict[str, str] | None = None, stdin: str | None = None
+) -> str:
+    proc = subprocess.run(
+        ["git", *args], cwd=cwd, env=env, input=stdin, capture_output=True, text=True, timeout=120
+    )
     if proc.returncode != 0:
         raise subprocess.CalledProcessError(proc.returncode, ["git", *args], proc.stdout, proc.stderr)
     return proc.stdout.strip()
@@ -43,7 +45,13 @@ class GitCodeHost:
         return remote
 
     def open_pull_request(
-        self, repo: RepoConfig, branch: str, patch: Patch, title: str, body: str, candidate_id: str,
+        self,
+        repo: RepoConfig,
+        branch: str,
+        patch: Patch,
+        title: str,
+        body: str,
+        candidate_id: str,
         created_at: datetime,
     ) -> PullRequest:
         remote = self._remote(repo)
@@ -61,9 +69,15 @@ class GitCodeHost:
             except subprocess.CalledProcessError as exc:
                 raise PatchDoesNotApply(exc.stderr.strip()) from exc
             date = created_at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-            env = {**os.environ, "GIT_AUTHOR_NAME": AUTHOR[0], "GIT_AUTHOR_EMAIL": AUTHOR[1],
-                   "GIT_COMMITTER_NAME": AUTHOR[0], "GIT_COMMITTER_EMAIL": AUTHOR[1],
-                   "GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date}
+            env = {
+                **os.environ,
+                "GIT_AUTHOR_NAME": AUTHOR[0],
+                "GIT_AUTHOR_EMAIL": AUTHOR[1],
+                "GIT_COMMITTER_NAME": AUTHOR[0],
+                "GIT_COMMITTER_EMAIL": AUTHOR[1],
+                "GIT_AUTHOR_DATE": date,
+                "GIT_COMMITTER_DATE": date,
+            }
             message = f"{title}\n\n{patch.description}\n\nAutofix-Candidate: {candidate_id}\n"
             _git(["commit", "--quiet", "--no-verify", "-F", "-"], cwd=checkout, env=env, stdin=message)
             sha = _git(["rev-parse", "HEAD"], cwd=checkout)
@@ -73,8 +87,15 @@ class GitCodeHost:
         finally:
             shutil.rmtree(checkout, ignore_errors=True)
         log.info("pull_request.opened", repo=repo.name, branch=branch, sha=sha)
-        return PullRequest(candidate_id=candidate_id, repo=repo.name, branch=branch, title=title, body=body,
-                           url=f"{remote}#{branch}", commit_sha=sha)
+        return PullRequest(
+            candidate_id=candidate_id,
+            repo=repo.name,
+            branch=branch,
+            title=title,
+            body=body,
+            url=f"{remote}#{branch}",
+            commit_sha=sha,
+        )
 
     def pull_request_state(self, repo: RepoConfig, pr: PullRequest) -> str:
         """merged if the default branch contains the commit; closed if the branch is gone; else open."""
@@ -87,11 +108,16 @@ class GitCodeHost:
             shutil.rmtree(probe, ignore_errors=True)
             try:
                 _git(["clone", "--quiet", "--bare", "--branch", repo.default_branch, remote, str(probe)])
-                merged = subprocess.run(["git", "merge-base", "--is-ancestor", pr.commit_sha, default_sha],
-                                        cwd=probe, capture_output=True).returncode == 0
+                merged = (
+                    subprocess.run(
+                        ["git", "merge-base", "--is-ancestor", pr.commit_sha, default_sha],
+                        cwd=probe,
+                        capture_output=True,
+                    ).returncode
+                    == 0
+                )
             finally:
                 shutil.rmtree(probe, ignore_errors=True)
             if merged:
                 return "merged"
         return "open" if f"refs/heads/{pr.branch}" in refs else "closed"
-

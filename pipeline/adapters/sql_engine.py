@@ -28,6 +28,7 @@ log = structlog.get_logger(__name__)
 
 SUPPORTED_DIALECTS = ("sqlite", "postgresql")
 BUSY_TIMEOUT_MS = 30_000
+CONNECT_TIMEOUT_S = 10
 _BEGIN_OPTION = "autofix_sqlite_begin"
 # Any fixed number: every process that migrates the same PostgreSQL database takes this lock first.
 _MIGRATION_LOCK_KEY = 0x6175746F666978
@@ -41,6 +42,9 @@ def make_engine(url: str, *, poolclass: type[pool.Pool] | None = None) -> Engine
         raise ConfigError(f"store URL uses {dialect!r}; supported: {', '.join(SUPPORTED_DIALECTS)}")
     kwargs: dict[str, Any] = {} if poolclass is None else {"poolclass": poolclass}
     if dialect == "postgresql":
+        if "connect_timeout" not in parsed.query:
+            # libpq waits for the OS by default (minutes) before reporting an unreachable server.
+            kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
         return create_engine(url, pool_pre_ping=True, **kwargs)
     if parsed.database in (None, "", ":memory:"):
         # Each pooled connection would open its own empty database, unseen by the migrations.
@@ -91,13 +95,11 @@ def head_revision() -> str | None:
 def migrate(url: str) -> None:
     """Bring the database at `url` to the newest schema (`alembic upgrade head`); safe to race.
 
-    A private, unpooled engine runs the migrations, so no connection in the store's pool ever carries
-    the migration's settings (SQLite foreign keys are off while tables are rebuilt in batch mode).
+    The migrations run on their own engine (see migration_engine), inside one transaction that first
+    takes a lock, so stores starting together in several processes migrate one after the other.
     """
-    engine = make_engine(url, poolclass=pool.NullPool)
+    engine = migration_engine(url)
     try:
-        if engine.dialect.name == "sqlite":
-            event.listen(engine, "connect", _foreign_keys_off)
         with writer(engine).begin() as connection:
             if engine.dialect.name == "postgresql":
                 connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
@@ -107,6 +109,14 @@ def migrate(url: str) -> None:
         log.info("store.migrated", dialect=engine.dialect.name, head=head_revision())
     finally:
         engine.dispose()
+
+
+def migration_engine(url: str) -> Engine:
+    """An unpooled engine for migrations: its connections never serve the store afterwards."""
+    engine = make_engine(url, poolclass=pool.NullPool)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _foreign_keys_off)
+    return engine
 
 
 def _foreign_keys_off(dbapi_connection: Any, _record: Any) -> None:

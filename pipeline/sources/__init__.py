@@ -8,9 +8,10 @@ stored, so the one rule about secrets lives in one place.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from pipeline.errors import InvalidInput
 from pipeline.records import ErrorEvent
@@ -25,13 +26,13 @@ from pipeline.sources.sentry import (
 
 __all__ = [
     "load_path",
-    "parse_payload",
     "parse_api_event",
     "parse_envelope",
     "parse_event",
-    "parse_webhook",
     "parse_log_file",
     "parse_log_text",
+    "parse_payload",
+    "parse_webhook",
 ]
 
 _EVENT_KEYS = ("exception", "event_id", "message", "logentry")
@@ -75,13 +76,17 @@ def parse_payload(payload: Any, source: str, *, received_at: datetime | None = N
     if any(key in payload for key in _EVENT_KEYS):
         return parse_event(payload, source, received_at=received_at)
     keys = ", ".join(sorted(str(k) for k in payload)[:8]) or "none"
-    raise InvalidInput(source, f"unsupported JSON shape: not a Sentry event, API event or webhook (keys: {keys})")
+    raise InvalidInput(
+        source, f"unsupported JSON shape: not a Sentry event, API event or webhook (keys: {keys})"
+    )
 
 
 def _from_json(document: Any, source: str, received_at: datetime | None) -> list[ErrorEvent]:
     if isinstance(document, list):
         # GET .../events/?full=true answers with a list of API events.
-        return [parse_payload(item, f"{source}[{i}]", received_at=received_at) for i, item in enumerate(document)]
+        return [
+            parse_payload(item, f"{source}[{i}]", received_at=received_at) for i, item in enumerate(document)
+        ]
     return [parse_payload(document, source, received_at=received_at)]
 
 

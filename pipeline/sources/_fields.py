@@ -8,16 +8,23 @@ as absent, as Sentry itself treats it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Mapping, NoReturn
+from datetime import UTC, datetime
+from typing import Any, NoReturn
 
 from pipeline.errors import InvalidInput
 
 
 def type_name(value: object) -> str:
-    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", int: "an integer",
-             float: "a number"}
+    names = {
+        dict: "an object",
+        list: "a list",
+        str: "a string",
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+    }
     return names.get(type(value), type(value).__name__)
 
 
@@ -81,7 +88,9 @@ class Node:
         items = self.opt_list(key) or []
         for i, item in enumerate(items):
             if not isinstance(item, str):
-                raise InvalidInput(self.source, f"{self.path(key)}[{i}] is {type_name(item)}, expected a string")
+                raise InvalidInput(
+                    self.source, f"{self.path(key)}[{i}] is {type_name(item)}, expected a string"
+                )
         return tuple(items)
 
     def nodes(self, key: str) -> list[Node]:
@@ -104,15 +113,15 @@ class Node:
         if value is None:
             return None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return datetime.fromtimestamp(value, timezone.utc)
+            return datetime.fromtimestamp(value, UTC)
         if not isinstance(value, str):
             self._wrong(key, value, "a timestamp string or number")
         try:
-            return datetime.fromtimestamp(float(value), timezone.utc)
+            return datetime.fromtimestamp(float(value), UTC)
         except ValueError:
             pass
         try:
             parsed = datetime.fromisoformat(value)
         except ValueError:
             raise InvalidInput(self.source, f"{self.path(key)} {value[:40]!r} is not a timestamp") from None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

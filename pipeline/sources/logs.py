@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import structlog
@@ -118,7 +118,9 @@ def _line_prefix(header_prefix: str, first_line: str) -> re.Pattern[str] | None:
     header's prefix that, generalised, leaves a frame line when cut from the line after the header.
     A record that formats a traceback into its message carries more on its header line
     ("<runtime prefix> <log prefix> failed: Traceback ...") than on the lines that follow."""
-    cuts = sorted({len(header_prefix)} | {j + 1 for j, ch in enumerate(header_prefix) if ch == " "}, reverse=True)
+    cuts = sorted(
+        {len(header_prefix)} | {j + 1 for j, ch in enumerate(header_prefix) if ch == " "}, reverse=True
+    )
     for cut in cuts:
         pattern = _generalise(header_prefix[:cut])
         match = pattern.match(first_line) if pattern else None
@@ -165,8 +167,15 @@ def _read_one(reader: _Reader) -> ExceptionInfo | None:
         reader.pos += 1
         if match := _FRAME.match(text):
             filename = match["file"]
-            frames.append(Frame(function=match["func"] or "<module>", filename=filename, abs_path=filename,
-                                lineno=int(match["line"]), in_app=_in_app(filename)))
+            frames.append(
+                Frame(
+                    function=match["func"] or "<module>",
+                    filename=filename,
+                    abs_path=filename,
+                    lineno=int(match["line"]),
+                    in_app=_in_app(filename),
+                )
+            )
         elif text.startswith("    ") and frames and frames[-1].context_line is None:
             if not _CARETS.match(text):
                 frames[-1] = _with_line(frames[-1], text.strip())
@@ -175,7 +184,9 @@ def _read_one(reader: _Reader) -> ExceptionInfo | None:
         elif exc := _EXC_LINE.match(text):
             qualified = exc["type"]
             module, _, name = qualified.rpartition(".")
-            return ExceptionInfo(type=name, value=exc["msg"] or "", module=module or None, frames=tuple(frames))
+            return ExceptionInfo(
+                type=name, value=exc["msg"] or "", module=module or None, frames=tuple(frames)
+            )
         else:
             return None
     return None
@@ -218,6 +229,6 @@ def _timestamp(text: str) -> datetime | None:
     tz = match["tz"] or "+00:00"
     tz = "+00:00" if tz == "Z" else tz
     try:
-        return datetime.fromisoformat(f"{match['date']}T{match['time']}.{frac}{tz}").astimezone(timezone.utc)
+        return datetime.fromisoformat(f"{match['date']}T{match['time']}.{frac}{tz}").astimezone(UTC)
     except ValueError:
         return None

@@ -19,9 +19,10 @@ Every function raises InvalidInput(source, reason) for malformed input, naming t
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import structlog
 
@@ -157,7 +158,9 @@ def _envelope_items(body: bytes, source: str) -> Iterable[tuple[int, Mapping[str
         length = item_header.opt_int("length")
         if length is not None:
             if length < 0 or pos + length > len(body):
-                raise InvalidInput(source, f"{what} declares length {length} but {len(body) - pos} bytes follow")
+                raise InvalidInput(
+                    source, f"{what} declares length {length} but {len(body) - pos} bytes follow"
+                )
             payload, pos = body[pos : pos + length], pos + length
             pos += 1 if body[pos : pos + 1] == b"\n" else 0
         else:
@@ -237,7 +240,11 @@ def _exceptions(node: Node) -> tuple[ExceptionInfo, ...]:
     if value is None:
         return ()
     # The protocol allows `exception` to be the list itself instead of {"values": [...]}.
-    values = node.nodes("exception") if isinstance(value, list) else _require(node.opt_node("exception")).nodes("values")
+    values = (
+        node.nodes("exception")
+        if isinstance(value, list)
+        else _require(node.opt_node("exception")).nodes("values")
+    )
     return tuple(_exception(n, api=False) for n in values)
 
 
@@ -273,7 +280,11 @@ def _frame(node: Node, *, api: bool) -> tuple[Frame, bool | None]:
     if api:
         pre, line, post = _api_context(node, lineno)
     else:
-        pre, line, post = node.str_list("pre_context"), node.opt_str("context_line"), node.str_list("post_context")
+        pre, line, post = (
+            node.str_list("pre_context"),
+            node.opt_str("context_line"),
+            node.str_list("post_context"),
+        )
     frame = Frame(
         function=function or "?",
         filename=filename or abs_path or module or "?",
@@ -333,7 +344,9 @@ def _tags(node: Node, key: str) -> dict[str, str]:
     elif isinstance(value, list):
         pairs = [_tag_pair(node, f"{node.path(key)}[{i}]", item) for i, item in enumerate(value)]
     else:
-        raise InvalidInput(node.source, f"{node.path(key)} is {type_name(value)}, expected an object or a list")
+        raise InvalidInput(
+            node.source, f"{node.path(key)} is {type_name(value)}, expected an object or a list"
+        )
     tags = {}
     for name, tag_value in pairs:
         if tag_value is None:

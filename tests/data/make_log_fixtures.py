@@ -18,7 +18,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-import fixture_app  # noqa: E402
+import fixture_app
 
 
 def main() -> None:
@@ -32,15 +32,15 @@ def main() -> None:
     logger.info("started worker pid=%d", 4242)
     try:
         fixture_app.handle_request("o-4040")
-    except Exception:
+    except fixture_app.OrderNotFound:
         logger.exception("request failed")  # explicit chain: raise ... from
     try:
         fixture_app.parse_quantity("two")
-    except Exception:
+    except ValueError:
         logger.error("parse failed: %s", traceback.format_exc())  # implicit chain, prefixed header
     try:
         fixture_app.customer_name("o-1001")
-    except Exception:
+    except AttributeError:
         logger.exception("lookup failed")
     try:
         raise ExceptionGroup("batch failed", [ValueError("bad row 3"), KeyError("sku")])

@@ -22,7 +22,7 @@ from sentry_sdk.transport import Transport
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-import fixture_app  # noqa: E402
+import fixture_app
 
 
 class FileTransport(Transport):
@@ -53,7 +53,7 @@ def record(transport: FileTransport, name: str, exc: BaseException | None = None
 def crash(fn: Any, *args: Any) -> BaseException:
     try:
         fn(*args)
-    except Exception as exc:  # recorded, never swallowed silently: every branch below must raise
+    except Exception as exc:  # noqa: BLE001 - any crash is what we record; a clean return fails below
         return exc
     raise AssertionError(f"{fn.__name__} did not raise")
 
@@ -107,17 +107,28 @@ def to_api_event(event: dict[str, Any]) -> dict[str, Any]:
     ]
     entries: list[dict[str, Any]] = []
     if values:
-        entries.append({"type": "exception", "data": {"values": values, "hasSystemFrames": True,
-                                                      "excOmitted": None}})
+        entries.append(
+            {"type": "exception", "data": {"values": values, "hasSystemFrames": True, "excOmitted": None}}
+        )
     if "logentry" in event or "message" in event:
         text = (event.get("logentry") or {}).get("message") or event.get("message")
         entries.append({"type": "message", "data": {"formatted": text, "message": None, "params": None}})
-    entries.append({"type": "request", "data": {"url": "https://shop.example.com/orders/o-1001?token=abc123",
-                                                "method": "GET", "query": [["token", "abc123"]]}})
+    entries.append(
+        {
+            "type": "request",
+            "data": {
+                "url": "https://shop.example.com/orders/o-1001?token=abc123",
+                "method": "GET",
+                "query": [["token", "abc123"]],
+            },
+        }
+    )
     tags = [{"key": k, "value": v, "_meta": None} for k, v in sorted(event.get("tags", {}).items())]
-    tags += [{"key": "environment", "value": event.get("environment")},
-             {"key": "level", "value": event.get("level")},
-             {"key": "release", "value": event.get("release")}]
+    tags += [
+        {"key": "environment", "value": event.get("environment")},
+        {"key": "level", "value": event.get("level")},
+        {"key": "release", "value": event.get("release")},
+    ]
     return {
         "eventID": event["event_id"],
         "id": event["event_id"],
@@ -141,22 +152,34 @@ def to_api_event(event: dict[str, Any]) -> dict[str, Any]:
 
 def to_webhook(event: dict[str, Any], resource: str) -> dict[str, Any]:
     inner = dict(event)
-    inner.update({
-        "url": f"https://sentry.io/api/0/projects/acme/shop/events/{event['event_id']}/",
-        "web_url": f"https://sentry.io/organizations/acme/issues/4504082601/events/{event['event_id']}/",
-        "issue_url": "https://sentry.io/api/0/issues/4504082601/",
-        "issue_id": "4504082601",
-        # Sentry serialises tags in webhooks as [key, value] pairs.
-        "tags": [[k, v] for k, v in sorted(event.get("tags", {}).items())],
-    })
+    inner.update(
+        {
+            "url": f"https://sentry.io/api/0/projects/acme/shop/events/{event['event_id']}/",
+            "web_url": f"https://sentry.io/organizations/acme/issues/4504082601/events/{event['event_id']}/",
+            "issue_url": "https://sentry.io/api/0/issues/4504082601/",
+            "issue_id": "4504082601",
+            # Sentry serialises tags in webhooks as [key, value] pairs.
+            "tags": [[k, v] for k, v in sorted(event.get("tags", {}).items())],
+        }
+    )
     if resource == "error":
-        return {"action": "created", "installation": {"uuid": "7a485448-a9e2-4c85-8a3c-4f44175783c9"},
-                "data": {"error": inner}, "actor": {"id": "sentry", "name": "Sentry", "type": "application"}}
+        return {
+            "action": "created",
+            "installation": {"uuid": "7a485448-a9e2-4c85-8a3c-4f44175783c9"},
+            "data": {"error": inner},
+            "actor": {"id": "sentry", "name": "Sentry", "type": "application"},
+        }
     inner["title"] = f"{event['exception']['values'][-1]['type']}"
-    return {"action": "triggered", "installation": {"uuid": "7a485448-a9e2-4c85-8a3c-4f44175783c9"},
-            "data": {"event": inner, "triggered_rule": "autofix: every new error",
-                     "issue_alert": {"title": "autofix: every new error", "settings": []}},
-            "actor": {"id": "sentry", "name": "Sentry", "type": "application"}}
+    return {
+        "action": "triggered",
+        "installation": {"uuid": "7a485448-a9e2-4c85-8a3c-4f44175783c9"},
+        "data": {
+            "event": inner,
+            "triggered_rule": "autofix: every new error",
+            "issue_alert": {"title": "autofix: every new error", "settings": []},
+        },
+        "actor": {"id": "sentry", "name": "Sentry", "type": "application"},
+    }
 
 
 def main() -> None:

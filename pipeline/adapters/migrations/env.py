@@ -10,10 +10,9 @@ from __future__ import annotations
 from logging.config import fileConfig
 
 from alembic import context
-from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 
-from pipeline.adapters.sql_engine import make_engine
+from pipeline.adapters.sql_engine import migration_engine
 from pipeline.adapters.sql_models import Base
 
 config = context.config
@@ -35,6 +34,7 @@ def _run(connection: Connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        transactional_ddl=True,  # SQLite too: SQLAlchemy emits BEGIN (sql_engine), so DDL is transactional
     )
     with context.begin_transaction():
         context.run_migrations()
@@ -47,7 +47,7 @@ def run_migrations_online() -> None:
         return
     if config.cmd_opts is not None and config.config_file_name is not None:
         fileConfig(config.config_file_name, disable_existing_loggers=False)
-    engine = make_engine(_url(), poolclass=pool.NullPool)
+    engine = migration_engine(_url())
     try:
         with engine.connect() as connection:
             _run(connection)

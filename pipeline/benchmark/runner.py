@@ -1,0 +1,225 @@
+"""`autofix bench`: the crash-bug benchmark on real PyPI packages.
+
+For each case: unpack the buggy sdist as a git checkout, run the case's reproduction under the real
+sentry-sdk to capture an event, run `autofix fix` on the checkout with that event (a separate process,
+exactly as a user would), then apply the candidate to a fresh copy of the buggy source and run the
+case's repro.py, whose assertions the pipeline never saw. The corpus's own checker module
+(bench/check_corpus.py, beside the suite) fetches and unpacks the sdists, so the cache is shared.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path, PurePosixPath
+from types import ModuleType
+from typing import Any, Callable, Sequence
+
+from pipeline.errors import ConfigError
+
+FIX_TIMEOUT_S = 600
+CHECK_TIMEOUT_S = 120
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    id: str
+    package: str
+    exception: str
+    status: str  # verified | unverified | no_fix | error
+    produced: bool  # a candidate patch exists
+    queued: bool  # the candidate passed verification and the gate
+    correct: bool  # the hidden check passes with the candidate applied
+    rank: int | None  # position of the really-fixed function in the localisation (1-based)
+    seconds: float
+    tokens: int
+    usd: float
+    strategy: str | None
+    reason: str
+
+
+def load_corpus_module(suite: Path) -> ModuleType:
+    path = suite.parent / "check_corpus.py"
+    if not path.is_file():
+        raise ConfigError(f"{path} not found: the suite's folder must sit beside bench/check_corpus.py")
+    spec = importlib.util.spec_from_file_location("bench_check_corpus", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _git(cwd: Path, *args: str) -> None:
+    subprocess.run(["git", "-c", "user.name=bench", "-c", "user.email=bench@localhost", *args], cwd=cwd,
+                   check=True, capture_output=True)
+
+
+def _checkout(source: Path, dest: Path) -> Path:
+    shutil.copytree(source, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    _git(dest, "init", "-q")
+    _git(dest, "add", "-A", "-f")
+    _git(dest, "commit", "-q", "-m", "buggy release")
+    return dest
+
+
+def _pythonpath(*parts: Path | None) -> str:
+    return os.pathsep.join(str(p) for p in parts if p is not None)
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "AUTOFIX_"))}
+    env.update(PYTHONDONTWRITEBYTECODE="1", PYTHONHASHSEED="0", **extra)
+    return env
+
+
+def _capture(case: Any, code_root: Path, deps: Path | None, out: Path) -> str | None:
+    """Run repro.py under sentry-sdk; None on success, else why no event came."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline.benchmark.capture", "--out", str(out), "--in-app", case.import_name,
+         str(case.folder / "repro.py")],
+        env=_env(PYTHONPATH=_pythonpath(code_root, deps, Path(__file__).resolve().parents[2])),
+        cwd=out.parent, capture_output=True, text=True, timeout=CHECK_TIMEOUT_S,
+    )
+    if done.returncode == 0 and out.is_file():
+        return None
+    return f"capture exited {done.returncode}: {(done.stderr.strip().splitlines() or [''])[-1]}"
+
+
+def _localisation_rank(case: Any, corpus: ModuleType, localization: list[dict[str, Any]]) -> int | None:
+    wanted = set(case.fixed_functions)
+    for position, loc in enumerate(localization, start=1):
+        rel = PurePosixPath(loc["path"]).as_posix()
+        module = corpus._module_of(rel, case.source_root)
+        dotted = f"{module}.{loc['function']}" if module else loc["function"]
+        if dotted in wanted or rel in case.fixed_files and loc["function"] in {w.split(".")[-1] for w in wanted}:
+            return position
+    return None
+
+
+def _hidden_check(case: Any, source: Path, deps: Path | None, patch: str, work: Path) -> tuple[bool, str]:
+    tree = _checkout(source, work / "check")
+    applied = subprocess.run(["git", "apply", "-"], cwd=tree, input=patch, capture_output=True, text=True)
+    if applied.returncode != 0:
+        return False, f"patch does not apply: {applied.stderr.strip()}"
+    done = subprocess.run([sys.executable, "-S", str(case.folder / "repro.py")], cwd=work,
+                          env=_env(PYTHONPATH=_pythonpath(tree / case.source_root, deps)),
+                          capture_output=True, text=True, timeout=CHECK_TIMEOUT_S)
+    last = (done.stderr.strip().splitlines() or ["exit 0"])[-1]
+    return done.returncode == 0, last
+
+
+def run_case(case: Any, corpus: ModuleType, work: Path) -> CaseResult:
+    started = time.monotonic()
+
+    def result(status: str, reason: str, **kw: Any) -> CaseResult:
+        base: dict[str, Any] = dict(produced=False, queued=False, correct=False, rank=None, tokens=0, usd=0.0,
+                                    strategy=None)
+        base.update(kw)
+        return CaseResult(case.id, case.package, case.exception, status, seconds=round(time.monotonic() - started, 2),
+                          reason=reason, **base)
+
+    try:
+        source = corpus.unpack_sdist(case.package, case.buggy_version)
+        deps = corpus.install_requires(case.requires)
+    except Exception as exc:  # noqa: BLE001 - the corpus checker's own errors (pip, archives)
+        return result("error", f"sources unavailable: {exc}")
+    checkout = _checkout(source, work / "repo")
+    event = work / "event.json"
+    problem = _capture(case, checkout / case.source_root, deps, event)
+    if problem:
+        return result("error", problem)
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline", "fix", "--repo", str(checkout), "--event", str(event), "--json"],
+        env=_env(AUTOFIX_HOME=str(work / "home")), cwd=work, capture_output=True, text=True, timeout=FIX_TIMEOUT_S,
+    )
+    if done.returncode != 0:
+        return result("error", f"autofix fix exited {done.returncode}: {done.stderr.strip()[-300:]}")
+    out = json.loads(done.stdout)
+    rank = _localisation_rank(case, corpus, out["localization"])
+    tokens, usd = int(out["cost"]["tokens"]), float(out["cost"]["usd"])
+    if not out["patch"]:
+        return result(out["status"], out["reason"], rank=rank, tokens=tokens, usd=usd)
+    correct, detail = _hidden_check(case, source, deps, out["patch"], work)
+    return result(out["status"], f"{out['reason']}; hidden check: {detail}", produced=True,
+                  queued=out["status"] == "verified", correct=correct, rank=rank, tokens=tokens, usd=usd,
+                  strategy=out["strategy"])
+
+
+def case_folders(suite: Path, only: Sequence[str] = ()) -> list[Path]:
+    folders = sorted(p for p in suite.resolve().iterdir() if (p / "case.toml").is_file())
+    if only:
+        folders = [p for p in folders if p.name in set(only)]
+        missing = set(only) - {p.name for p in folders}
+        if missing:
+            raise ConfigError(f"no such case(s) in {suite}: {', '.join(sorted(missing))}")
+    return folders
+
+
+def run_suite(suite: Path, only: Sequence[str] = (), on_case: Callable[[CaseResult], None] | None = None,
+              keep: Path | None = None) -> list[CaseResult]:
+    corpus = load_corpus_module(suite)
+    results: list[CaseResult] = []
+    base = keep or Path(tempfile.mkdtemp(prefix="autofix-bench-"))
+    try:
+        for folder in case_folders(suite, only):
+            case = corpus.load_case(folder)
+            work = base / case.id
+            shutil.rmtree(work, ignore_errors=True)
+            work.mkdir(parents=True)
+            res = run_case(case, corpus, work)
+            results.append(res)
+            if on_case:
+                on_case(res)
+    finally:
+        if keep is None:
+            shutil.rmtree(base, ignore_errors=True)
+    return results
+
+
+def totals(results: Sequence[CaseResult]) -> dict[str, Any]:
+    n = len(results)
+    queued = [r for r in results if r.queued]
+    ranks = [r.rank for r in results]
+    return {
+        "cases": n,
+        "packages": len({r.package for r in results}),
+        "exception_classes": len({r.exception for r in results}),
+        "candidates": sum(r.produced for r in results),
+        "queued": len(queued),
+        "correct": sum(r.correct for r in results),
+        "fix_rate": round(sum(r.correct for r in results) / n, 4) if n else 0.0,
+        "precision": round(sum(r.correct for r in queued) / len(queued), 4) if queued else None,
+        "recall_at_1": round(sum(1 for k in ranks if k is not None and k <= 1) / n, 4) if n else 0.0,
+        "recall_at_5": round(sum(1 for k in ranks if k is not None and k <= 5) / n, 4) if n else 0.0,
+        "median_seconds": round(statistics.median(r.seconds for r in results), 2) if n else 0.0,
+        "tokens": sum(r.tokens for r in results),
+        "usd": round(sum(r.usd for r in results), 4),
+        "errors": sum(r.status == "error" for r in results),
+    }
+
+
+def as_json(results: Sequence[CaseResult]) -> dict[str, Any]:
+    return {"totals": totals(results), "cases": [asdict(r) for r in results]}
+
+
+def markdown(results: Sequence[CaseResult]) -> str:
+    t = totals(results)
+    lines = ["| case | exception | rank | status | correct | strategy | seconds |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in results:
+        lines.append(f"| {r.id} | {r.exception} | {r.rank or '-'} | {r.status} | {'yes' if r.correct else 'no'} "
+                     f"| {r.strategy or '-'} | {r.seconds:.1f} |")
+    precision = "n/a" if t["precision"] is None else f"{t['precision']:.2f}"
+    lines += ["", f"**{t['cases']} cases** ({t['packages']} packages, {t['exception_classes']} exception classes): "
+              f"fix rate {t['fix_rate']:.2f} ({t['correct']}/{t['cases']}), precision {precision} "
+              f"({t['correct']} correct of {t['queued']} queued), recall@1 {t['recall_at_1']:.2f}, "
+              f"recall@5 {t['recall_at_5']:.2f}, median {t['median_seconds']:.1f} s, {t['tokens']} tokens."]
+    return "\n".join(lines)

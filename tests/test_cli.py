@@ -1,0 +1,129 @@
+"""The command-line contract, run as a real `autofix` process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+AUTOFIX = [sys.executable, "-m", "pipeline"]
+
+
+def autofix(*args: str, home: Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOFIX_")}
+    env["AUTOFIX_HOME"] = str(home)
+    return subprocess.run([*AUTOFIX, *args], cwd=cwd or home, env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True,
+                          env={**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+                               "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}).stdout
+
+
+def test_ingest_of_a_malformed_file_names_the_file_and_stores_nothing(tmp_path: Path) -> None:
+    good = EXAMPLES / "events" / "1-checkout-coupon-null.json"
+    bad = tmp_path / "broken.json"
+    bad.write_text('{"event_id": "abc", "exception": {"values": [ {"type": 3')
+    result = autofix("ingest", str(good), str(bad), home=tmp_path)
+    assert result.returncode != 0
+    assert "broken.json" in result.stderr
+    listed = autofix("issues", "--json", home=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout) == []  # not even the good file of the same call was stored
+
+
+def test_ingest_stores_events_once_and_groups_them_into_issues(tmp_path: Path) -> None:
+    files = [str(p) for p in sorted((EXAMPLES / "events").glob("*.json"))]
+    first = autofix("ingest", *files, home=tmp_path)
+    assert first.returncode == 0, first.stderr
+    again = autofix("ingest", *files, home=tmp_path)
+    assert "dropped 5 duplicate(s)" in again.stdout
+    issues = json.loads(autofix("issues", "--json", home=tmp_path).stdout)
+    counts = sorted(i["count"] for i in issues)
+    assert counts == [1, 1, 1, 2]  # both coupon events are one issue
+    assert {i["fix_class"] for i in issues} >= {"AttributeError:NoneType", "KeyError", "ZeroDivisionError"}
+
+
+def _demo_repo(tmp_path: Path) -> Path:
+    from pipeline.demo import prepare_repo
+
+    return prepare_repo(EXAMPLES, tmp_path)[0]
+
+
+def test_fix_prints_a_verified_candidate_for_a_recorded_event(tmp_path: Path) -> None:
+    repo = _demo_repo(tmp_path)
+    event = EXAMPLES / "events" / "3-profile-without-nickname.json"
+    result = autofix("fix", "--repo", str(repo), "--event", str(event), "--test-cmd",
+                     "python -m pytest -q -p no:cacheprovider", "--json", home=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["status"] == "verified"
+    assert out["strategy"].startswith("template:")
+    assert out["patch"].startswith("--- a/shop/users.py")
+    assert out["localization"][0] == {"path": "shop/users.py", "function": "display_name", "line": 10,
+                                      "role": "crash"}
+    kinds = [run["kind"] for run in out["verification"]["runs"]]
+    assert kinds == ["repro_before", "repro_after", "tests_after"]
+    assert 0 < out["confidence"] <= 1
+    assert set(out["cost"]) >= {"tokens", "seconds"}
+
+
+def test_fix_says_no_fix_when_no_frame_matches_a_repo_file(tmp_path: Path) -> None:
+    repo = tmp_path / "other"
+    repo.mkdir()
+    (repo / "unrelated.py").write_text("def f():\n    return 1\n")
+    git(repo, "init", "-q")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "init")
+    event = EXAMPLES / "events" / "3-profile-without-nickname.json"
+    result = autofix("fix", "--repo", str(repo), "--event", str(event), "--json", home=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["status"] == "no_fix"
+    assert "matches a file in the repo" in out["reason"]
+    assert "shop/users.py" in out["reason"]
+    assert out["patch"] is None
+
+
+def test_reject_without_a_reason_is_refused(tmp_path: Path) -> None:
+    result = autofix("reject", "nope", "--reason", " ", home=tmp_path)
+    assert result.returncode != 0
+    assert "needs a reason" in result.stderr
+
+
+@pytest.mark.slow
+def test_demo_queues_verified_fixes_and_approve_all_pushes_branches_that_pass_their_tests(tmp_path: Path) -> None:
+    work = tmp_path / "demo"
+    result = autofix("demo", "--json", "--approve-all", "--keep", str(work), "--examples", str(EXAMPLES),
+                     home=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout)
+    verified = [row for row in report["issues"] if row["verification"] == "verified"]
+    assert len(verified) >= 3
+    assert {row["fix_class"] for row in verified} >= {"AttributeError:NoneType", "KeyError", "ZeroDivisionError"}
+    assert report["summary"]["published"] == len(verified)
+    assert report["sandbox"] == "bwrap"
+
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", report["remote"], str(clone))
+    for row in verified:
+        assert row["status"] == "pr_open"
+        branch = row["branch"]
+        git(clone, "checkout", "-q", "main")
+        git(clone, "checkout", "-q", "-B", f"check-{row['candidate_id']}", "main")
+        # The pushed commit applies cleanly on main...
+        git(clone, "cherry-pick", f"origin/{branch}")
+        # ...and the service's own tests pass with it.
+        tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=clone,
+                               capture_output=True, text=True, timeout=120)
+        assert tests.returncode == 0, tests.stdout[-2000:]
+        message = git(clone, "log", "-1", "--format=%B")
+        assert f"Autofix-Candidate: {row['candidate_id']}" in message

@@ -1,0 +1,217 @@
+"""Grouping: same bug -> same fingerprint; different bugs apart; fix classes, titles, culprits."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from pipeline.grouping import culprit, fingerprint, fix_class, group, parameterize, title
+from pipeline.records import ErrorEvent, ExceptionInfo, Frame, IssueStatus
+from pipeline.sources.sentry import parse_event
+
+DATA = Path(__file__).parent / "data"
+AT = datetime(2024, 5, 1, tzinfo=UTC)
+
+
+def recorded(name: str) -> ErrorEvent:
+    return parse_event(json.loads((DATA / f"{name}.json").read_text()), name)
+
+
+def frame(
+    function: str, line: str, lineno: int = 10, module: str = "shop.orders", in_app: bool = True
+) -> Frame:
+    return Frame(
+        function=function,
+        filename=module.replace(".", "/") + ".py",
+        module=module,
+        lineno=lineno,
+        context_line=line,
+        in_app=in_app,
+    )
+
+
+def crash(
+    *frames: Frame, exc_type: str = "AttributeError", value: str = "'NoneType' object has no attribute 'name'"
+) -> ErrorEvent:
+    return ErrorEvent(
+        id="x",
+        source="sentry-event",
+        platform="python",
+        received_at=AT,
+        exceptions=(ExceptionInfo(type=exc_type, value=value, frames=frames),),
+    )
+
+
+def message(text: str) -> ErrorEvent:
+    return ErrorEvent(
+        id="m", source="sentry-event", platform="python", received_at=AT, exceptions=(), message=text
+    )
+
+
+def shift_lines(event: ErrorEvent, by: int) -> ErrorEvent:
+    return replace(
+        event,
+        exceptions=tuple(
+            replace(e, frames=tuple(replace(f, lineno=(f.lineno or 0) + by) for f in e.frames))
+            for e in event.exceptions
+        ),
+    )
+
+
+def test_same_crash_at_other_line_numbers_groups() -> None:
+    event = recorded("event_chained_from")
+    assert fingerprint(shift_lines(event, 7)) == fingerprint(event)
+
+
+def test_extra_spaces_in_a_source_line_do_not_split_a_group() -> None:
+    a = crash(frame("view", "return order.customer.name"))
+    b = crash(frame("view", "return   order.customer.name "))
+    assert fingerprint(a) == fingerprint(b)
+
+
+def test_different_call_paths_to_the_same_crash_do_not_group() -> None:
+    leaf = frame("customer_name", "return customer.name")
+    from_checkout = crash(frame("checkout", "name = customer_name(order)", module="shop.checkout"), leaf)
+    from_invoice = crash(
+        frame("render_invoice", "header = customer_name(order)", module="shop.invoice"), leaf
+    )
+    assert fingerprint(from_checkout) != fingerprint(from_invoice)
+
+
+def test_same_message_from_different_crashes_does_not_group() -> None:
+    a = crash(frame("customer_name", "return customer.name"))
+    b = crash(frame("shipping_label", "return address.customer.name"))
+    assert a.primary is not None and b.primary is not None and a.primary.value == b.primary.value
+    assert fingerprint(a) != fingerprint(b)
+
+
+def test_library_frames_do_not_move_the_group() -> None:
+    app = frame("load", "return json.loads(raw)")
+    a = crash(
+        app, frame("decode", "obj = self.raw_decode(s)", lineno=337, module="json.decoder", in_app=False)
+    )
+    b = crash(
+        app,
+        frame(
+            "decode", "obj, end = self.raw_decode(s, idx=0)", lineno=340, module="json.decoder", in_app=False
+        ),
+    )
+    assert fingerprint(a) == fingerprint(b)
+
+
+def test_a_stack_with_no_in_app_frame_groups_on_all_its_frames() -> None:
+    a = crash(frame("get", "return self._data[key]", module="lib.cache", in_app=False))
+    b = crash(frame("set", "self._data[key] = v", module="lib.cache", in_app=False))
+    assert fingerprint(a) != fingerprint(b)
+
+
+def test_a_different_cause_in_the_chain_makes_a_different_group() -> None:
+    event = recorded("event_chained_from")
+    other_cause = replace(
+        event, exceptions=(replace(event.exceptions[0], type="IndexError"), *event.exceptions[1:])
+    )
+    assert fingerprint(other_cause) != fingerprint(event)
+
+
+def test_messages_that_differ_only_in_ids_group() -> None:
+    assert fingerprint(message("payment 8812 failed for order o-1001")) == fingerprint(
+        message("payment 9917 failed for order o-2002")
+    )
+    assert fingerprint(message("payment failed for order o-1001")) != fingerprint(
+        message("refund failed for order o-1001")
+    )
+
+
+def test_stackless_exceptions_group_on_type_and_parameterised_value() -> None:
+    a = crash(value="timeout after 30s talking to 10.0.0.7", exc_type="TimeoutError")
+    b = crash(value="timeout after 45s talking to 10.0.0.9", exc_type="TimeoutError")
+    c = crash(value="timeout after 30s talking to 10.0.0.7", exc_type="ConnectionError")
+    assert fingerprint(a) == fingerprint(b) != fingerprint(c)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("user 550e8400-e29b-41d4-a716-446655440000 missing", "user <uuid> missing"),
+        ("GET https://api.example.com/v1/users/123?x=1 failed", "GET <url> failed"),
+        ("mail to jane@example.com bounced", "mail to <email> bounced"),
+        ("at 2024-05-01T12:00:00.123Z and 12:30:01", "at <datetime> and <time>"),
+        ("object at 0x7f3a2b10 hash deadbeef12345678", "object at <hex> hash <hex>"),
+        ("took 2.5ms, retry 3 of 5 from 192.168.0.1", "took <float>ms, retry <int> of <int> from <ip>"),
+        ("KeyError 'user_id' in utf8 codec v2", "KeyError 'user_id' in utf8 codec v2"),
+    ],
+)
+def test_parameterize_replaces_variable_parts_and_keeps_names(text: str, expected: str) -> None:
+    assert parameterize(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("exc_type", "value", "expected"),
+    [
+        ("AttributeError", "'NoneType' object has no attribute 'name'", "AttributeError:NoneType"),
+        ("AttributeError", "'Order' object has no attribute 'nme'", "AttributeError"),
+        ("TypeError", "'NoneType' object is not subscriptable", "TypeError:NoneType-subscript"),
+        ("TypeError", "'NoneType' object is not iterable", "TypeError:NoneType-iterable"),
+        ("TypeError", "cannot unpack non-iterable NoneType object", "TypeError:NoneType-iterable"),
+        ("TypeError", "unsupported operand type(s) for +: 'int' and 'str'", "TypeError:unsupported-operand"),
+        ("TypeError", 'can only concatenate str (not "int") to str', "TypeError:unsupported-operand"),
+        ("TypeError", "f() missing 1 required positional argument: 'x'", "TypeError"),
+        ("KeyError", "'sku'", "KeyError"),
+        ("ModuleNotFoundError", "No module named 'yaml'", "ImportError"),
+        ("RecursionError", "maximum recursion depth exceeded", "RecursionError"),
+        ("OrderNotFound", "order 4 not found", "OrderNotFound"),
+    ],
+)
+def test_fix_class_comes_from_the_escaping_exception(exc_type: str, value: str, expected: str) -> None:
+    assert fix_class(crash(exc_type=exc_type, value=value)) == expected
+
+
+def test_fix_class_of_a_message_event() -> None:
+    assert fix_class(message("payment failed")) == "Message"
+
+
+def test_title_and_culprit_are_sentry_like() -> None:
+    event = recorded("event_attribute_error")
+    assert title(event) == "AttributeError: 'NoneType' object has no attribute 'name'"
+    assert culprit(event) == "fixture_app.customer_name"
+    assert title(message("first line\nsecond")) == "first line"
+    assert culprit(message("x")) == ""
+
+
+def test_group_sets_the_fingerprint_and_opens_a_new_issue() -> None:
+    event = recorded("event_chained_from")
+    grouped, issue = group(event)
+    assert grouped.fingerprint == issue.fingerprint == fingerprint(event)
+    assert len(issue.fingerprint) == 32 and int(issue.fingerprint, 16) >= 0
+    assert (issue.count, issue.status, issue.latest_event_id) == (1, IssueStatus.NEW, event.id)
+    assert issue.first_seen == issue.last_seen == event.timestamp
+    assert (issue.fix_class, issue.culprit) == ("OrderNotFound", "fixture_app.fetch_order")
+    assert issue.title == "OrderNotFound: order o-4040 not found for jane.doe@example.com"
+
+
+def test_group_falls_back_to_received_at_without_a_timestamp() -> None:
+    _, issue = group(message("boom"))
+    assert issue.first_seen == AT
+
+
+
+def test_log_tracebacks_from_hosts_with_different_install_prefixes_group_together() -> None:
+    from pipeline.sources.logs import parse_log_text
+
+    def traceback_at(prefix: str) -> bytes:
+        return (
+            "Traceback (most recent call last):\n"
+            f'  File "{prefix}/shop/api.py", line 40, in get_order_summary\n'
+            "    price = orders.average_item_price(order)\n"
+            f'  File "{prefix}/shop/orders.py", line 24, in average_item_price\n'
+            "    return round(total / units, 2)\n"
+            "ZeroDivisionError: division by zero\n"
+        ).encode()
+
+    one = parse_log_text(traceback_at("/srv/app"), "host-a.log")[0]
+    other = parse_log_text(traceback_at("/opt/releases/42"), "host-b.log")[0]
+    assert fingerprint(one) == fingerprint(other)
