@@ -26,11 +26,11 @@ system-deps:
 demo: venv system-deps
 	$(VENV)/bin/autofix demo
 
-test: venv system-deps
+test: venv system-deps lint typecheck
 	$(VENV)/bin/pytest
 
 lint: venv
-	$(VENV)/bin/ruff check pipeline sandbox workers tests
+	$(VENV)/bin/ruff check pipeline sandbox workers tests bench examples
 
 typecheck: venv
 	$(VENV)/bin/mypy

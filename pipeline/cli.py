@@ -9,7 +9,7 @@ import json
 import sys
 import tempfile
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -87,7 +87,7 @@ def triage(limit: Annotated[int, typer.Option(help="Issues to attempt.")] = 10, 
 def fix(
     repo: Annotated[Path, typer.Option(help="A git checkout of the code that crashed.")],
     event: Annotated[Path, typer.Option(help="The event: Sentry JSON, envelope, webhook or log file.")],
-    test_cmd: Annotated[Optional[str], typer.Option(help="The repo's test command, run after the patch.")] = None,
+    test_cmd: Annotated[str | None, typer.Option(help="The repo's test command, run after the patch.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """One-shot: fix one event in a checkout and print the candidate. Needs no server or config."""
@@ -158,8 +158,8 @@ def reject(
 def demo(
     as_json: JsonOpt = False,
     approve_all: Annotated[bool, typer.Option("--approve-all", help="Approve every queued candidate.")] = False,
-    examples: Annotated[Optional[Path], typer.Option(help="The examples folder.")] = None,
-    keep: Annotated[Optional[Path], typer.Option(help="Work in this folder instead of a temporary one.")] = None,
+    examples: Annotated[Path | None, typer.Option(help="The examples folder.")] = None,
+    keep: Annotated[Path | None, typer.Option(help="Work in this folder instead of a temporary one.")] = None,
 ) -> None:
     """End to end on examples/: ingest, group, retrieve, generate, verify, queue."""
     from pipeline.demo import find_examples, run_demo
@@ -183,10 +183,10 @@ def demo(
 @app.command()
 def bench(
     suite: Annotated[Path, typer.Option(help="Folder of crash cases.")] = Path("bench/crashes"),
-    case: Annotated[Optional[list[str]], typer.Option(help="Run only this case (repeatable).")] = None,
+    case: Annotated[list[str] | None, typer.Option(help="Run only this case (repeatable).")] = None,
     as_json: JsonOpt = False,
     markdown: Annotated[bool, typer.Option("--markdown", help="Print a markdown table.")] = False,
-    keep: Annotated[Optional[Path], typer.Option(help="Keep per-case work folders here.")] = None,
+    keep: Annotated[Path | None, typer.Option(help="Keep per-case work folders here.")] = None,
 ) -> None:
     """The crash-bug benchmark: real PyPI bugs, fixed by `autofix fix`, judged by hidden checks."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn

@@ -7,9 +7,9 @@ no persistence itself; callers save what it returns.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import structlog
 

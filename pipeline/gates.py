@@ -7,8 +7,8 @@ else is kept (held) for audit but never queued.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from pipeline.fixers.diffing import changed_lines
 from pipeline.records import CandidateStatus, Cost, FixCandidate, Patch, Verification

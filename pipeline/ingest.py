@@ -5,9 +5,9 @@ A file that fails to parse stores nothing of itself; a duplicate event id is dro
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import structlog
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import enum
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def short_id(*parts: str, length: int = 12) -> str:
@@ -24,7 +25,7 @@ def short_id(*parts: str, length: int = 12) -> str:
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:length]
 
 
-class IssueStatus(str, enum.Enum):
+class IssueStatus(enum.StrEnum):
     NEW = "new"
     TRIAGED = "triaged"
     FIXING = "fixing"
@@ -37,7 +38,7 @@ class IssueStatus(str, enum.Enum):
     UNFIXABLE = "unfixable"
 
 
-class CandidateStatus(str, enum.Enum):
+class CandidateStatus(enum.StrEnum):
     AWAITING_REVIEW = "awaiting_review"  # verified and above the gate
     HELD = "held"  # produced but below the gate: kept for audit, never shown as ready
     APPROVED = "approved"

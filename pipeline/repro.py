@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import ast
 import keyword
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Mapping
+from typing import Any
 
 from pipeline.records import CodeContext, ErrorEvent, Frame
 
@@ -70,7 +71,7 @@ def _function_node(source: str, qualname: str) -> ast.FunctionDef | ast.AsyncFun
                      and n.name == part), None)
         if node is None:
             return None
-        body = node.body  # type: ignore[attr-defined]
+        body = node.body
     return node if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) else None
 
 
@@ -113,7 +114,7 @@ def _call_values(
             raise NotRebuildable(f"argument {param.arg!r} was not captured")
     if a.vararg and a.vararg.arg in frame_vars:
         args.extend(rebuild(frame_vars[a.vararg.arg]))
-    for param, default in zip(a.kwonlyargs, a.kw_defaults):
+    for param, default in zip(a.kwonlyargs, a.kw_defaults, strict=True):
         if param.arg in frame_vars:
             kwargs[param.arg] = rebuild(frame_vars[param.arg])
         elif default is None:

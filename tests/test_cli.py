@@ -127,3 +127,44 @@ def test_demo_queues_verified_fixes_and_approve_all_pushes_branches_that_pass_th
         assert tests.returncode == 0, tests.stdout[-2000:]
         message = git(clone, "log", "-1", "--format=%B")
         assert f"Autofix-Candidate: {row['candidate_id']}" in message
+
+
+def test_the_reviewer_flow_through_the_cli_ingests_triages_queues_approves_and_rejects(tmp_path: Path) -> None:
+    from pipeline.demo import prepare_repo
+
+    repo, remote = prepare_repo(EXAMPLES, tmp_path)
+    (tmp_path / "autofix.toml").write_text(
+        f'[[repos]]\nname = "shop"\npath = "{repo}"\nremote_url = "{remote}"\n'
+        'test_command = "python -m pytest -q -p no:cacheprovider"\n'
+    )
+    events = [str(EXAMPLES / "events" / name) for name in
+              ("1-checkout-coupon-null.json", "3-profile-without-nickname.json")]
+    assert autofix("ingest", *events, home=tmp_path).returncode == 0
+    triaged = autofix("triage", "--json", home=tmp_path)
+    assert triaged.returncode == 0, triaged.stderr[-2000:]
+    assert {o["status"] for o in json.loads(triaged.stdout)["outcomes"].values()} == {"verified"}
+
+    queued = json.loads(autofix("queue", "--json", home=tmp_path).stdout)
+    assert len(queued) == 2
+    keep, drop = queued
+    approved = autofix("approve", keep["id"], "--reviewer", "ada", home=tmp_path)
+    assert approved.returncode == 0, approved.stderr
+    again = autofix("approve", keep["id"], home=tmp_path)  # a second approval returns the same PR
+    assert again.returncode == 0 and again.stdout.split(":")[-1] == approved.stdout.split(":")[-1]
+    rejected = autofix("reject", drop["id"], "--reason", "wrong default for this field", home=tmp_path)
+    assert rejected.returncode == 0, rejected.stderr
+
+    assert json.loads(autofix("queue", "--json", home=tmp_path).stdout) == []
+    statuses = {i["status"] for i in json.loads(autofix("issues", "--json", home=tmp_path).stdout)}
+    assert statuses == {"pr_open", "rejected"}
+    branches = git(tmp_path, "ls-remote", "--heads", str(remote))
+    assert "refs/heads/autofix/" in branches
+
+
+def test_sandbox_check_passes_on_bubblewrap(tmp_path: Path) -> None:
+    result = autofix("sandbox", "check", "--json", home=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["backend"] == "bwrap"
+    assert all(check["passed"] for check in report["checks"])
+    assert any("loopback" in check["name"] for check in report["checks"])

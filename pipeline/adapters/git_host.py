@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import structlog
@@ -68,7 +68,7 @@ class GitCodeHost:
                 _git(["apply", "--index", "--whitespace=nowarn", "-"], cwd=checkout, stdin=patch.diff)
             except subprocess.CalledProcessError as exc:
                 raise PatchDoesNotApply(exc.stderr.strip()) from exc
-            date = created_at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+            date = created_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             env = {
                 **os.environ,
                 "GIT_AUTHOR_NAME": AUTHOR[0],

@@ -18,10 +18,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 from types import ModuleType
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from pipeline.errors import ConfigError
 

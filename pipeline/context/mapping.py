@@ -9,9 +9,9 @@ than saying no file matched.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Iterable, Mapping
 
 from pipeline.records import Frame
 

@@ -8,9 +8,9 @@ context line is looked for near the reported line so that locations still point 
 from __future__ import annotations
 
 import ast
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 import structlog
 

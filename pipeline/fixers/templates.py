@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 import libcst as cst
 import libcst.matchers as m
@@ -100,8 +100,8 @@ def neutral_for_use(site: CrashSite, node: cst.CSTNode) -> str:
         if isinstance(other, (cst.SimpleString, cst.FormattedString)):
             return '""'
         return "0"
-    if isinstance(parent, cst.Arg):
-        call = site.parent(parent)
+    call = site.parent(parent) if isinstance(parent, cst.Arg) else None
+    if call is not None:
         if m.matches(call, m.Call(func=m.Name("len") | m.Name("sorted") | m.Name("list"))):
             return "[]"
         if m.matches(call, m.Call(func=m.Name("sum") | m.Name("int") | m.Name("float"))):
@@ -126,7 +126,7 @@ class _InsertBefore(cst.CSTTransformer):
 
     def _insert(self, original: Sequence[cst.CSTNode], updated: Sequence[cst.CSTNode]) -> list[cst.CSTNode]:
         out: list[cst.CSTNode] = []
-        for orig, upd in zip(original, updated):
+        for orig, upd in zip(original, updated, strict=True):
             if orig is self.target:
                 out.extend(self.new)
             out.append(upd)
