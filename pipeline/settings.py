@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     home: Path = Path(".autofix")
     store_url: str | None = None
     broker_url: str | None = None
+    # Redis redelivers an unacknowledged task (a worker died mid-task) after this many seconds.
+    broker_visibility_timeout_s: int = 3600
 
     sentry_client_secret: SecretStr | None = None
     sentry_dsn_keys: str | None = None

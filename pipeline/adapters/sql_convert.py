@@ -8,7 +8,9 @@ columns; the parsed event's JSON is normalised here).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+import enum
+from datetime import datetime
+from typing import Any, TypeVar
 
 from pydantic import TypeAdapter
 
@@ -70,37 +72,11 @@ def event_from_row(row: EventRow) -> ErrorEvent:
 
 def issue_values(issue: Issue) -> dict[str, Any]:
     """The issue's columns as a plain mapping, for INSERT ... ON CONFLICT statements."""
-    return {
-        "fingerprint": issue.fingerprint,
-        "title": issue.title,
-        "culprit": issue.culprit,
-        "fix_class": issue.fix_class,
-        "first_seen": as_utc(issue.first_seen),
-        "last_seen": as_utc(issue.last_seen),
-        "count": issue.count,
-        "priority": issue.priority,
-        "status": IssueStatus(issue.status).value,
-        "repo": issue.repo,
-        "project": issue.project,
-        "latest_event_id": issue.latest_event_id,
-    }
+    return _columns(issue)
 
 
 def issue_from_row(row: IssueRow) -> Issue:
-    return Issue(
-        fingerprint=row.fingerprint,
-        title=row.title,
-        culprit=row.culprit,
-        fix_class=row.fix_class,
-        first_seen=row.first_seen,
-        last_seen=row.last_seen,
-        count=row.count,
-        priority=row.priority,
-        status=IssueStatus(row.status),
-        repo=row.repo,
-        project=row.project,
-        latest_event_id=row.latest_event_id,
-    )
+    return _record(Issue, row, status=IssueStatus(row.status))
 
 
 # --- candidates ----------------------------------------------------------------------------------
@@ -203,50 +179,36 @@ def _verification_from_rows(
 
 
 def review_values(review: Review) -> dict[str, Any]:
-    return {
-        "candidate_id": review.candidate_id,
-        "decision": review.decision,
-        "reviewer": review.reviewer,
-        "reason": review.reason,
-        "at": as_utc(review.at),
-    }
+    return _columns(review)
 
 
 def review_from_row(row: ReviewRow) -> Review:
-    return Review(
-        candidate_id=row.candidate_id,
-        decision=row.decision,
-        reviewer=row.reviewer,
-        reason=row.reason,
-        at=row.at,
-    )
+    return _record(Review, row)
 
 
 def pull_request_values(pr: PullRequest) -> dict[str, Any]:
-    return {
-        "candidate_id": pr.candidate_id,
-        "repo": pr.repo,
-        "branch": pr.branch,
-        "title": pr.title,
-        "body": pr.body,
-        "url": pr.url,
-        "commit_sha": pr.commit_sha,
-        "state": pr.state,
-        "number": pr.number,
-        "created_at": as_utc(pr.created_at),
-    }
+    return _columns(pr)
 
 
 def pull_request_from_row(row: PullRequestRow) -> PullRequest:
-    return PullRequest(
-        candidate_id=row.candidate_id,
-        repo=row.repo,
-        branch=row.branch,
-        title=row.title,
-        body=row.body,
-        url=row.url,
-        commit_sha=row.commit_sha,
-        state=row.state,
-        number=row.number,
-        created_at=row.created_at,
-    )
+    return _record(PullRequest, row)
+
+
+# --- flat records ----------------------------------------------------------------------------------
+# Issue, Review and PullRequest map field for field onto their rows; only enums and datetimes convert.
+
+_R = TypeVar("_R")
+
+
+def _columns(record: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for field in dataclasses.fields(record):
+        value = getattr(record, field.name)
+        values[field.name] = (value.value if isinstance(value, enum.Enum)
+                              else as_utc(value) if isinstance(value, datetime) else value)
+    return values
+
+
+def _record(cls: type[_R], row: Any, **converted: Any) -> _R:
+    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    return cls(**{name: getattr(row, name) for name in names if name not in converted}, **converted)
