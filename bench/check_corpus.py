@@ -295,16 +295,14 @@ def check_sources(case: Case, buggy: Path, fixed: Path) -> str:
         for root, version in ((buggy, case.buggy_version), (fixed, case.fixed_version)):
             if not (root / rel).is_file():
                 raise CaseFailed(f"sdist {version} has no {rel}")
-        old = (buggy / rel).read_text(encoding="utf-8", errors="replace").splitlines()
-        new = (fixed / rel).read_text(encoding="utf-8", errors="replace").splitlines()
-        for line in difflib.unified_diff(old, new, lineterm="", n=0):
-            if line.startswith("+") and not line.startswith("+++"):
-                added += 1
-            elif line.startswith("-") and not line.startswith("---"):
-                removed += 1
+        old = (buggy / rel).read_text(encoding="utf-8", errors="replace")
+        new = (fixed / rel).read_text(encoding="utf-8", errors="replace")
+        plus, minus = _diff_size(old, new)
+        added, removed = added + plus, removed + minus
     if added == removed == 0:
         raise CaseFailed("fixed_files are identical in the buggy and fixed sdists")
 
+    fn_added = fn_removed = 0
     modules = {m: rel for rel in case.fixed_files if (m := _module_of(rel, case.source_root)) is not None}
     changed = 0
     for dotted in case.fixed_functions:
@@ -315,11 +313,25 @@ def check_sources(case: Case, buggy: Path, fixed: Path) -> str:
         before = _def_source(buggy, modules[owner], qualname)
         if before is None:
             raise CaseFailed(f"{modules[owner]} in {case.buggy_version} defines no {'.'.join(qualname)}")
-        if before != _def_source(fixed, modules[owner], qualname):
+        after = _def_source(fixed, modules[owner], qualname)
+        if before != after:
             changed += 1
+            plus, minus = _diff_size(before, after or "")
+            fn_added, fn_removed = fn_added + plus, fn_removed + minus
     if changed == 0:
         raise CaseFailed("none of fixed_functions changed between the buggy and fixed sdists")
-    return f"diff +{added} -{removed}"
+    return f"files +{added} -{removed}, functions +{fn_added} -{fn_removed}"
+
+
+def _diff_size(old: str, new: str) -> tuple[int, int]:
+    """Lines added and removed between two texts."""
+    added = removed = 0
+    for line in difflib.unified_diff(old.splitlines(), new.splitlines(), lineterm="", n=0):
+        if line.startswith("+") and not line.startswith("+++"):
+            added += 1
+        elif line.startswith("-") and not line.startswith("---"):
+            removed += 1
+    return added, removed
 
 
 # ----------------------------------------------------------------------------- running repro.py

@@ -12,6 +12,8 @@ The schema comes only from `migrate()`, which runs `alembic upgrade head` on the
 from __future__ import annotations
 
 import io
+import sqlite3
+import time
 from importlib import resources
 from typing import Any
 
@@ -64,11 +66,27 @@ def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN itself (see the begin hook)
     cursor = dbapi_connection.cursor()
     try:
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
+        # The busy timeout first: switching a new database to WAL needs its exclusive lock, and a
+        # store starting beside another must wait for that lock rather than fail at once.
         cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        _switch_to_wal(cursor)
+        cursor.execute("PRAGMA foreign_keys=ON")
     finally:
         cursor.close()
+
+
+def _switch_to_wal(cursor: Any) -> None:
+    # SQLite answers SQLITE_BUSY to a journal-mode change without calling the busy handler when
+    # another connection holds a conflicting lock, so the wait is ours to do.
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def _begin_sqlite_transaction(conn: Connection) -> None:
