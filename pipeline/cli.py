@@ -25,7 +25,7 @@ from pipeline.wiring import Deps
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Turn production errors into reviewed fixes.")
 sandbox_app = typer.Typer(no_args_is_help=True, help="Sandbox backends.")
 app.add_typer(sandbox_app, name="sandbox")
-out = Console()
+out = Console(width=max(Console().width, 132))  # tables stay legible when piped
 err = Console(stderr=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
@@ -168,11 +168,14 @@ def demo(
     if as_json:
         _print_json(report)
         return
-    table = Table("issue", "fix class", "count", "strategy", "verification", "confidence", "status", title="autofix demo")
+    table = Table(title="autofix demo")
+    for name in ("issue", "fix class", "n", "strategy", "verification", "confidence", "status"):
+        table.add_column(name, no_wrap=True, overflow="ellipsis")
     for row in report["issues"]:
-        table.add_row(row["title"][:50], row["fix_class"], str(row["count"]), row["strategy"] or "-",
-                      row["verification"], f"{row['confidence']:.2f}" if row["confidence"] is not None else "-",
-                      row["status"])
+        strategy = (row["strategy"] or "-").removeprefix("template:")
+        confidence = f"{row['confidence']:.2f}" if row["confidence"] is not None else "-"
+        table.add_row(row["culprit"], row["fix_class"], str(row["count"]), strategy, row["verification"],
+                      confidence, row["status"])
     out.print(table)
     out.print(f"workdir {report['workdir']}; remote {report['remote']}")
     for row in report["issues"]:

@@ -62,9 +62,14 @@ def _event_files(examples: Path) -> list[Path]:
 
 
 def _verification_label(candidate: FixCandidate | None) -> str:
-    if candidate is None or candidate.verification is None:
+    v = candidate.verification if candidate else None
+    if v is None:
         return "none"
-    return "verified" if candidate.verification.verified else "failed"
+    if v.verified:
+        return "verified"
+    if not any(run.kind == "repro_before" for run in v.runs):
+        return "no repro"  # nothing in the event to rebuild the call from
+    return "not reproduced" if not v.reproduced else "failed"
 
 
 def run_demo(examples: Path, base: Settings, approve_all: bool = False, keep: Path | None = None) -> dict[str, Any]:
@@ -90,7 +95,8 @@ def run_demo(examples: Path, base: Settings, approve_all: bool = False, keep: Pa
         best = max(candidates, key=lambda c: (c.verification is not None and c.verification.verified,
                                               c.confidence), default=None)
         rows.append({
-            "fingerprint": issue.fingerprint, "title": issue.title, "fix_class": issue.fix_class,
+            "fingerprint": issue.fingerprint, "title": issue.title, "culprit": issue.culprit,
+            "fix_class": issue.fix_class,
             "count": issue.count, "status": issue.status.value,
             "candidate_id": best.id if best else None, "strategy": best.strategy if best else None,
             "verification": _verification_label(best), "confidence": best.confidence if best else None,
