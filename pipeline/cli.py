@@ -48,7 +48,8 @@ def ingest(paths: Annotated[list[Path], typer.Argument(help="Event JSON, envelop
         if not path.is_file():
             raise typer.BadParameter(f"{path}: no such file", param_hint="PATHS")
     events = parse_paths(paths)
-    report = ingest_events(_deps().store, events)
+    deps = _deps()
+    report = ingest_events(deps.store, events, deps.settings.in_app_packages)
     out.print(f"stored {len(report.stored)} event(s), dropped {len(report.duplicates)} duplicate(s), "
               f"{len(report.issues)} issue(s) touched")
 
@@ -190,11 +191,16 @@ def bench(
     as_json: JsonOpt = False,
     markdown: Annotated[bool, typer.Option("--markdown", help="Print a markdown table.")] = False,
     keep: Annotated[Path | None, typer.Option(help="Keep per-case work folders here.")] = None,
+    grouping_set: Annotated[Path, typer.Option(help="Labelled events for the grouping benchmark.")] = Path(
+        "bench/grouping"
+    ),
 ) -> None:
-    """The crash-bug benchmark: real PyPI bugs, fixed by `autofix fix`, judged by hidden checks."""
+    """The crash-bug benchmark (real PyPI bugs, fixed by `autofix fix`, judged by hidden checks) and the
+    grouping benchmark (pairwise precision and recall of fingerprints on a labelled set)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from pipeline.benchmark import runner
+    from pipeline.benchmark.grouping import evaluate, grouping_json, report
 
     folders = runner.case_folders(suite, case or ())
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -207,12 +213,45 @@ def bench(
             progress.advance(task)
 
         results = runner.run_suite(suite, case or (), advance, keep)
+    grouping = evaluate(grouping_set)
     if as_json:
-        _print_json(runner.as_json(results))
-    elif markdown:
-        sys.stdout.write(runner.markdown(results) + "\n")
+        _print_json({**runner.as_json(results), "grouping": grouping_json(grouping)})
+        return
+    text = runner.markdown(results) + "\n\nGrouping: " + report(grouping)
+    if markdown:
+        sys.stdout.write(text + "\n")
     else:
-        out.print(runner.markdown(results), markup=False, highlight=False)
+        out.print(text, markup=False, highlight=False)
+
+
+def _exec_celery(*args: str) -> None:
+    """Replace this process with `celery -A workers.app ...` (signals then reach Celery directly)."""
+    import os
+
+    from workers.app import require_broker
+
+    require_broker(Settings())  # a clear error here rather than a traceback from Celery
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "celery", "-A", "workers.app", *args])
+
+
+@app.command()
+def worker(
+    queues: Annotated[str, typer.Option(help="Comma-separated queues to consume: ingest, fix.")] = "ingest,fix",
+    concurrency: Annotated[int | None, typer.Option(help="Worker processes (default: one per CPU).")] = None,
+    loglevel: Annotated[str, typer.Option(help="Celery's own log level.")] = "INFO",
+) -> None:
+    """Run a Celery worker (needs AUTOFIX_BROKER_URL, a Redis URL)."""
+    extra = ["--concurrency", str(concurrency)] if concurrency else []
+    _exec_celery("worker", "--queues", queues, "--loglevel", loglevel, *extra)
+
+
+@app.command()
+def beat(loglevel: Annotated[str, typer.Option(help="Celery's own log level.")] = "INFO") -> None:
+    """Run the scheduler: periodic triage and pull-request sync (needs AUTOFIX_BROKER_URL)."""
+    Settings().home.mkdir(parents=True, exist_ok=True)  # beat keeps its schedule file there
+    _exec_celery("beat", "--loglevel", loglevel)
 
 
 @sandbox_app.command("check")

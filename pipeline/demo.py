@@ -80,9 +80,10 @@ def run_demo(examples: Path, base: Settings, approve_all: bool = False, keep: Pa
         "home": workdir / ".autofix",
         "store_url": None,  # the demo never touches a configured database
         "repos": [RepoConfig(name="shop", path=repo, remote_url=str(remote), test_command=TEST_COMMAND)],
+        "in_app_packages": ["shop"],
     })
     deps = Deps(settings)
-    ingest_paths(deps.store, _event_files(examples))
+    ingest_paths(deps.store, _event_files(examples), settings.in_app_packages)
     triage(deps.store, settings, deps.fixers, deps.sandbox, limit=100)
     branches: dict[str, str] = {}
     if approve_all:

@@ -50,7 +50,7 @@ def confidence_parts(patch: Patch, verification: Verification | None, gate: Gate
 def decide(patch: Patch, verification: Verification | None, confidence: float, gate: GateConfig) -> GateDecision:
     reasons: list[str] = []
     if verification is None or not verification.verified:
-        reasons.append(verification.reason if verification else "not verified")
+        reasons.append((verification.reason if verification else "") or "not verified")
     if len(patch.files) > gate.max_files:
         reasons.append(f"touches {len(patch.files)} files (policy allows {gate.max_files})")
     if changed_lines(patch.diff) > gate.max_changed_lines:

@@ -73,7 +73,7 @@ def _components(event: ErrorEvent) -> list[str]:
     primary = event.primary
     if primary is not None:
         return [f"type:{primary.qualified_type}", f"message:{parameterize(primary.value)}"]
-    return [f"message:{parameterize(event.message or '')}"]
+    return [f"message:{parameterize(event.message_template or event.message or '')}"]
 
 
 def _frame_components(exc: ExceptionInfo) -> list[str]:

@@ -5,7 +5,7 @@ A file that fails to parse stores nothing of itself; a duplicate event id is dro
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +16,7 @@ from pipeline.ports import Store
 from pipeline.records import ErrorEvent
 from pipeline.scrub import scrub_event
 from pipeline.sources import load_path
+from pipeline.sources.in_app import mark_in_app
 
 log = structlog.get_logger(__name__)
 
@@ -27,10 +28,10 @@ class IngestReport:
     issues: set[str] = field(default_factory=set)  # fingerprints touched
 
 
-def ingest_events(store: Store, events: Iterable[ErrorEvent]) -> IngestReport:
+def ingest_events(store: Store, events: Iterable[ErrorEvent], in_app_packages: Collection[str] = ()) -> IngestReport:
     report = IngestReport()
     for raw in events:
-        event, issue = group(scrub_event(raw))
+        event, issue = group(scrub_event(mark_in_app(raw, in_app_packages)))
         if store.record_event(event, issue):
             report.stored.append(event.id)
             report.issues.add(issue.fingerprint)
@@ -46,5 +47,5 @@ def parse_paths(paths: Sequence[Path]) -> list[ErrorEvent]:
     return [event for path in paths for event in load_path(path)]
 
 
-def ingest_paths(store: Store, paths: Sequence[Path]) -> IngestReport:
-    return ingest_events(store, parse_paths(paths))
+def ingest_paths(store: Store, paths: Sequence[Path], in_app_packages: Collection[str] = ()) -> IngestReport:
+    return ingest_events(store, parse_paths(paths), in_app_packages)

@@ -92,6 +92,9 @@ class ErrorEvent:
     environment: str | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
     message: str | None = None
+    # A logging call's template ("stock for %s timed out") when the SDK sent one with its arguments:
+    # the template, not the formatted text, names the bug.
+    message_template: str | None = None
     fingerprint: str | None = None  # set by grouping
     url: str | None = None
     project: str | None = None

@@ -79,8 +79,10 @@ def module_name(path: str, frame: Frame, repo_root: Path) -> tuple[str, str] | N
     """(dotted module, import root) for a repo file: the frame's module if it fits the path."""
     pure = PurePosixPath(path)
     stem_parts = list(pure.with_suffix("").parts)
+    folder = pure.parent
     if stem_parts and stem_parts[-1] == "__init__":
         stem_parts.pop()
+        folder = folder.parent  # a package's own folder is its name, not a parent package
     if frame.module:
         mod_parts = frame.module.split(".")
         if stem_parts[-len(mod_parts):] == mod_parts:
@@ -88,7 +90,6 @@ def module_name(path: str, frame: Frame, repo_root: Path) -> tuple[str, str] | N
             return frame.module, root
     # Walk up while the folder is a package.
     parts = stem_parts[-1:]
-    folder = pure.parent
     while folder.parts and (repo_root / folder / "__init__.py").is_file():
         parts.insert(0, folder.name)
         folder = folder.parent
@@ -101,19 +102,30 @@ def _call_values(
     a = fn.args
     positional = [*a.posonlyargs, *a.args]
     defaults_from = len(positional) - len(a.defaults)
+    extra_args = rebuild(frame_vars[a.vararg.arg]) if a.vararg and a.vararg.arg in frame_vars else []
+    if not isinstance(extra_args, (list, tuple)):
+        raise NotRebuildable(f"*{a.vararg.arg if a.vararg else ''} is not a sequence")
+    # Extra positional values can only follow every named one given positionally (f(1, 2, *rest)).
+    by_position = len(a.posonlyargs) if not extra_args else len(positional)
     args: list[Any] = []
     kwargs: dict[str, Any] = {}
+    gap: str | None = None  # a positional parameter left to its default: later ones cannot follow it
     for i, param in enumerate(positional):
         if param.arg in frame_vars:
             value = rebuild(frame_vars[param.arg])
-            if i < len(a.posonlyargs):
+            if i >= by_position:
+                kwargs[param.arg] = value
+            elif gap is None:
                 args.append(value)
             else:
-                kwargs[param.arg] = value
+                raise NotRebuildable(f"argument {gap!r} was not captured but a later positional one was")
         elif i < defaults_from:
             raise NotRebuildable(f"argument {param.arg!r} was not captured")
-    if a.vararg and a.vararg.arg in frame_vars:
-        args.extend(rebuild(frame_vars[a.vararg.arg]))
+        elif i < by_position:
+            gap = gap or param.arg
+    if extra_args and gap is not None:
+        raise NotRebuildable(f"argument {gap!r} was not captured but *{a.vararg.arg if a.vararg else ''} was")
+    args.extend(extra_args)
     for param, default in zip(a.kwonlyargs, a.kw_defaults, strict=True):
         if param.arg in frame_vars:
             kwargs[param.arg] = rebuild(frame_vars[param.arg])

@@ -86,6 +86,10 @@ class Settings(BaseSettings):
     github_app: GitHubAppConfig = Field(default_factory=GitHubAppConfig)
 
     repos: list[RepoConfig] = Field(default_factory=list)
+    # Top-level packages of the applications served. A log traceback carries no in-app marks (an SDK
+    # sets them from its own in_app_include); with this list, a log frame is in-app exactly when a
+    # folder on its path is one of these packages, even inside site-packages.
+    in_app_packages: list[str] = Field(default_factory=list)
     gate: GateConfig = Field(default_factory=GateConfig)
 
     @classmethod

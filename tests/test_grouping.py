@@ -215,3 +215,40 @@ def test_log_tracebacks_from_hosts_with_different_install_prefixes_group_togethe
     one = parse_log_text(traceback_at("/srv/app"), "host-a.log")[0]
     other = parse_log_text(traceback_at("/opt/releases/42"), "host-b.log")[0]
     assert fingerprint(one) == fingerprint(other)
+
+
+def test_configured_app_packages_decide_which_log_frames_count() -> None:
+    from pipeline.sources.in_app import mark_in_app
+    from pipeline.sources.logs import parse_log_text
+
+    def traceback_from(entry: str, package_root: str) -> bytes:
+        return (
+            "Traceback (most recent call last):\n"
+            f'  File "{entry}", line 9, in run\n'
+            "    handler(payload)\n"
+            f'  File "{package_root}/shop/orders.py", line 24, in average_item_price\n'
+            "    return round(total / units, 2)\n"
+            "ZeroDivisionError: division by zero\n"
+        ).encode()
+
+    # One host runs from a checkout, the other from a virtualenv; the entry scripts differ.
+    checkout = parse_log_text(traceback_from("/srv/app/bin/serve.py", "/srv/app"), "a.log")[0]
+    venv = parse_log_text(traceback_from("/opt/run.py", "/opt/venv/lib/python3.11/site-packages"), "b.log")[0]
+    assert fingerprint(checkout) != fingerprint(venv)  # the guess: scripts in, site-packages out
+    marked = [mark_in_app(e, {"shop"}) for e in (checkout, venv)]
+    assert fingerprint(marked[0]) == fingerprint(marked[1])
+    assert [f.in_app for f in marked[1].primary.frames] == [False, True]  # type: ignore[union-attr]
+
+
+def test_log_messages_group_by_their_template_not_their_arguments() -> None:
+    from pipeline.sources.sentry import parse_event
+
+    def message_event(event_id: str, sku: str) -> dict[str, object]:
+        template = "stock reservation for %s timed out after %dms"
+        return {"event_id": event_id, "platform": "python", "level": "error",
+                "logentry": {"message": template, "params": [sku, 250], "formatted": template % (sku, 250)}}
+
+    one = parse_event(message_event("a" * 32, "EGG-6"))
+    other = parse_event(message_event("b" * 32, "BANANA"))
+    assert one.message_template == "stock reservation for %s timed out after %dms"
+    assert fingerprint(one) == fingerprint(other)

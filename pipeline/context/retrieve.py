@@ -58,7 +58,8 @@ def _settle_line(lines: list[str], frame: Frame) -> int | None:
     """The line the frame means: its lineno if the context line agrees, else the nearest match."""
     lineno = frame.lineno
     wanted = (frame.context_line or "").strip()
-    if lineno and (not wanted or (0 < lineno <= len(lines) and lines[lineno - 1].strip() == wanted)):
+    # A line past the end (a checkout that drifted) is usable only if its context line is found nearby.
+    if lineno and 0 < lineno <= len(lines) and (not wanted or lines[lineno - 1].strip() == wanted):
         return lineno
     if not wanted:
         return None

@@ -168,6 +168,36 @@ def _exits(site: CrashSite) -> list[tuple[str, str]]:
     return exits
 
 
+_OWN_SCOPE = (cst.Lambda, cst.ListComp, cst.SetComp, cst.DictComp, cst.GeneratorExp)
+
+
+def _hoistable(site: CrashSite, node: cst.CSTNode) -> bool:
+    """Whether a guard placed before the statement may evaluate `node` there.
+
+    Not when the names in it are bound by a lambda or comprehension (they do not exist yet, or name
+    something else outside), nor when the statement evaluates it only conditionally (`x and x.y`,
+    `a if c else b`, the body of a one-line `if c: ...`): the guard would crash where the code did not.
+    """
+    child: cst.CSTNode = node
+    current = site.parent(node)
+    while current is not None and child is not site.statement:
+        outer = site.parent(current)
+        if isinstance(current, cst.CompFor) and child is current.iter and isinstance(outer, _OWN_SCOPE):
+            # A comprehension's first iterable is evaluated in the enclosing scope: step over it.
+            child, current = outer, site.parent(outer)
+            continue
+        if isinstance(current, _OWN_SCOPE):
+            return False
+        if isinstance(current, cst.BooleanOperation) and child is current.right:
+            return False
+        if isinstance(current, cst.IfExp) and child is not current.test:
+            return False
+        if isinstance(current, cst.BaseSuite) and current is getattr(site.statement, "body", None):
+            return False
+        child, current = current, site.parent(current)
+    return True
+
+
 def _nodes(site: CrashSite, kind: type[cst.CSTNode]) -> list[cst.CSTNode]:
     return [n for n in site.expressions if isinstance(n, kind)]
 
@@ -213,7 +243,7 @@ def none_guard(site: CrashSite, exc: ExceptionInfo) -> Iterator[Rewrite]:
             chained = f"({site.code(receiver)} or {{}}).get({site.code(key)}, {neutral_for_use(site, outer)})"
             yield Rewrite("get_chain", _replace(site, outer, chained),
                           f"treat a missing `{site.code(receiver)}` as empty")
-        if is_pure(receiver):
+        if is_pure(receiver) and _hoistable(site, receiver):
             code = site.code(receiver)
             for stmt, how in _exits(site):
                 yield Rewrite("none_guard", _insert_guard(site, f"{code} is None", stmt),
@@ -265,7 +295,7 @@ def key_default(site: CrashSite, exc: ExceptionInfo) -> Iterator[Rewrite]:
         get = f"{recv}.get({key_code})" if default == "None" else f"{recv}.get({key_code}, {default})"
         yield Rewrite("get_default", _replace(site, node, get),
                       f"read the optional key {key_code} with a default of {default}")
-        if is_pure(node.value):
+        if is_pure(node.value) and _hoistable(site, node):
             for stmt, how in _exits(site):
                 yield Rewrite("key_guard", _insert_guard(site, f"{key_code} not in {recv}", stmt),
                               f"when {key_code} is missing from `{recv}`, {how}")
@@ -280,7 +310,7 @@ def zero_guard(site: CrashSite, exc: ExceptionInfo) -> Iterator[Rewrite]:
         if not isinstance(node.operator, ops) or not is_pure(node.right):
             continue
         divisor = site.code(node.right)
-        for stmt, how in _exits(site):
+        for stmt, how in _exits(site) if _hoistable(site, node) else ():
             yield Rewrite("zero_guard", _insert_guard(site, f"not {divisor}", stmt),
                           f"when `{divisor}` is zero, {how}")
         zero = "0.0" if isinstance(node.operator, cst.Divide) else "0"
@@ -309,7 +339,7 @@ def index_guard(site: CrashSite, exc: ExceptionInfo) -> Iterator[Rewrite]:
     for node in _nodes(site, cst.Subscript):
         assert isinstance(node, cst.Subscript)
         key = _subscript_key(node)
-        if key is None or not is_pure(node.value) or not _is_load(site, node):
+        if key is None or not is_pure(node.value) or not _is_load(site, node) or not _hoistable(site, node):
             continue
         try:
             index = ast.literal_eval(site.code(key))
@@ -325,21 +355,27 @@ def index_guard(site: CrashSite, exc: ExceptionInfo) -> Iterator[Rewrite]:
                           f"when `{recv}` has fewer than {need} items, {how}")
 
 
-_OPERAND = re.compile(r"unsupported operand type\(s\) for .+?: '(\w+)' and '(\w+)'")
+_OPERAND = re.compile(r"unsupported operand type\(s\) for (\S+)(?: or pow\(\))?: '(\w+)' and '(\w+)'")
+_LITERALS = (cst.Integer, cst.Float, cst.Imaginary, cst.SimpleString, cst.ConcatenatedString,
+             cst.FormattedString)
 
 
 def operand_default(site: CrashSite, exc: ExceptionInfo) -> Iterator[Rewrite]:
     match = _OPERAND.search(exc.value) if exc.type == "TypeError" else None
-    if not match or "NoneType" not in match.groups():
+    if not match or "NoneType" not in match.groups()[1:]:
         return
-    left_none = match.group(1) == "NoneType"
-    other = match.group(2) if left_none else match.group(1)
+    symbol = match.group(1)
+    left_none = match.group(2) == "NoneType"
+    other = match.group(3) if left_none else match.group(2)
     zero = _NEUTRAL_BY_TYPE.get(other)
     if zero is None:
         return
     for node in _nodes(site, cst.BinaryOperation):
         assert isinstance(node, cst.BinaryOperation)
         operand = node.left if left_none else node.right
+        # Only the operation the message names, and only an operand that can be None at all.
+        if site.code(node.operator).strip() != symbol or isinstance(operand, _LITERALS):
+            continue
         code = site.code(operand)
         simple = isinstance(operand, (cst.Name, cst.Attribute, cst.Call, cst.Subscript))
         yield Rewrite("operand_default", _replace(site, operand, f"({code if simple else f'({code})'} or {zero})"),

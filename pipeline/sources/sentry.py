@@ -197,6 +197,7 @@ def _from_event_node(
         environment=node.opt_str("environment"),
         tags=_tags(node, "tags"),
         message=message,
+        message_template=_message_template(node),
         url=request.opt_str("url") if request else None,
         project=project,
         timestamp=timestamp,
@@ -232,6 +233,14 @@ def _event_message(node: Node) -> str | None:
             text = _non_empty(node.opt_str(key))
             if text:
                 return text
+    return None
+
+
+def _message_template(node: Node) -> str | None:
+    """logentry.message when it came with params, i.e. it is a template and not the final text."""
+    entry = node.value.get("logentry")
+    if isinstance(entry, Mapping) and entry.get("params") and isinstance(entry.get("message"), str):
+        return _non_empty(entry["message"])
     return None
 
 

@@ -1,0 +1,103 @@
+"""The gate: confidence as a sum of named evidence, and only verified, small candidates admitted."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.fixers.diffing import unified_diff
+from pipeline.gates import WEIGHTS, confidence_parts, decide, score
+from pipeline.records import CandidateStatus, Cost, Patch, SandboxRun, Verification
+from pipeline.settings import GateConfig
+
+GATE = GateConfig(min_confidence=0.6, max_changed_lines=10, max_files=2)
+ONE_LINE = unified_diff("app.py", "def f(x):\n    return x.strip()\n", "def f(x):\n    return (x or '').strip()\n")
+
+
+def patch(diff: str = ONE_LINE, files: tuple[str, ...] = ("app.py",), strategy: str = "template:none_guard") -> Patch:
+    return Patch(strategy=strategy, diff=diff, files=files, description="d")
+
+
+def verification(*, reproduced: bool = True, after: bool = True, tests: bool | None = True,
+                 applied: bool = True, reason: str = "") -> Verification:
+    run = SandboxRun(kind="repro_after", command="pytest", exit_code=0 if after else 1, duration_s=0.1,
+                     output_tail="")
+    return Verification(runs=(run,), reproduced=reproduced, repro_passes_after=after,
+                        tests_pass_after=tests, applied=applied, reason=reason)
+
+
+def test_weights_sum_to_one() -> None:
+    assert sum(WEIGHTS.values()) == pytest.approx(1.0)
+
+
+def test_confidence_is_the_sum_of_its_parts_for_a_verified_template_patch() -> None:
+    candidate, decision = score("fp", patch(), verification(), Cost(), GATE)
+    parts = candidate.confidence_parts
+    assert set(parts) == set(WEIGHTS)
+    assert candidate.confidence == pytest.approx(sum(parts.values()))
+    # two changed lines of ten allowed: small_diff keeps 80 % of its weight
+    assert parts["small_diff"] == pytest.approx(0.08)
+    assert parts["strategy_prior"] == pytest.approx(0.15)
+    assert candidate.confidence == pytest.approx(0.98)
+    assert decision.admitted and decision.reasons == ()
+    assert candidate.status is CandidateStatus.AWAITING_REVIEW
+
+
+def test_missing_test_command_earns_half_the_test_weight() -> None:
+    parts = confidence_parts(patch(), verification(tests=None), GATE)
+    assert parts["tests_pass"] == pytest.approx(WEIGHTS["tests_pass"] / 2)
+
+
+def test_strategy_prior_ranks_template_over_revert_over_llm_over_unknown() -> None:
+    priors = [confidence_parts(patch(strategy=s), verification(), GATE)["strategy_prior"]
+              for s in ("template:x", "revert", "llm", "mystery")]
+    assert priors == sorted(priors, reverse=True) and len(set(priors)) == 4
+
+
+@pytest.mark.parametrize("v", [
+    None,
+    verification(reproduced=False, reason="the reproduction passed before the patch"),
+    verification(after=False, reason="the reproduction still fails"),
+    verification(tests=False, reason="tests fail after the patch"),
+    verification(applied=False, reason="patch does not apply"),
+])
+def test_unverified_candidate_is_never_admitted_whatever_its_confidence(v: Verification | None) -> None:
+    decision = decide(patch(), v, 1.0, GATE)
+    assert not decision.admitted
+    assert decision.reasons[0] == (v.reason if v else "not verified")
+    candidate, _ = score("fp", patch(), v, Cost(), GATE)
+    assert candidate.status is CandidateStatus.HELD
+
+
+def test_unverified_candidate_without_a_reason_still_says_why() -> None:
+    decision = decide(patch(), verification(after=False), 1.0, GATE)
+    assert decision.reasons == ("not verified",)
+
+
+def test_verified_candidate_touching_too_many_files_is_held() -> None:
+    decision = decide(patch(files=("a.py", "b.py", "c.py")), verification(), 1.0, GATE)
+    assert not decision.admitted
+    assert decision.reasons == ("touches 3 files (policy allows 2)",)
+
+
+def test_verified_candidate_changing_too_many_lines_is_held() -> None:
+    old = "".join(f"x{i} = {i}\n" for i in range(8))
+    big = unified_diff("app.py", old, old.replace(" = ", " == "))  # 8 removed + 8 added
+    candidate, decision = score("fp", patch(diff=big), verification(), Cost(), GATE)
+    assert not decision.admitted
+    assert "changes 16 lines (policy allows 10)" in decision.reasons
+    assert candidate.confidence_parts["small_diff"] == 0.0
+    assert candidate.status is CandidateStatus.HELD
+
+
+def test_line_limit_is_inclusive() -> None:
+    old = "".join(f"x{i} = {i}\n" for i in range(5))
+    exactly_ten = unified_diff("app.py", old, old.replace(" = ", " == "))
+    assert decide(patch(diff=exactly_ten), verification(), 1.0, GATE).admitted
+
+
+def test_confidence_threshold_holds_a_verified_candidate_below_it() -> None:
+    strict = GateConfig(min_confidence=0.99, max_changed_lines=10, max_files=2)
+    candidate, decision = score("fp", patch(), verification(), Cost(), strict)
+    assert not decision.admitted
+    assert decision.reasons == (f"confidence {candidate.confidence:.2f} is below 0.99",)
+    assert decide(patch(), verification(), 0.99, strict).admitted  # at the threshold is enough
