@@ -453,3 +453,19 @@ def test_operand_template_touches_only_the_operation_the_message_names(repo_for:
     patches = _propose(repo_for(case.source), case)
     assert [p.strategy for p in patches] == ["template:operand_default"]
     assert "+    return base * 2 + (bonus or 0)\n" in patches[0].diff
+
+
+def test_diff_of_a_file_with_crlf_line_endings_keeps_them_and_applies(tmp_path: Path) -> None:
+    source = "def title(doc: dict) -> str:\r\n    t = doc.get('t')\r\n    return t.upper()\r\n"
+    repo = init_repo(tmp_path / "repo", {"README": "crlf\n"})
+    (repo / "shop.py").write_bytes(source.encode())
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "crlf")
+    case = Case("crlf", "", "title", "t.upper()", "AttributeError",
+                "'NoneType' object has no attribute 'upper'", ({},), "template:none_guard", "")
+    patch = _pick(_propose(repo, case), case)
+    assert "+    if t is None:\r\n+        return \"\"\r\n" in patch.diff
+    _apply(repo, patch.diff)
+    patched = (repo / "shop.py").read_bytes().decode()
+    assert patched.count("\r\n") == 5 and patched.count("\n") == 5
+    assert _call(patched, "title", ({},)) == ""

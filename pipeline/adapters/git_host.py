@@ -100,7 +100,10 @@ class GitCodeHost:
     def pull_request_state(self, repo: RepoConfig, pr: PullRequest) -> str:
         """merged if the default branch contains the commit; closed if the branch is gone; else open."""
         remote = self._remote(repo)
-        heads = _git(["ls-remote", "--heads", remote])
+        try:
+            heads = _git(["ls-remote", "--heads", remote])
+        except subprocess.CalledProcessError as exc:
+            raise TransientError(f"cannot list branches of {remote}: {exc.stderr.strip()}") from exc
         refs = {line.split("\t")[1]: line.split("\t")[0] for line in heads.splitlines() if "\t" in line}
         default_sha = refs.get(f"refs/heads/{repo.default_branch}")
         if default_sha:
@@ -116,6 +119,8 @@ class GitCodeHost:
                     ).returncode
                     == 0
                 )
+            except subprocess.CalledProcessError as exc:
+                raise TransientError(f"cannot clone {remote}: {exc.stderr.strip()}") from exc
             finally:
                 shutil.rmtree(probe, ignore_errors=True)
             if merged:

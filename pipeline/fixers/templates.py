@@ -401,7 +401,8 @@ class TemplateFixer:
         crash, exc = context.crash, event.primary
         if crash is None or crash.role != "crash" or exc is None:
             return []
-        source = (Path(context.repo_root) / crash.path).read_text(encoding="utf-8")
+        # Bytes, not read_text: universal newlines would turn CRLF into LF and the diff would not apply.
+        source = (Path(context.repo_root) / crash.path).read_bytes().decode("utf-8")
         site = find_site(source, crash.line, crash.function)
         if site is None:
             log.info("template.no_site", path=crash.path, line=crash.line)
