@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from pipeline.records import CodeContext, ErrorEvent, Frame
+from pipeline.records import CodeContext, ErrorEvent, Frame, Location
 
 MARKER = "AUTOFIX-REPRODUCED"
 FILENAME = ".autofix-repro/test_autofix_reproduction.py"
@@ -38,6 +38,7 @@ class Reproduction:
     exception_type: str
     source: str
     path: str = FILENAME
+    via: str = "crash"  # "crash": calls the crashing function; "caller": an in-app caller of it
 
 
 @dataclass(frozen=True)
@@ -168,30 +169,61 @@ def test_crash_does_not_recur():
 
 
 def synthesize(event: ErrorEvent, context: CodeContext) -> ReproAttempt:
+    """A reproduction through the innermost frame that can be called again from outside.
+
+    The crashing function comes first. When it cannot be called with what the event captured (a
+    method, whose receiver is an object; a nested function), its in-app callers are tried outward: a
+    module-level function whose arguments are literals reaches the same crash through the same path.
+    """
     crash, exc = context.crash, event.primary
-    frame = event.crash_frame()
-    if crash is None or crash.role != "crash" or exc is None or frame is None:
+    if crash is None or crash.role != "crash" or exc is None or event.crash_frame() is None:
         return ReproAttempt(None, "the crash frame maps to no repo file")
-    if "<locals>" in crash.function or crash.function == "<module>":
-        return ReproAttempt(None, f"{crash.function} cannot be called from outside")
-    root = Path(context.repo_root)
-    fn = _function_node((root / crash.path).read_text(encoding="utf-8"), crash.function)
+    first: ReproAttempt | None = None
+    for location, frame in _located_frames(event, context):
+        attempt = _through(location, frame, Path(context.repo_root), exc.type, event.id)
+        if attempt.reproduction is not None:
+            return attempt
+        first = first or attempt
+    assert first is not None  # the crash location always pairs with the crash frame
+    return first
+
+
+def _located_frames(event: ErrorEvent, context: CodeContext) -> list[tuple[Location, Frame]]:
+    """Each location of the escaping exception's stack with the frame it came from, crash first."""
+    exc = event.primary
+    assert exc is not None
+    frames = list(reversed([f for f in exc.frames if f.in_app] or list(exc.frames)))
+    pairs: list[tuple[Location, Frame]] = []
+    for location in context.locations:
+        short = location.function.rsplit(".", 1)[-1]
+        same_name = [f for f in frames if f.function == short]
+        exact = [f for f in same_name if f.lineno == location.line]
+        if exact or same_name:
+            frame = (exact or same_name)[0]
+            frames.remove(frame)
+            pairs.append((location, frame))
+    return pairs
+
+
+def _through(location: Location, frame: Frame, root: Path, exc_type: str, event_id: str) -> ReproAttempt:
+    name = location.function
+    if "<locals>" in name or name == "<module>":
+        return ReproAttempt(None, f"{name} cannot be called from outside")
+    fn = _function_node((root / location.path).read_text(encoding="utf-8"), name)
     if fn is None:
-        return ReproAttempt(None, f"function {crash.function} not found in {crash.path}")
-    is_method = "." in crash.function
-    if is_method and not any(isinstance(d, ast.Name) and d.id == "staticmethod" for d in fn.decorator_list):
-        return ReproAttempt(None, f"{crash.function} is a method; its receiver cannot be rebuilt from the event")
-    names = module_name(crash.path, frame, root)
+        return ReproAttempt(None, f"function {name} not found in {location.path}")
+    if "." in name and not any(isinstance(d, ast.Name) and d.id == "staticmethod" for d in fn.decorator_list):
+        return ReproAttempt(None, f"{name} is a method; its receiver cannot be rebuilt from the event")
+    names = module_name(location.path, frame, root)
     if names is None or not all(p.isidentifier() and not keyword.iskeyword(p) for p in names[0].split(".")):
-        return ReproAttempt(None, f"{crash.path} is not importable as a module")
+        return ReproAttempt(None, f"{location.path} is not importable as a module")
     try:
         args, kwargs = _call_values(fn, frame.vars)
-        text = repr((args, kwargs))
-        if ast.literal_eval(text) != (args, kwargs):
+        if ast.literal_eval(repr((args, kwargs))) != (args, kwargs):
             raise NotRebuildable("values do not round-trip as literals")
     except (NotRebuildable, ValueError, SyntaxError) as err:
-        return ReproAttempt(None, f"arguments of {crash.function} cannot be rebuilt: {err}")
+        return ReproAttempt(None, f"arguments of {name} cannot be rebuilt: {err}")
     module, import_root = names
-    source = _render(module, crash.function, import_root, args, kwargs, exc.type, event.id)
-    return ReproAttempt(Reproduction(module, crash.function, import_root, args, kwargs, exc.type, source))
-
+    source = _render(module, name, import_root, args, kwargs, exc_type, event_id)
+    return ReproAttempt(Reproduction(module, name, import_root, args, kwargs, exc_type, source,
+                                     via=location.role))

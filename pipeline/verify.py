@@ -109,4 +109,5 @@ def _reason(repro: Reproduction | None, reproduced: bool, repro_after: bool, tes
         return "the reproduction still fails after the patch"
     if tests_after is False:
         return "the test command fails after the patch"
-    return "reproduced before, passes after" + ("" if tests_after is None else ", tests pass")
+    through = f" (through caller {repro.qualname})" if repro.via == "caller" else ""
+    return f"reproduced before{through}, passes after" + ("" if tests_after is None else ", tests pass")

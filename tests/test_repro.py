@@ -264,3 +264,41 @@ def test_reproduction_failing_some_other_way_carries_no_marker(repo: Path) -> No
     other = _run_pytest(repo, r.path, r.source)
     assert other.startswith("exit=1")
     assert "KeyError" in other and MARKER not in other
+
+
+def test_a_crash_in_a_method_is_reproduced_through_its_module_level_caller(tmp_path: Path) -> None:
+    from datetime import datetime, timezone
+
+    from pipeline.context.retrieve import retrieve
+    from pipeline.records import ErrorEvent, ExceptionInfo, Frame
+    from pipeline.repro import synthesize
+
+    pkg = tmp_path / "textkit"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "replace.py").write_text(
+        "class Replacer:\n"
+        "    def __init__(self, table):\n"
+        "        self.table = table\n"
+        "\n"
+        "    def lookup(self, key):\n"
+        "        return self.table[key]\n"
+        "\n"
+        "\n"
+        "def replace_all(text, table):\n"
+        "    return Replacer(table).lookup(text)\n"
+    )
+    frames = (
+        Frame("replace_all", "textkit/replace.py", module="textkit.replace", lineno=10,
+              context_line="    return Replacer(table).lookup(text)", vars={"text": "'abc'", "table": {}}),
+        Frame("lookup", "textkit/replace.py", module="textkit.replace", lineno=6,
+              context_line="        return self.table[key]",
+              vars={"self": "<textkit.replace.Replacer object at 0x7f>", "key": "'abc'"}),
+    )
+    event = ErrorEvent("e1", "sentry-event", "python", (ExceptionInfo("KeyError", "'abc'", frames=frames),),
+                       datetime.now(timezone.utc))
+    attempt = synthesize(event, retrieve(event, tmp_path))
+    assert attempt.reproduction is not None, attempt.reason
+    assert attempt.reproduction.qualname == "replace_all"
+    assert attempt.reproduction.via == "caller"
+    assert attempt.reproduction.kwargs == {"text": "abc", "table": {}}

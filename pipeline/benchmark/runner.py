@@ -196,6 +196,7 @@ def totals(results: Sequence[CaseResult]) -> dict[str, Any]:
         "exception_classes": len({r.exception for r in results}),
         "candidates": sum(r.produced for r in results),
         "queued": len(queued),
+        "queued_correct": sum(r.correct for r in queued),
         "correct": sum(r.correct for r in results),
         "fix_rate": round(sum(r.correct for r in results) / n, 4) if n else 0.0,
         "precision": round(sum(r.correct for r in queued) / len(queued), 4) if queued else None,
@@ -221,6 +222,6 @@ def markdown(results: Sequence[CaseResult]) -> str:
     precision = "n/a" if t["precision"] is None else f"{t['precision']:.2f}"
     lines += ["", f"**{t['cases']} cases** ({t['packages']} packages, {t['exception_classes']} exception classes): "
               f"fix rate {t['fix_rate']:.2f} ({t['correct']}/{t['cases']}), precision {precision} "
-              f"({t['correct']} correct of {t['queued']} queued), recall@1 {t['recall_at_1']:.2f}, "
+              f"({t['queued_correct']} correct of {t['queued']} queued), recall@1 {t['recall_at_1']:.2f}, "
               f"recall@5 {t['recall_at_5']:.2f}, median {t['median_seconds']:.1f} s, {t['tokens']} tokens."]
     return "\n".join(lines)
