@@ -72,6 +72,7 @@ def test_totals_count_fix_rate_precision_and_recall_at_k() -> None:
     assert t["recall_at_1"] == 0.25 and t["recall_at_5"] == 0.5
     assert t["median_seconds"] == 2.5
     assert "fix rate 0.50 (2/4)" in markdown(results)
+    assert "precision 0.50 (1 correct of 2 queued)" in markdown(results)
 
 
 def test_precision_is_undefined_when_nothing_was_queued() -> None:
