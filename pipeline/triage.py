@@ -39,7 +39,7 @@ def pick(store: Store, limit: int) -> list[Issue]:
     issues = [i for status in _OPEN for i in store.list_issues(status)]
     ranked = sorted((replace(i, priority=priority(i)) for i in issues), key=lambda i: -i.priority)
     for issue in ranked:
-        store.update_issue(issue)
+        store.set_issue_priority(issue.fingerprint, issue.priority)  # never the whole row: see set_*
     return ranked[:limit]
 
 

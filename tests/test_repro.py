@@ -6,6 +6,7 @@ import ast
 import os
 import subprocess
 import sys
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -267,7 +268,7 @@ def test_reproduction_failing_some_other_way_carries_no_marker(repo: Path) -> No
 
 
 def test_a_crash_in_a_method_is_reproduced_through_its_module_level_caller(tmp_path: Path) -> None:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from pipeline.context.retrieve import retrieve
     from pipeline.records import ErrorEvent, ExceptionInfo, Frame
@@ -296,7 +297,7 @@ def test_a_crash_in_a_method_is_reproduced_through_its_module_level_caller(tmp_p
               vars={"self": "<textkit.replace.Replacer object at 0x7f>", "key": "'abc'"}),
     )
     event = ErrorEvent("e1", "sentry-event", "python", (ExceptionInfo("KeyError", "'abc'", frames=frames),),
-                       datetime.now(timezone.utc))
+                       datetime.now(UTC))
     attempt = synthesize(event, retrieve(event, tmp_path))
     assert attempt.reproduction is not None, attempt.reason
     assert attempt.reproduction.qualname == "replace_all"

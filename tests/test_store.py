@@ -447,3 +447,13 @@ def test_stores_starting_together_on_a_new_database_all_migrate(store_url: str) 
 
     assert [outcome.exception() for outcome in outcomes] == [None] * len(stores)
     assert current_revision(store_url) == "0001 (head)"
+
+
+def test_setting_the_priority_leaves_a_concurrent_status_change_alone(store: SqlStore) -> None:
+    record(store, "e1")
+    stale = store.get_issue("fp1")
+    store.set_issue_status("fp1", IssueStatus.FIXING)  # another worker moved on meanwhile
+    assert stale is not None
+    store.set_issue_priority(stale.fingerprint, 2.5)
+    now = store.get_issue("fp1")
+    assert now is not None and now.priority == 2.5 and now.status is IssueStatus.FIXING

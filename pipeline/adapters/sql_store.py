@@ -175,11 +175,19 @@ class SqlStore:
             session.execute(stmt.on_conflict_do_update(index_elements=[IssueRow.fingerprint], set_=changed))
 
     def set_issue_status(self, fingerprint: str, status: IssueStatus) -> None:
+        self._set_issue_field(fingerprint, status=IssueStatus(status).value)
+
+    def set_issue_priority(self, fingerprint: str, priority: float) -> None:
+        self._set_issue_field(fingerprint, priority=priority)
+
+    def _set_issue_field(self, fingerprint: str, **values: object) -> None:
+        """Change one column, leaving whatever another writer set in the others."""
         with self._writing() as session:
             row = session.get(IssueRow, fingerprint, with_for_update=True)
             if row is None:
                 raise InvalidInput(f"issue {fingerprint}", "no issue with this fingerprint is stored")
-            row.status = IssueStatus(status).value
+            for name, value in values.items():
+                setattr(row, name, value)
 
     # --- candidates --------------------------------------------------------------------------------
 
