@@ -5,13 +5,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 
 import structlog
 
 from pipeline.flow import FixOutcome, FixRequest, fix_issue
 from pipeline.ports import Fixer, Limits, Sandbox, Store
-from pipeline.records import CandidateStatus, Issue, IssueStatus
+from pipeline.records import CandidateStatus, ErrorEvent, Issue, IssueStatus
 from pipeline.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -27,6 +28,19 @@ _OPEN = (IssueStatus.NEW, IssueStatus.TRIAGED)
 
 def priority(issue: Issue) -> float:
     return round(math.log2(1 + issue.count) * FIXABILITY.get(issue.fix_class, 0.3), 4)
+
+
+def best_event(events: Sequence[ErrorEvent]) -> ErrorEvent | None:
+    """The event to fix from: one whose crash frame captured local variables, newest first.
+
+    An issue can group a Sentry event (with locals) and a log traceback (without) of one crash; only
+    the first lets a reproduction be written, whichever arrived last.
+    """
+    def richness(event: ErrorEvent) -> tuple[bool, datetime]:
+        frame = event.crash_frame()
+        return (bool(frame and frame.vars), event.timestamp or event.received_at)
+
+    return max(events, key=richness, default=None)
 
 
 @dataclass
@@ -49,7 +63,7 @@ def attempt(store: Store, settings: Settings, fixers: Sequence[Fixer], sandbox: 
     repo = settings.repo_for_project(issue.project) if issue.repo is None else settings.repo_named(issue.repo)
     if repo is None or repo.path is None:
         return f"no repo with a local checkout serves project {issue.project!r}"
-    event = store.get_event(issue.latest_event_id or "")
+    event = best_event(store.events_for_issue(issue.fingerprint))
     if event is None:
         return "the issue has no stored event"
     issue = replace(issue, repo=repo.name, status=IssueStatus.FIXING)

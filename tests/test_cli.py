@@ -110,6 +110,10 @@ def test_demo_queues_verified_fixes_and_approve_all_pushes_branches_that_pass_th
     assert len(verified) >= 3
     assert {row["fix_class"] for row in verified} >= {"AttributeError:NoneType", "KeyError", "ZeroDivisionError"}
     assert report["summary"]["published"] == len(verified)
+    # The log file's ZeroDivisionError traceback joins the Sentry event of the same crash, and the
+    # fix is still made from the event that carries the arguments.
+    zero = next(row for row in report["issues"] if row["fix_class"] == "ZeroDivisionError")
+    assert zero["count"] == 2 and zero["verification"] == "verified"
     assert report["sandbox"] == "bwrap"
 
     clone = tmp_path / "clone"
