@@ -116,18 +116,7 @@ def _verification_row(verification: Verification | None) -> VerificationRow | No
 
 def _run_rows(verification: Verification | None) -> list[VerificationRunRow]:
     runs = verification.runs if verification is not None else ()
-    return [
-        VerificationRunRow(
-            position=position,
-            kind=run.kind,
-            command=run.command,
-            exit_code=run.exit_code,
-            duration_s=run.duration_s,
-            output_tail=run.output_tail,
-            timed_out=run.timed_out,
-        )
-        for position, run in enumerate(runs)
-    ]
+    return [VerificationRunRow(position=position, **_columns(run)) for position, run in enumerate(runs)]
 
 
 def candidate_from_row(row: CandidateRow) -> FixCandidate:
@@ -156,17 +145,7 @@ def _verification_from_rows(
     if summary is None:
         return None
     return Verification(
-        runs=tuple(
-            SandboxRun(
-                kind=run.kind,
-                command=run.command,
-                exit_code=run.exit_code,
-                duration_s=run.duration_s,
-                output_tail=run.output_tail,
-                timed_out=run.timed_out,
-            )
-            for run in sorted(runs, key=lambda r: r.position)
-        ),
+        runs=tuple(_record(SandboxRun, run) for run in sorted(runs, key=lambda r: r.position)),
         reproduced=summary.reproduced,
         repro_passes_after=summary.repro_passes_after,
         tests_pass_after=summary.tests_pass_after,
@@ -195,7 +174,8 @@ def pull_request_from_row(row: PullRequestRow) -> PullRequest:
 
 
 # --- flat records ----------------------------------------------------------------------------------
-# Issue, Review and PullRequest map field for field onto their rows; only enums and datetimes convert.
+# Issue, Review, PullRequest and SandboxRun map field for field onto their rows; only enums and
+# datetimes convert.
 
 _R = TypeVar("_R")
 
