@@ -116,6 +116,17 @@ def test_demo_queues_verified_fixes_and_approve_all_pushes_branches_that_pass_th
     assert zero["count"] == 2 and zero["verification"] == "verified"
     assert report["sandbox"] == "bwrap"
 
+    from pipeline.adapters.sql_store import SqlStore
+
+    store = SqlStore(f"sqlite:///{work / '.autofix' / 'autofix.db'}")
+    for row in verified:
+        pr = store.get_pull_request(row["candidate_id"])
+        assert pr is not None and pr.branch == row["branch"]
+        for part in ("**Error**", "### Root cause", "### Evidence", "repro_before", "repro_after", "tests_after",
+                     "Verification log", "```diff"):
+            assert part in pr.body, part
+    store.close()
+
     clone = tmp_path / "clone"
     git(tmp_path, "clone", "-q", report["remote"], str(clone))
     for row in verified:
