@@ -13,7 +13,7 @@ from helpers_fix import event, exc, frame, git, init_repo, issue, line_of
 from pipeline.fixers.cst_site import find_site, is_pure
 from pipeline.fixers.diffing import changed_lines, diff_files, unified_diff
 from pipeline.fixers.templates import TemplateFixer
-from pipeline.records import CodeContext, Location, Patch
+from pipeline.records import CodeContext, ExceptionInfo, Location, Patch
 
 # Formatting a reformatter would change, and comments: a patch must leave all of it as written.
 HEAD = '''"""Shop helpers."""
@@ -469,3 +469,34 @@ def test_diff_of_a_file_with_crlf_line_endings_keeps_them_and_applies(tmp_path: 
     patched = (repo / "shop.py").read_bytes().decode()
     assert patched.count("\r\n") == 5 and patched.count("\n") == 5
     assert _call(patched, "title", ({},)) == ""
+
+
+def test_a_misspelt_method_is_replaced_by_the_closest_name_the_file_defines(tmp_path: Path) -> None:
+    from pipeline.fixers.templates import name_typo
+
+    source = (
+        "class Bag:\n"
+        "    def issuperset(self, other):\n"
+        "        return True\n"
+        "\n"
+        "    def __ge__(self, other):\n"
+        "        return self.issupserset(other)\n"
+    )
+    site = find_site(source, 6, "Bag.__ge__")
+    assert site is not None
+    exc = ExceptionInfo("AttributeError", "'Bag' object has no attribute 'issupserset'")
+    (rewrite,) = list(name_typo(site, exc))
+    assert "return self.issuperset(other)" in rewrite.source
+    namespace: dict[str, object] = {}
+    exec(rewrite.source, namespace)
+    bag = namespace["Bag"]()  # type: ignore[operator]
+    assert (bag >= bag) is True
+
+
+def test_an_undefined_name_with_no_close_match_gets_no_patch() -> None:
+    from pipeline.fixers.templates import name_typo
+
+    source = "def total(items):\n    return sum(items) * vat_rate\n"
+    site = find_site(source, 2, "total")
+    assert site is not None
+    assert list(name_typo(site, ExceptionInfo("NameError", "name 'vat_rate' is not defined"))) == []

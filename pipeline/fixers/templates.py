@@ -13,11 +13,13 @@ conventional repairs a reviewer would recognise:
 - iter_fallback   iterating over None: iterate over `()` instead
 - index_guard     IndexError on a literal index: return the neutral value for a short sequence
 - operand_default TypeError unsupported operand with None: use the other operand type's zero
+- name_typo       AttributeError / NameError for a misspelt name: the closest name the file defines
 """
 
 from __future__ import annotations
 
 import ast
+import difflib
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -382,8 +384,44 @@ def operand_default(site: CrashSite, exc: ExceptionInfo) -> Iterator[Rewrite]:
                       f"treat a None `{code}` as {zero}")
 
 
+_MISSING_ATTR = re.compile(r"^'(?!NoneType')\w+' object has no attribute '(\w+)'")
+_MISSING_NAME = re.compile(r"^name '(\w+)' is not defined")
+
+
+def _defined_names(module: cst.Module) -> set[str]:
+    """Every name the file defines or assigns: functions, classes, attributes, variables."""
+    names = {n.name.value for n in m.findall(module, m.FunctionDef() | m.ClassDef())
+             if isinstance(n, (cst.FunctionDef, cst.ClassDef))}
+    names |= {n.attr.value for n in m.findall(module, m.Attribute()) if isinstance(n, cst.Attribute)}
+    names |= {n.value for n in m.findall(module, m.Name()) if isinstance(n, cst.Name)}
+    return names
+
+
+def name_typo(site: CrashSite, exc: ExceptionInfo) -> Iterator[Rewrite]:
+    """A misspelt attribute or name: use the closest name the same file defines."""
+    attr = _MISSING_ATTR.search(exc.value) if exc.type == "AttributeError" else None
+    name = _MISSING_NAME.search(exc.value) if exc.type == "NameError" else None
+    wrong = (attr or name).group(1) if (attr or name) else None  # type: ignore[union-attr]
+    if wrong is None:
+        return
+    known = _defined_names(site.module) - {wrong}
+    for right in difflib.get_close_matches(wrong, sorted(known), n=2, cutoff=0.8):
+        if attr:
+            targets = [n for n in _nodes(site, cst.Attribute) if isinstance(n, cst.Attribute) and n.attr.value == wrong]
+            for target in targets:
+                assert isinstance(target, cst.Attribute)
+                fixed = target.with_changes(attr=cst.Name(right))
+                yield Rewrite("name_typo", site.module.visit(_Replace(target, fixed)).code,
+                              f"`.{wrong}` does not exist; the file defines `{right}`")
+        else:
+            for node in _nodes(site, cst.Name):
+                if isinstance(node, cst.Name) and node.value == wrong:
+                    yield Rewrite("name_typo", site.module.visit(_Replace(node, cst.Name(right))).code,
+                                  f"`{wrong}` is not defined; the file defines `{right}`")
+
+
 TEMPLATES: tuple[Template, ...] = (none_guard, key_default, zero_guard, iter_fallback, index_guard,
-                                   operand_default)
+                                   operand_default, name_typo)
 
 
 class TemplateFixer:
