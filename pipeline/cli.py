@@ -73,7 +73,7 @@ def triage(limit: Annotated[int, typer.Option(help="Issues to attempt.")] = 10, 
     from pipeline.triage import triage as run_triage
 
     deps = _deps()
-    report = run_triage(deps.store, deps.settings, deps.fixers, deps.sandbox, limit)
+    report = run_triage(deps.store, deps.settings, deps.fixers, deps.sandbox_for, limit)
     if as_json:
         _print_json({"outcomes": {fp: outcome_json(o) for fp, o in report.outcomes.items()},
                      "skipped": report.skipped})

@@ -84,7 +84,7 @@ def run_demo(examples: Path, base: Settings, approve_all: bool = False, keep: Pa
     })
     deps = Deps(settings)
     ingest_paths(deps.store, _event_files(examples), settings.in_app_packages)
-    triage(deps.store, settings, deps.fixers, deps.sandbox, limit=100)
+    triage(deps.store, settings, deps.fixers, deps.sandbox_for, limit=100)
     branches: dict[str, str] = {}
     if approve_all:
         for candidate in deps.store.list_candidates(CandidateStatus.AWAITING_REVIEW):

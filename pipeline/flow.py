@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import structlog
@@ -50,6 +50,7 @@ class FixRequest:
     gate: GateConfig = field(default_factory=GateConfig)
     limits: Limits = Limits()
     history: Sequence[Review] = ()
+    tool_paths: tuple[Path, ...] = ()  # read-only in the sandbox; each one's bin/ goes first on PATH
 
 
 def _rank(candidate: FixCandidate) -> tuple[bool, float]:
@@ -76,15 +77,13 @@ def fix_issue(request: FixRequest, fixers: Sequence[Fixer], sandbox: Sandbox) ->
 
     attempt = synthesize(request.event, context)
     base = VerifyRequest(request.repo_root, patches[0], attempt.reproduction, request.test_command,
-                         request.work_base, request.limits)
+                         request.work_base, request.limits, tool_paths=request.tool_paths)
     before = run_reproduction(base, sandbox)
     candidates: list[FixCandidate] = []
     decisions: dict[str, GateDecision] = {}
     for patch in patches:
         patch_started = time.monotonic()
-        verification = verify(VerifyRequest(request.repo_root, patch, attempt.reproduction,
-                                            request.test_command, request.work_base, request.limits),
-                              sandbox, before)
+        verification = verify(replace(base, patch=patch), sandbox, before)
         cost = Cost(tokens=patch.tokens, seconds=round(time.monotonic() - patch_started, 3))
         candidate, decision = score(request.issue.fingerprint, patch, verification, cost, request.gate)
         candidates.append(candidate)

@@ -38,6 +38,9 @@ class RepoConfig(BaseModel):
     path_mappings: dict[str, str] = Field(default_factory=dict)
     sentry_projects: list[str] = Field(default_factory=list)
     test_command: str | None = None
+    # Read-only inside the sandbox besides the system: what the test command needs from outside the
+    # checkout, typically the repo's own virtualenv ("/srv/shop/.venv"); its bin/ goes first on PATH.
+    sandbox_paths: list[Path] = Field(default_factory=list)
     github_repo: str | None = None  # "owner/name" when the code host is GitHub
 
     @field_validator("path")

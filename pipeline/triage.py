@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -13,7 +13,7 @@ import structlog
 from pipeline.flow import FixOutcome, FixRequest, fix_issue
 from pipeline.ports import Fixer, Limits, Sandbox, Store
 from pipeline.records import CandidateStatus, ErrorEvent, Issue, IssueStatus
-from pipeline.settings import Settings
+from pipeline.settings import RepoConfig, Settings
 
 log = structlog.get_logger(__name__)
 
@@ -57,7 +57,10 @@ def pick(store: Store, limit: int) -> list[Issue]:
     return ranked[:limit]
 
 
-def attempt(store: Store, settings: Settings, fixers: Sequence[Fixer], sandbox: Sandbox, issue: Issue,
+SandboxFor = Callable[[RepoConfig], Sandbox]
+
+
+def attempt(store: Store, settings: Settings, fixers: Sequence[Fixer], sandbox_for: SandboxFor, issue: Issue,
             work_base: Path) -> FixOutcome | str:
     """Fix one issue and store its candidates; returns the outcome, or why it was skipped."""
     repo = settings.repo_for_project(issue.project) if issue.repo is None else settings.repo_named(issue.repo)
@@ -69,8 +72,9 @@ def attempt(store: Store, settings: Settings, fixers: Sequence[Fixer], sandbox: 
     issue = replace(issue, repo=repo.name, status=IssueStatus.FIXING)
     store.update_issue(issue)
     limits = Limits(timeout_s=settings.sandbox_timeout_s, memory_mb=settings.sandbox_memory_mb)
-    outcome = fix_issue(FixRequest(event, issue, repo.path, work_base, repo.test_command, repo.path_mappings,
-                                   settings.gate, limits), fixers, sandbox)
+    request = FixRequest(event, issue, repo.path, work_base, repo.test_command, repo.path_mappings,
+                         settings.gate, limits, tool_paths=tuple(repo.sandbox_paths))
+    outcome = fix_issue(request, fixers, sandbox_for(repo))
     for candidate in outcome.candidates:
         store.save_candidate(candidate)
     queued = any(c.status is CandidateStatus.AWAITING_REVIEW for c in outcome.candidates)
@@ -80,12 +84,13 @@ def attempt(store: Store, settings: Settings, fixers: Sequence[Fixer], sandbox: 
     return outcome
 
 
-def triage(store: Store, settings: Settings, fixers: Sequence[Fixer], sandbox: Sandbox, limit: int = 10) -> TriageReport:
+def triage(store: Store, settings: Settings, fixers: Sequence[Fixer], sandbox_for: SandboxFor,
+           limit: int = 10) -> TriageReport:
     report = TriageReport()
     work_base = settings.home / "worktrees"
     work_base.mkdir(parents=True, exist_ok=True)
     for issue in pick(store, limit):
-        result = attempt(store, settings, fixers, sandbox, issue, work_base)
+        result = attempt(store, settings, fixers, sandbox_for, issue, work_base)
         if isinstance(result, str):
             report.skipped[issue.fingerprint] = result
             store.set_issue_status(issue.fingerprint, IssueStatus.TRIAGED)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,13 +33,15 @@ class VerifyRequest:
     work_base: Path
     limits: Limits = Limits()
     ref: str = "HEAD"
+    tool_paths: tuple[Path, ...] = ()
 
 
-def _env(workdir: Path) -> dict[str, str]:
-    # The interpreter that runs autofix runs the tests too; a repo with other needs names its own
-    # interpreter in its test command.
-    venv_bin = os.path.dirname(sys.executable)
-    return {"PATH": f"{venv_bin}:/usr/local/bin:/usr/bin:/bin", "AUTOFIX_REPO": str(workdir)}
+def _env(workdir: Path, tool_paths: Sequence[Path] = ()) -> dict[str, str]:
+    # A repo's own tools (its virtualenv, mounted read-only) come first; then the interpreter that
+    # runs autofix, which also runs the reproduction.
+    bins = [str(p / "bin") for p in tool_paths if (p / "bin").is_dir()]
+    path = ":".join([*bins, os.path.dirname(sys.executable), "/usr/local/bin", "/usr/bin", "/bin"])
+    return {"PATH": path, "AUTOFIX_REPO": str(workdir)}
 
 
 def _record(kind: str, command: str, result: RunResult) -> SandboxRun:
@@ -59,7 +62,7 @@ def run_reproduction(request: VerifyRequest, sandbox: Sandbox) -> SandboxRun | N
         ws.write_file(repro.path, repro.source)
         cmd = _repro_command(repro)
         return _record("repro_before", " ".join(cmd[2:]),
-                       sandbox.run(ws.path, cmd, request.limits, _env(ws.path)))
+                       sandbox.run(ws.path, cmd, request.limits, _env(ws.path, request.tool_paths)))
 
 
 def reproduced(before: SandboxRun | None) -> bool:
@@ -72,7 +75,7 @@ def verify(request: VerifyRequest, sandbox: Sandbox, before: SandboxRun | None) 
     runs: list[SandboxRun] = [before] if before is not None else []
     repro = request.reproduction
     with open_workspace(request.repo_root, request.work_base, request.ref) as ws:
-        env = _env(ws.path)
+        env = _env(ws.path, request.tool_paths)
         try:
             ws.apply(request.patch.diff)
         except PatchDoesNotApply as exc:

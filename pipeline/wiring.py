@@ -11,12 +11,13 @@ from functools import cached_property
 from pipeline.adapters.git_host import GitCodeHost
 from pipeline.fixers.templates import TemplateFixer
 from pipeline.ports import CodeHost, Fixer, Sandbox, Store
-from pipeline.settings import Settings
+from pipeline.settings import RepoConfig, Settings
 
 
 class Deps:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._repo_sandboxes: dict[str, Sandbox] = {}
 
     @cached_property
     def store(self) -> Store:
@@ -29,6 +30,16 @@ class Deps:
         from sandbox.config import make_sandbox
 
         return make_sandbox(self.settings.sandbox)
+
+    def sandbox_for(self, repo: RepoConfig) -> Sandbox:
+        """The sandbox for a repo: the shared one, unless the repo mounts paths of its own."""
+        if not repo.sandbox_paths:
+            return self.sandbox
+        if repo.name not in self._repo_sandboxes:
+            from sandbox.config import make_sandbox
+
+            self._repo_sandboxes[repo.name] = make_sandbox(self.settings.sandbox, repo.sandbox_paths)
+        return self._repo_sandboxes[repo.name]
 
     @cached_property
     def fixers(self) -> list[Fixer]:

@@ -8,6 +8,7 @@ be asked for by name.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -69,30 +70,33 @@ def _docker_config() -> BwrapConfig | LocalConfig | None:
     return None  # TODO(docker): ping the engine (docker.from_env().ping()) and return its config
 
 
-def make_sandbox(choice: str) -> Sandbox:
+def make_sandbox(choice: str, ro_paths: Sequence[Path] = ()) -> Sandbox:
     """The backend for `settings.sandbox`: "auto", "docker", "bwrap" or "local".
 
-    Raises SandboxUnavailable when the chosen (or, for "auto", every isolating) backend cannot run
-    here, and ConfigError for a name that is not a backend.
+    `ro_paths` are mounted read-only beside the system (a repo's virtualenv, say), for backends that
+    mount anything. Raises SandboxUnavailable when the chosen (or, for "auto", every isolating)
+    backend cannot run here, and ConfigError for a name that is not a backend.
     """
     if choice == "auto":
-        return _auto()
+        return _auto(ro_paths)
     if choice == "docker":
         docker = _docker_config()
         if docker is None:
             raise SandboxUnavailable("the docker sandbox backend is not available here")
         return docker.build()
-    if choice in ("bwrap", "local"):
-        return parse_config({"kind": choice}).build()
+    if choice == "bwrap":
+        return BwrapConfig(extra_ro_paths=tuple(ro_paths)).build()
+    if choice == "local":
+        return LocalConfig().build()
     raise ConfigError(f"unknown sandbox {choice!r}; expected auto, docker, bwrap or local")
 
 
-def _auto() -> Sandbox:
+def _auto(ro_paths: Sequence[Path]) -> Sandbox:
     docker = _docker_config()
     if docker is not None:
         return docker.build()
     try:
-        return BwrapConfig().build()
+        return BwrapConfig(extra_ro_paths=tuple(ro_paths)).build()
     except SandboxUnavailable as exc:
         log.warning("sandbox.auto_found_none", bwrap=str(exc))
         raise SandboxUnavailable(

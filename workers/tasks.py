@@ -74,7 +74,7 @@ def attempt_fix(fingerprint: str) -> str:
     work_base = settings.home / "worktrees"
     work_base.mkdir(parents=True, exist_ok=True)
     try:
-        result = attempt(store, settings, deps.fixers, deps.sandbox, issue, work_base)
+        result = attempt(store, settings, deps.fixers, deps.sandbox_for, issue, work_base)
     except TransientError:
         # Out of "fixing", so the retry (or, once retries run out, the periodic triage) picks it up.
         store.set_issue_status(fingerprint, IssueStatus.TRIAGED)
