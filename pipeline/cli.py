@@ -275,6 +275,6 @@ def main() -> None:
     try:
         app(standalone_mode=True)
     except AutofixError as exc:
-        err.print(f"autofix: error: {exc}", markup=False, highlight=False)
+        err.print(f"autofix: error: {exc}", markup=False, highlight=False, soft_wrap=True)
         raise SystemExit(2) from None
 
