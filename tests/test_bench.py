@@ -77,3 +77,17 @@ def test_totals_count_fix_rate_precision_and_recall_at_k() -> None:
 
 def test_precision_is_undefined_when_nothing_was_queued() -> None:
     assert totals([_result("a-1", correct=False, queued=False, rank=None, seconds=1.0)])["precision"] is None
+
+
+def test_a_crash_in_a_nested_function_counts_as_inside_the_function_the_fix_changed() -> None:
+    from types import SimpleNamespace
+
+    from pipeline.benchmark.runner import _localisation_rank, load_corpus_module
+
+    corpus = load_corpus_module(CRASHES)
+    case = SimpleNamespace(fixed_functions=("attr._make._make_repr",), fixed_files=("src/attr/_make.py",),
+                           source_root="src")
+    nested = {"path": "src/attr/_make.py", "function": "_make_repr.<locals>.__repr__", "line": 9}
+    sibling = {"path": "src/attr/_make.py", "function": "_make_repr_args", "line": 3}
+    assert _localisation_rank(case, corpus, [sibling, nested]) == 2
+    assert _localisation_rank(case, corpus, [sibling]) is None

@@ -101,7 +101,9 @@ def _localisation_rank(case: Any, corpus: ModuleType, localization: list[dict[st
         rel = PurePosixPath(loc["path"]).as_posix()
         module = corpus._module_of(rel, case.source_root)
         dotted = f"{module}.{loc['function']}" if module else loc["function"]
-        if dotted in wanted or rel in case.fixed_files and loc["function"] in {w.split(".")[-1] for w in wanted}:
+        # A nested function or a method lies inside the fixed function or class it is defined in.
+        inside = any(dotted == w or dotted.startswith(w + ".") for w in wanted)
+        if inside or rel in case.fixed_files and loc["function"] in {w.split(".")[-1] for w in wanted}:
             return position
     return None
 
