@@ -8,7 +8,6 @@ candidate is approved, which pushes its branch to the remote.
 from __future__ import annotations
 
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from pipeline.review import approve
 from pipeline.settings import RepoConfig, Settings
 from pipeline.triage import triage
 from pipeline.wiring import Deps
+from sandbox.workspace import git
 
 log = structlog.get_logger(__name__)
 
@@ -37,10 +37,10 @@ def find_examples(explicit: Path | None = None) -> Path:
 
 
 def _git(cwd: Path, *args: str) -> None:
-    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True,
-                   env={"GIT_AUTHOR_NAME": "demo", "GIT_AUTHOR_EMAIL": "demo@localhost",
-                        "GIT_COMMITTER_NAME": "demo", "GIT_COMMITTER_EMAIL": "demo@localhost",
-                        "PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(cwd)})
+    # HOME in the work folder keeps the user's global git config (signing, hooks) out of the demo.
+    git(cwd, *args, env={"GIT_AUTHOR_NAME": "demo", "GIT_AUTHOR_EMAIL": "demo@localhost",
+                         "GIT_COMMITTER_NAME": "demo", "GIT_COMMITTER_EMAIL": "demo@localhost",
+                         "HOME": str(cwd)})
 
 
 def prepare_repo(examples: Path, workdir: Path) -> tuple[Path, Path]:

@@ -13,7 +13,7 @@ import os
 import shutil
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -42,11 +42,15 @@ def _git_env() -> dict[str, str]:
     return env
 
 
-def git(cwd: Path, *args: str, stdin: str | None = None) -> str:
-    """Run git in `cwd` and return stdout; raise GitError with git's own message on failure."""
+def git(cwd: Path, *args: str, stdin: str | None = None, env: Mapping[str, str] | None = None) -> str:
+    """Run git in `cwd` and return stdout; raise GitError with git's own message on failure.
+
+    `env` adds variables (author dates, say) on top of the scrubbed environment.
+    """
     argv = ["git", "-c", "core.quotepath=off", *args]
     proc = subprocess.run(
-        argv, cwd=cwd, input=stdin, capture_output=True, text=True, env=_git_env(), check=False
+        argv, cwd=cwd, input=stdin, capture_output=True, text=True, env={**_git_env(), **(env or {})},
+        check=False,
     )
     if proc.returncode != 0:
         raise GitError(argv, (proc.stderr or proc.stdout).strip())

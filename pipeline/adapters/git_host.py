@@ -6,9 +6,7 @@ same candidate twice (a redelivered task) produces the same commit and the push 
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,21 +15,11 @@ import structlog
 from pipeline.errors import ConfigError, PatchDoesNotApply, TransientError
 from pipeline.records import Patch, PullRequest
 from pipeline.settings import RepoConfig
+from sandbox.workspace import GitError, git
 
 log = structlog.get_logger(__name__)
 
 AUTHOR = ("autofix", "autofix@localhost")
-
-
-def _git(
-    args: list[str], cwd: Path | None = None, env: dict[str, str] | None = None, stdin: str | None = None
-) -> str:
-    proc = subprocess.run(
-        ["git", *args], cwd=cwd, env=env, input=stdin, capture_output=True, text=True, timeout=120
-    )
-    if proc.returncode != 0:
-        raise subprocess.CalledProcessError(proc.returncode, ["git", *args], proc.stdout, proc.stderr)
-    return proc.stdout.strip()
 
 
 class GitCodeHost:
@@ -59,18 +47,17 @@ class GitCodeHost:
         shutil.rmtree(checkout, ignore_errors=True)
         checkout.parent.mkdir(parents=True, exist_ok=True)
         try:
-            _git(["clone", "--quiet", "--branch", repo.default_branch, remote, str(checkout)])
-        except subprocess.CalledProcessError as exc:
-            raise TransientError(f"cannot clone {remote}: {exc.stderr.strip()}") from exc
+            git(checkout.parent, "clone", "--quiet", "--branch", repo.default_branch, remote, str(checkout))
+        except GitError as exc:
+            raise TransientError(f"cannot clone {remote}: {exc.output}") from exc
         try:
-            _git(["checkout", "--quiet", "-B", branch], cwd=checkout)
+            git(checkout, "checkout", "--quiet", "-B", branch)
             try:
-                _git(["apply", "--index", "--whitespace=nowarn", "-"], cwd=checkout, stdin=patch.diff)
-            except subprocess.CalledProcessError as exc:
-                raise PatchDoesNotApply(exc.stderr.strip()) from exc
+                git(checkout, "apply", "--index", "--whitespace=nowarn", "-", stdin=patch.diff)
+            except GitError as exc:
+                raise PatchDoesNotApply(exc.output) from exc
             date = created_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-            env = {
-                **os.environ,
+            identity = {
                 "GIT_AUTHOR_NAME": AUTHOR[0],
                 "GIT_AUTHOR_EMAIL": AUTHOR[1],
                 "GIT_COMMITTER_NAME": AUTHOR[0],
@@ -79,11 +66,11 @@ class GitCodeHost:
                 "GIT_COMMITTER_DATE": date,
             }
             message = f"{title}\n\n{patch.description}\n\nAutofix-Candidate: {candidate_id}\n"
-            _git(["commit", "--quiet", "--no-verify", "-F", "-"], cwd=checkout, env=env, stdin=message)
-            sha = _git(["rev-parse", "HEAD"], cwd=checkout)
-            _git(["push", "--quiet", "--force", "origin", f"HEAD:refs/heads/{branch}"], cwd=checkout)
-        except subprocess.CalledProcessError as exc:
-            raise TransientError(f"git {' '.join(exc.cmd[1:3])} failed: {exc.stderr.strip()}") from exc
+            git(checkout, "commit", "--quiet", "--no-verify", "-F", "-", stdin=message, env=identity)
+            sha = git(checkout, "rev-parse", "HEAD").strip()
+            git(checkout, "push", "--quiet", "--force", "origin", f"HEAD:refs/heads/{branch}")
+        except GitError as exc:
+            raise TransientError(f"git failed: {exc}") from exc
         finally:
             shutil.rmtree(checkout, ignore_errors=True)
         log.info("pull_request.opened", repo=repo.name, branch=branch, sha=sha)
@@ -100,29 +87,32 @@ class GitCodeHost:
     def pull_request_state(self, repo: RepoConfig, pr: PullRequest) -> str:
         """merged if the default branch contains the commit; closed if the branch is gone; else open."""
         remote = self._remote(repo)
+        self.work_dir.mkdir(parents=True, exist_ok=True)
         try:
-            heads = _git(["ls-remote", "--heads", remote])
-        except subprocess.CalledProcessError as exc:
-            raise TransientError(f"cannot list branches of {remote}: {exc.stderr.strip()}") from exc
+            heads = git(self.work_dir, "ls-remote", "--heads", remote)
+        except GitError as exc:
+            raise TransientError(f"cannot list branches of {remote}: {exc.output}") from exc
         refs = {line.split("\t")[1]: line.split("\t")[0] for line in heads.splitlines() if "\t" in line}
         default_sha = refs.get(f"refs/heads/{repo.default_branch}")
         if default_sha:
             probe = self.work_dir / "probe" / pr.candidate_id
             shutil.rmtree(probe, ignore_errors=True)
+            probe.parent.mkdir(parents=True, exist_ok=True)
             try:
-                _git(["clone", "--quiet", "--bare", "--branch", repo.default_branch, remote, str(probe)])
-                merged = (
-                    subprocess.run(
-                        ["git", "merge-base", "--is-ancestor", pr.commit_sha, default_sha],
-                        cwd=probe,
-                        capture_output=True,
-                    ).returncode
-                    == 0
-                )
-            except subprocess.CalledProcessError as exc:
-                raise TransientError(f"cannot clone {remote}: {exc.stderr.strip()}") from exc
+                git(probe.parent, "clone", "--quiet", "--bare", "--branch", repo.default_branch, remote, str(probe))
+                merged = _is_ancestor(probe, pr.commit_sha, default_sha)
+            except GitError as exc:
+                raise TransientError(f"cannot clone {remote}: {exc.output}") from exc
             finally:
                 shutil.rmtree(probe, ignore_errors=True)
             if merged:
                 return "merged"
         return "open" if f"refs/heads/{pr.branch}" in refs else "closed"
+
+
+def _is_ancestor(repo: Path, commit: str, tip: str) -> bool:
+    """Whether `tip` contains `commit`; a commit the clone lacks (never merged) is not contained."""
+    try:
+        return git(repo, "merge-base", commit, tip).strip() == commit
+    except GitError:
+        return False

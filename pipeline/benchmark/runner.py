@@ -25,6 +25,7 @@ from types import ModuleType
 from typing import Any
 
 from pipeline.errors import ConfigError
+from sandbox.workspace import GitError, git
 
 FIX_TIMEOUT_S = 600
 CHECK_TIMEOUT_S = 120
@@ -60,8 +61,7 @@ def load_corpus_module(suite: Path) -> ModuleType:
 
 
 def _git(cwd: Path, *args: str) -> None:
-    subprocess.run(["git", "-c", "user.name=bench", "-c", "user.email=bench@localhost", *args], cwd=cwd,
-                   check=True, capture_output=True)
+    git(cwd, "-c", "user.name=bench", "-c", "user.email=bench@localhost", *args)
 
 
 def _checkout(source: Path, dest: Path) -> Path:
@@ -108,16 +108,19 @@ def _localisation_rank(case: Any, corpus: ModuleType, localization: list[dict[st
     return None
 
 
-def _hidden_check(case: Any, source: Path, deps: Path | None, patch: str, work: Path) -> tuple[bool, str]:
+def _hidden_check(case: Any, corpus: ModuleType, source: Path, deps: Path | None, patch: str,
+                  work: Path) -> tuple[bool, str]:
+    """Apply the patch to a fresh copy of the buggy source and run repro.py as the corpus check does."""
     tree = _checkout(source, work / "check")
-    applied = subprocess.run(["git", "apply", "-"], cwd=tree, input=patch, capture_output=True, text=True)
-    if applied.returncode != 0:
-        return False, f"patch does not apply: {applied.stderr.strip()}"
-    done = subprocess.run([sys.executable, "-S", str(case.folder / "repro.py")], cwd=work,
-                          env=_env(PYTHONPATH=_pythonpath(tree / case.source_root, deps)),
-                          capture_output=True, text=True, timeout=CHECK_TIMEOUT_S)
-    last = (done.stderr.strip().splitlines() or ["exit 0"])[-1]
-    return done.returncode == 0, last
+    try:
+        git(tree, "apply", "-", stdin=patch)
+    except GitError as exc:
+        return False, f"patch does not apply: {exc.output}"
+    try:
+        run = corpus._run(case, tree / case.source_root, deps, [str(case.folder / "repro.py")])
+    except corpus.CaseFailed as exc:  # ran over the corpus's time limit
+        return False, str(exc)
+    return run.returncode == 0, "exit 0" if run.returncode == 0 else corpus._last_line(run.stderr)
 
 
 def run_case(case: Any, corpus: ModuleType, work: Path) -> CaseResult:
@@ -151,7 +154,7 @@ def run_case(case: Any, corpus: ModuleType, work: Path) -> CaseResult:
     tokens, usd = int(out["cost"]["tokens"]), float(out["cost"]["usd"])
     if not out["patch"]:
         return result(out["status"], out["reason"], rank=rank, tokens=tokens, usd=usd)
-    correct, detail = _hidden_check(case, source, deps, out["patch"], work)
+    correct, detail = _hidden_check(case, corpus, source, deps, out["patch"], work)
     return result(out["status"], f"{out['reason']}; hidden check: {detail}", produced=True,
                   queued=out["status"] == "verified", correct=correct, rank=rank, tokens=tokens, usd=usd,
                   strategy=out["strategy"])
