@@ -94,9 +94,8 @@ def fix_issue(request: FixRequest, fixers: Sequence[Fixer], sandbox: Sandbox) ->
     best = candidates[0]
     verified = best.verification is not None and best.verification.verified
     total = Cost(tokens=sum(c.cost.tokens for c in candidates), seconds=round(time.monotonic() - started, 3))
-    reason = (best.verification.reason if best.verification else "") or attempt.reason
-    if attempt.reproduction is None:
-        reason = attempt.reason
+    # Without a reproduction, why none could be written is the reason; else what verification found.
+    reason = attempt.reason if attempt.reproduction is None or best.verification is None else best.verification.reason
     log.info("issue.fix_attempted", fingerprint=request.issue.fingerprint, candidates=len(candidates),
              verified=verified)
     return FixOutcome("verified" if verified else "unverified", reason, context, tuple(candidates),
