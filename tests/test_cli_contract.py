@@ -256,6 +256,15 @@ def test_init_outside_a_git_checkout_is_refused(tmp_path: Path) -> None:
     assert "not inside a git checkout" in one_error_line(result)
 
 
+def test_init_json_reports_what_it_guessed_and_wrote(tmp_path: Path) -> None:
+    repo = service_checkout(tmp_path)
+    result = autofix("init", "--json", home=None, cwd=repo)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["path"] == str(repo / "autofix.toml") and report["state_folder_excluded"] is True
+    assert report["repo"]["in_app_packages"] == ["shop"] and report["repo"]["default_branch"] == "main"
+
+
 @pytest.mark.slow
 def test_init_then_ingest_and_triage_in_a_fresh_checkout_gives_verified_candidates(tmp_path: Path) -> None:
     repo = service_checkout(tmp_path)

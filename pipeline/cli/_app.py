@@ -24,6 +24,7 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
+from rich.text import Text
 
 from pipeline import logging_setup
 from pipeline.settings import Settings
@@ -88,7 +89,9 @@ def settings() -> Settings:
 
 @cache
 def deps() -> Deps:
-    from pipeline.wiring import Deps  # the adapters' imports (libcst, sqlalchemy) only when a command needs them
+    from pipeline.wiring import (
+        Deps,  # the adapters' imports (libcst, sqlalchemy) only when a command needs them
+    )
 
     return Deps(settings())
 
@@ -118,6 +121,16 @@ def status(text: str) -> Iterator[None]:
         return
     with err().status(text):
         yield
+
+
+def plain(*cells: str) -> list[Text]:
+    """Table cells shown as they are: event text is data, never rich markup."""
+    return [Text(cell) for cell in cells]
+
+
+def say(text: str) -> None:
+    """A line of human output, printed as it is (no markup, no highlighting)."""
+    out().print(text, markup=False, highlight=False)
 
 
 def hint(text: str) -> None:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from pipeline.cli import _checks
-from pipeline.cli._app import FAILED, JsonOpt, app, out, print_json, settings
+from pipeline.cli._app import FAILED, JsonOpt, app, print_json, say, settings
 from pipeline.config_file import CONFIG_NAME, masked
 from pipeline.errors import InvalidInput
 
@@ -66,19 +66,16 @@ def config_check(as_json: JsonOpt = False) -> None:
     if as_json:
         print_json({**facts, "settings": effective, "checks": [c.__dict__ for c in checks]})
     else:
-        console = out()
-        console.print(f"config file   {facts['config_file'] or 'none (defaults and AUTOFIX_* variables only)'}",
-                      markup=False, highlight=False)
-        console.print(f"state folder  {facts['home']}", markup=False, highlight=False)
-        console.print(f"store         {facts['store_url']}", markup=False, highlight=False)
-        console.print("\neffective settings:", markup=False, highlight=False)
+        say(f"config file   {facts['config_file'] or 'none (defaults and AUTOFIX_* variables only)'}")
+        say(f"state folder  {facts['home']}")
+        say(f"store         {facts['store_url']}")
+        say("\neffective settings:")
         for key, value in _flatten(effective):
-            shown = "(unset)" if value is None else repr(value) if isinstance(value, str) else str(value)
-            console.print(f"  {key} = {shown}", markup=False, highlight=False)
+            say(f"  {key} = {'(unset)' if value is None else repr(value) if isinstance(value, str) else value}")
         if checks:
-            console.print("", markup=False)
+            say("")
         for c in checks:
-            console.print(f"{'ok  ' if c.passed else 'FAIL'} {c.name}: {c.detail}", markup=False, highlight=False)
+            say(f"{'ok  ' if c.passed else 'FAIL'} {c.name}: {c.detail}")
     if not all(c.passed for c in checks):
         raise typer.Exit(FAILED)
 
@@ -86,6 +83,7 @@ def config_check(as_json: JsonOpt = False) -> None:
 @app.command()
 def init(
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing autofix.toml.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Write a commented autofix.toml for the git checkout this runs in, and say what to do next."""
     from pipeline import scaffold
@@ -99,16 +97,16 @@ def init(
     guess = scaffold.guess(top)
     target.write_text(scaffold.render(guess), encoding="utf-8")
     excluded = scaffold.exclude_state_folder(top)
-    say = out().print
-    say(f"wrote {target}", markup=False, highlight=False)
-    say(f"  repo {guess.name!r}, branch {guess.default_branch!r}, "
-        f"tests: {guess.test_command or 'none found'}, app packages: {', '.join(guess.in_app_packages) or 'none found'}",
-        markup=False, highlight=False)
+    if as_json:
+        print_json({"path": str(target), "repo": asdict(guess), "state_folder_excluded": excluded})
+        return
+    say(f"wrote {target}")
+    say(f"  repo {guess.name!r}, branch {guess.default_branch!r}, tests: {guess.test_command or 'none found'}, "
+        f"app packages: {', '.join(guess.in_app_packages) or 'none found'}")
     if excluded:
-        say("  .autofix/ (the state folder) added to .git/info/exclude", markup=False, highlight=False)
+        say("  .autofix/ (the state folder) added to .git/info/exclude")
     say("\nnext:\n"
         "  autofix config check            validate the file and see the effective settings\n"
         "  autofix sandbox check           make sure patches can run isolated on this host\n"
         "  autofix ingest EVENTS... LOGS   store error events: Sentry JSON, envelopes, webhook payloads, log files\n"
-        "  autofix triage                  attempt fixes for the stored issues, then `autofix queue`",
-        markup=False, highlight=False)
+        "  autofix triage                  attempt fixes for the stored issues, then `autofix queue`")

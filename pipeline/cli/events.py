@@ -9,7 +9,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from pipeline.cli._app import JsonOpt, app, deps, hint, out, print_json, progress
+from pipeline.cli._app import JsonOpt, app, deps, hint, out, plain, print_json, progress, say
+from pipeline.errors import InvalidInput
 from pipeline.records import CandidateStatus, ErrorEvent, Issue
 from pipeline.render import issue_json, outcome_json
 
@@ -46,15 +47,15 @@ def ingest(
 
     for path in paths:
         if not path.is_file():
-            raise typer.BadParameter(f"{path}: no such file", param_hint="PATHS")
+            raise InvalidInput(str(path), "no such file" if not path.exists() else "not a file")
     events = _parsed(paths)
     d = deps()
     report = ingest_events(d.store, _counted(events), d.settings.in_app_packages)
     if as_json:
         print_json({"stored": report.stored, "duplicates": report.duplicates, "issues": sorted(report.fingerprints)})
         return
-    out().print(f"stored {len(report.stored)} event(s), dropped {len(report.duplicates)} duplicate(s), "
-                f"{len(report.issues)} issue(s) touched")
+    say(f"stored {len(report.stored)} event(s), dropped {len(report.duplicates)} duplicate(s), "
+        f"{len(report.issues)} issue(s) touched")
     if report.stored:
         hint("next: `autofix issues` to see them, `autofix triage` to attempt fixes")
 
@@ -62,7 +63,8 @@ def ingest(
 def _issue_table(issues: Sequence[Issue]) -> Table:
     table = Table("fingerprint", "title", "fix class", "count", "priority", "status")
     for i in issues:
-        table.add_row(i.fingerprint[:12], i.title[:60], i.fix_class, str(i.count), f"{i.priority:.2f}", i.status.value)
+        table.add_row(*plain(i.fingerprint[:12], i.title[:60], i.fix_class, str(i.count), f"{i.priority:.2f}",
+                             i.status.value))
     return table
 
 
@@ -102,9 +104,9 @@ def triage(limit: Annotated[int, typer.Option(min=1, metavar="N", help="Issues t
     table = Table("issue", "status", "candidate", "reason")
     for fp, outcome in report.outcomes.items():
         best = outcome.best
-        table.add_row(fp[:12], outcome.status, best.id if best else "-", outcome.reason)
+        table.add_row(*plain(fp[:12], outcome.status, best.id if best else "-", outcome.reason))
     for fp, why in report.skipped.items():
-        table.add_row(fp[:12], "skipped", "-", why)
+        table.add_row(*plain(fp[:12], "skipped", "-", why))
     out().print(table)
     if any(c.status is CandidateStatus.AWAITING_REVIEW for o in report.outcomes.values() for c in o.candidates):
         hint("next: `autofix queue` to review the verified candidates, then `autofix approve ID`")

@@ -9,9 +9,24 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from pipeline.cli import _checks
-from pipeline.cli._app import FAILED, OK, JsonOpt, app, deps, err, out, print_json, progress, settings, status
+from pipeline.cli._app import (
+    FAILED,
+    OK,
+    JsonOpt,
+    app,
+    deps,
+    err,
+    out,
+    plain,
+    print_json,
+    progress,
+    say,
+    settings,
+    status,
+)
 from pipeline.errors import InvalidInput
 from pipeline.render import outcome_json
 
@@ -56,14 +71,10 @@ def fix(
     if as_json:
         print_json(outcome_json(outcome))
     else:
-        out().print(f"[bold]{outcome.status}[/bold]: {outcome.reason}", highlight=False)
+        out().print(Text.assemble((outcome.status, "bold"), ": ", outcome.reason))
         if best is not None:
-            out().print(f"candidate {best.id}: strategy {best.strategy}, confidence {best.confidence:.2f}",
-                        highlight=False)
-            if output is not None:
-                out().print(f"patch written to {output}", markup=False, highlight=False)
-            else:
-                out().print(best.patch.diff, markup=False, highlight=False)
+            say(f"candidate {best.id}: strategy {best.strategy}, confidence {best.confidence:.2f}")
+            say(f"patch written to {output}" if output is not None else best.patch.diff)
     raise typer.Exit(OK if outcome.status == "verified" else FAILED)
 
 
@@ -105,18 +116,17 @@ def demo(
         # Only the issue column gives way when the table is too wide: ids and statuses stay whole.
         table.add_column(name, no_wrap=index > 0, overflow="ellipsis")
     for cells in rows:
-        table.add_row(*cells)
+        table.add_row(*plain(*cells))
     out().print(table)
     for row in report.issues:
         if row.branch:
-            out().print(f"  pushed {row.branch}", markup=False, highlight=False)
+            say(f"  pushed {row.branch}")
     if report.kept:
-        out().print(f"work folder {report.workdir} (repo, remote.git)", markup=False, highlight=False)
+        say(f"work folder {report.workdir} (repo, remote.git)")
     if "home" in base.model_fields_set:
-        out().print(f"store in {report.home}: `autofix queue` lists the candidates", markup=False, highlight=False)
+        say(f"store in {report.home}: `autofix queue` lists the candidates")
     else:
-        out().print("set AUTOFIX_HOME to keep the demo's store and review its candidates with `autofix queue`",
-                    markup=False, highlight=False)
+        say("set AUTOFIX_HOME to keep the demo's store and review its candidates with `autofix queue`")
 
 
 @app.command()

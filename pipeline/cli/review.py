@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from pipeline.cli._app import JsonOpt, app, deps, hint, out, print_json
+from pipeline.cli._app import JsonOpt, app, deps, hint, out, plain, print_json, say
 from pipeline.records import CandidateStatus
 from pipeline.render import candidate_json
 
@@ -25,8 +25,8 @@ def queue(as_json: JsonOpt = False) -> None:
         return
     table = Table("id", "issue", "strategy", "confidence", "files", "description")
     for c in candidates:
-        table.add_row(c.id, c.issue_fingerprint[:12], c.strategy, f"{c.confidence:.2f}", ", ".join(c.patch.files),
-                      c.patch.description[:70])
+        table.add_row(*plain(c.id, c.issue_fingerprint[:12], c.strategy, f"{c.confidence:.2f}",
+                             ", ".join(c.patch.files), c.patch.description[:70]))
     out().print(table)
 
 
@@ -43,9 +43,9 @@ def approve(
     pr = do_approve(d.store, d.code_host, d.settings, candidate_id, reviewer)
     if as_json:
         print_json({"candidate_id": candidate_id, "status": "approved", "repo": pr.repo, "branch": pr.branch,
-                    "url": pr.url, "commit_sha": pr.commit_sha})
+                    "url": pr.url, "commit_sha": pr.commit_sha, "state": pr.state, "number": pr.number})
         return
-    out().print(f"approved {candidate_id}: {pr.url} ({pr.commit_sha[:10]})")
+    say(f"approved {candidate_id}: {pr.url} ({pr.commit_sha[:10]})")
 
 
 @app.command()
@@ -62,4 +62,4 @@ def reject(
     if as_json:
         print_json({"candidate_id": candidate_id, "status": "rejected", "reason": reason, "reviewer": reviewer})
         return
-    out().print(f"rejected {candidate_id}")
+    say(f"rejected {candidate_id}")
