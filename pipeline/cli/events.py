@@ -108,5 +108,7 @@ def triage(limit: Annotated[int, typer.Option(min=1, metavar="N", help="Issues t
     for fp, why in report.skipped.items():
         table.add_row(*plain(fp[:12], "skipped", "-", why))
     out().print(table)
+    if report.skipped and not d.settings.repos:
+        hint("no repo is configured: run `autofix init` in a checkout of the code that crashed")
     if any(c.status is CandidateStatus.AWAITING_REVIEW for o in report.outcomes.values() for c in o.candidates):
         hint("next: `autofix queue` to review the verified candidates, then `autofix approve ID`")
