@@ -1,6 +1,7 @@
 """The one Settings object: autofix.toml plus AUTOFIX_* environment variables.
 
-Nothing else in autofix reads os.environ. Environment variables win over the file. Repos are configured in the file only:
+Nothing else in autofix reads os.environ. Environment variables win over the file. Repos are
+configured in the file only:
 
     [[repos]]
     name = "shop"
