@@ -1,39 +1,47 @@
 """`autofix demo`: the whole flow on a copy of examples/, with embedded defaults.
 
-The example service is copied into a fresh git repo with a bare "remote" beside it; the recorded
-events and the log file are ingested; every issue is triaged; with --approve-all each queued
-candidate is approved, which pushes its branch to the remote.
+The example service is copied into a fresh git repo with a bare "remote" beside it, in a work
+folder (temporary unless given); the recorded events and the log file are ingested; every issue is
+triaged; with approve_all each queued candidate is approved, which pushes its branch to the remote.
+
+The store is SQLite, never a configured database: in the state folder when one is configured
+(AUTOFIX_HOME, or `home` in autofix.toml), so that `autofix queue` afterwards lists the demo's
+candidates, else inside the work folder. The examples are found in the checkout autofix runs from,
+else in the copy shipped inside the installed package.
 """
 
 from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import structlog
-
-from pipeline.errors import ConfigError
+from pipeline import bundled
+from pipeline.errors import InvalidInput
 from pipeline.ingest import ingest_paths
-from pipeline.records import CandidateStatus, FixCandidate
+from pipeline.records import CandidateStatus, FixCandidate, Issue
 from pipeline.review import approve
 from pipeline.settings import RepoConfig, Settings
 from pipeline.triage import triage
 from pipeline.wiring import Deps
 from sandbox.workspace import git
 
-log = structlog.get_logger(__name__)
-
 TEST_COMMAND = "python -m pytest -q -p no:cacheprovider"
+
+# Told what the demo is doing now: (step, done, total); total is None for a step without parts.
+OnStep = Callable[[str, int, int | None], None]
 
 
 def find_examples(explicit: Path | None = None) -> Path:
-    candidates = [explicit] if explicit else [Path.cwd() / "examples", Path(__file__).resolve().parents[1] / "examples"]
-    for folder in candidates:
-        if folder is not None and (folder / "service").is_dir() and (folder / "events").is_dir():
-            return folder
-    raise ConfigError("examples/ not found: run from the autofix checkout or pass --examples DIR")
+    """The examples folder: the one given, else the checkout's, else the installed package's copy."""
+    if explicit is not None:
+        if not (explicit / "service").is_dir() or not (explicit / "events").is_dir():
+            raise InvalidInput(f"--examples {explicit}", "not an examples folder (it needs service/ and events/)")
+        return explicit
+    return bundled.folder("examples")
 
 
 def _git(cwd: Path, *args: str) -> None:
@@ -72,39 +80,92 @@ def _verification_label(candidate: FixCandidate | None) -> str:
     return "not reproduced" if not v.reproduced else "failed"
 
 
-def run_demo(examples: Path, base: Settings, approve_all: bool = False, keep: Path | None = None) -> dict[str, Any]:
-    workdir = keep or Path(tempfile.mkdtemp(prefix="autofix-demo-"))
-    workdir.mkdir(parents=True, exist_ok=True)
-    repo, remote = prepare_repo(examples, workdir)
+@dataclass(frozen=True)
+class DemoRow:
+    fingerprint: str
+    title: str
+    culprit: str
+    fix_class: str
+    count: int
+    status: str
+    candidate_id: str | None
+    strategy: str | None
+    verification: str
+    confidence: float | None
+    branch: str | None
+
+
+@dataclass(frozen=True)
+class DemoReport:
+    workdir: str
+    kept: bool  # False: the work folder (repo, remote) was removed at the end
+    home: str  # the state folder holding the demo's store
+    repo: str
+    remote: str
+    sandbox: str
+    issues: tuple[DemoRow, ...]
+
+    @property
+    def summary(self) -> dict[str, int]:
+        return {"issues": len(self.issues),
+                "awaiting_review": sum(1 for r in self.issues if r.status == "awaiting_review"),
+                "verified": sum(1 for r in self.issues if r.verification == "verified"),
+                "published": sum(1 for r in self.issues if r.branch)}
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "issues": [asdict(r) for r in self.issues], "summary": self.summary}
+
+
+def _row(deps: Deps, issue: Issue, branches: dict[str, str]) -> DemoRow:
+    candidates = deps.store.list_candidates(issue_fingerprint=issue.fingerprint)
+    best = max(candidates, key=lambda c: (c.verification is not None and c.verification.verified, c.confidence),
+               default=None)
+    return DemoRow(issue.fingerprint, issue.title, issue.culprit, issue.fix_class, issue.count, issue.status.value,
+                   best.id if best else None, best.strategy if best else None, _verification_label(best),
+                   best.confidence if best else None, branches.get(issue.fingerprint))
+
+
+def _quiet(step: str, done: int, total: int | None) -> None:
+    return None
+
+
+def run_demo(examples: Path, base: Settings, approve_all: bool = False, workdir: Path | None = None,
+             keep: bool = False, on_step: OnStep = _quiet) -> DemoReport:
+    """Run the demo; a temporary work folder is removed at the end unless `keep` (a given one never is)."""
+    temporary = workdir is None
+    work = Path(tempfile.mkdtemp(prefix="autofix-demo-")) if workdir is None else workdir
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        return _run(examples, base, approve_all, work, not temporary or keep, on_step)
+    finally:
+        if temporary and not keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _run(examples: Path, base: Settings, approve_all: bool, work: Path, kept: bool, on_step: OnStep) -> DemoReport:
+    on_step("copying the example service into a git repo", 0, None)
+    repo, remote = prepare_repo(examples, work)
+    home = base.home.resolve() if "home" in base.model_fields_set else work / ".autofix"
     settings = base.model_copy(update={
-        "home": workdir / ".autofix",
+        "home": home,
         "store_url": None,  # the demo never touches a configured database
         "repos": [RepoConfig(name="shop", path=repo, remote_url=str(remote), test_command=TEST_COMMAND)],
         "in_app_packages": ["shop"],
     })
     deps = Deps(settings)
-    ingest_paths(deps.store, _event_files(examples), settings.in_app_packages)
-    triage(deps.store, settings, deps.fixers, deps.sandbox_for, limit=100)
+    files = _event_files(examples)
+    on_step(f"ingesting {len(files)} files", 0, None)
+    ingested = ingest_paths(deps.store, files, settings.in_app_packages)
+    triage(deps.store, settings, deps.fixers, deps.sandbox_for, limit=100,
+           on_attempt=lambda done, total, issue: on_step(f"fixing {issue.culprit}", done, total))
     branches: dict[str, str] = {}
     if approve_all:
-        for candidate in deps.store.list_candidates(CandidateStatus.AWAITING_REVIEW):
+        queued = [c for c in deps.store.list_candidates(CandidateStatus.AWAITING_REVIEW)
+                  if c.issue_fingerprint in ingested.fingerprints]
+        for done, candidate in enumerate(queued):
+            on_step("approving", done, len(queued))
             branches[candidate.issue_fingerprint] = approve(deps.store, deps.code_host, settings, candidate.id,
                                                             "demo").branch
-    rows = []
-    for issue in deps.store.list_issues():
-        candidates = deps.store.list_candidates(issue_fingerprint=issue.fingerprint)
-        best = max(candidates, key=lambda c: (c.verification is not None and c.verification.verified,
-                                              c.confidence), default=None)
-        rows.append({
-            "fingerprint": issue.fingerprint, "title": issue.title, "culprit": issue.culprit,
-            "fix_class": issue.fix_class,
-            "count": issue.count, "status": issue.status.value,
-            "candidate_id": best.id if best else None, "strategy": best.strategy if best else None,
-            "verification": _verification_label(best), "confidence": best.confidence if best else None,
-            "branch": branches.get(issue.fingerprint),
-        })
-    queued = sum(1 for r in rows if r["status"] == "awaiting_review")
-    return {"workdir": str(workdir), "repo": str(repo), "remote": str(remote), "sandbox": deps.sandbox.name,
-            "issues": rows, "summary": {"issues": len(rows), "awaiting_review": queued,
-                                        "verified": sum(1 for r in rows if r["verification"] == "verified"),
-                                        "published": len(branches)}}
+    issues = [i for i in deps.store.list_issues() if i.fingerprint in ingested.fingerprints]
+    rows = tuple(_row(deps, issue, branches) for issue in issues)
+    return DemoReport(str(work), kept, str(home), str(repo), str(remote), deps.sandbox.name, rows)

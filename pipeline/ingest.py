@@ -26,12 +26,14 @@ class IngestReport:
     stored: list[str] = field(default_factory=list)  # event ids
     duplicates: list[str] = field(default_factory=list)
     issues: set[str] = field(default_factory=set)  # fingerprints touched
+    fingerprints: set[str] = field(default_factory=set)  # every event's issue, duplicates' included
 
 
 def ingest_events(store: Store, events: Iterable[ErrorEvent], in_app_packages: Collection[str] = ()) -> IngestReport:
     report = IngestReport()
     for raw in events:
         event, issue = group(scrub_event(mark_in_app(raw, in_app_packages)))
+        report.fingerprints.add(issue.fingerprint)
         if store.record_event(event, issue):
             report.stored.append(event.id)
             report.issues.add(issue.fingerprint)

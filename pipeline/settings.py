@@ -1,7 +1,7 @@
 """The one Settings object: autofix.toml plus AUTOFIX_* environment variables.
 
-Nothing else in autofix reads os.environ. The file is `AUTOFIX_CONFIG` if set, else ./autofix.toml;
-environment variables win over the file. Repos are configured in the file only:
+Nothing else in autofix reads os.environ. Environment variables win over the file. Repos are
+configured in the file only:
 
     [[repos]]
     name = "shop"
@@ -11,28 +11,43 @@ environment variables win over the file. Repos are configured in the file only:
     test_command = "python -m pytest -q"
     [repos.path_mappings]
     "/app/" = ""                           # stack-trace prefix -> repo-relative prefix
+
+The file is checked strictly (pipeline/config_file.py): an unknown key is an error naming the closest
+valid one, and relative paths in it are relative to its folder. A new field on Settings or on a model
+it holds is accepted in the file with no other change. The file is `AUTOFIX_CONFIG`, else the nearest
+autofix.toml from the current folder up; the state folder is AUTOFIX_HOME, else `.autofix` beside
+that file, else ./.autofix. Every error, from the file or the environment, is one ConfigError line.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    TomlConfigSettingsSource,
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
 )
+from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
+from pipeline import config_file
 from pipeline.errors import ConfigError
+
+HttpUrl = Annotated[str, AfterValidator(config_file.http_url)]
+RedisUrl = Annotated[str, AfterValidator(config_file.redis_url)]
+StoreUrl = Annotated[str, AfterValidator(config_file.store_url)]
+ExistingDir = Annotated[Path, AfterValidator(config_file.existing_dir)]
 
 
 class RepoConfig(BaseModel):
     name: str
-    path: Path | None = None  # a local checkout
+    path: ExistingDir | None = None  # a local checkout
     remote_url: str | None = None  # where branches are pushed / cloned from
     default_branch: str = "main"
     path_mappings: dict[str, str] = Field(default_factory=dict)
@@ -43,16 +58,11 @@ class RepoConfig(BaseModel):
     sandbox_paths: list[Path] = Field(default_factory=list)
     github_repo: str | None = None  # "owner/name" when the code host is GitHub
 
-    @field_validator("path")
-    @classmethod
-    def _expand(cls, v: Path | None) -> Path | None:
-        return v.expanduser() if v is not None else None
-
 
 class GateConfig(BaseModel):
-    min_confidence: float = 0.6
-    max_changed_lines: int = 40
-    max_files: int = 3
+    min_confidence: Annotated[float, Field(ge=0, le=1)] = 0.6
+    max_changed_lines: Annotated[int, Field(gt=0)] = 40
+    max_files: Annotated[int, Field(gt=0)] = 3
 
 
 class GitHubAppConfig(BaseModel):
@@ -64,19 +74,19 @@ class GitHubAppConfig(BaseModel):
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AUTOFIX_", extra="ignore")
 
-    home: Path = Path(".autofix")
-    store_url: str | None = None
-    broker_url: str | None = None
+    home: Path = Field(default_factory=lambda: config_file.default_home(_config_path()))
+    store_url: StoreUrl | None = None
+    broker_url: RedisUrl | None = None
     # Redis redelivers an unacknowledged task (a worker died mid-task) after this many seconds.
     broker_visibility_timeout_s: int = 3600
 
     sentry_client_secret: SecretStr | None = None
     sentry_dsn_keys: str | None = None
-    sentry_url: str | None = None
+    sentry_url: HttpUrl | None = None
     sentry_org: str | None = None
     sentry_api_token: SecretStr | None = None
 
-    llm_base_url: str | None = None
+    llm_base_url: HttpUrl | None = None
     llm_api_key: SecretStr | None = None
     llm_model: str | None = None
 
@@ -85,7 +95,7 @@ class Settings(BaseSettings):
     sandbox_memory_mb: int = 2048
 
     github_token: SecretStr | None = None
-    github_api_url: str = "https://api.github.com"
+    github_api_url: HttpUrl = "https://api.github.com"
     github_app: GitHubAppConfig = Field(default_factory=GitHubAppConfig)
 
     repos: list[RepoConfig] = Field(default_factory=list)
@@ -94,6 +104,18 @@ class Settings(BaseSettings):
     # folder on its path is one of these packages, even inside site-packages.
     in_app_packages: list[str] = Field(default_factory=list)
     gate: GateConfig = Field(default_factory=GateConfig)
+
+    _config_file: Path | None = PrivateAttr(default=None)
+
+    def __init__(self, **values: Any) -> None:
+        """Settings from the arguments, the environment and the file; ConfigError (one line) if invalid."""
+        path = _config_path()
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            file_keys = set(config_file.load(path, type(self))) if path is not None else set()
+            raise ConfigError(config_file.describe(exc, type(self), path, file_keys, os.environ)) from None
+        self._config_file = path
 
     @classmethod
     def settings_customise_sources(
@@ -104,13 +126,16 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml_path = Path(os.environ.get("AUTOFIX_CONFIG", "autofix.toml"))
+        path = _config_path()
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if toml_path.is_file():
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
-        elif "AUTOFIX_CONFIG" in os.environ:
-            raise ConfigError(f"AUTOFIX_CONFIG names {toml_path}, which is not a file")
+        if path is not None:
+            sources.append(InitSettingsSource(settings_cls, init_kwargs=config_file.load(path, settings_cls)))
         return tuple(sources)
+
+    @property
+    def config_file(self) -> Path | None:
+        """The autofix.toml these settings were read from, if any."""
+        return self._config_file
 
     # --- derived -----------------------------------------------------------------------------
 
@@ -139,3 +164,30 @@ class Settings(BaseSettings):
             if project and project in repo.sentry_projects:
                 return repo
         return self.repos[0] if len(self.repos) == 1 else None
+
+
+def _config_path() -> Path | None:
+    return config_file.find_config(os.environ, Path.cwd())
+
+
+LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+
+
+class LogSettings(BaseSettings):
+    """AUTOFIX_LOG_LEVEL and AUTOFIX_LOG_FORMAT, from the environment only.
+
+    Separate from Settings because logging is set up before autofix.toml is read: a broken file is
+    then reported through the logging the user asked for. Unset values take the process's defaults
+    (the CLI: warning, console; worker, beat and serve: info, json).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="AUTOFIX_LOG_", extra="ignore")
+
+    level: Annotated[LogLevel | None, BeforeValidator(lambda v: v.lower() if isinstance(v, str) else v)] = None
+    format: Literal["console", "json"] | None = None
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise ConfigError(config_file.describe(exc, type(self), None, set(), os.environ)) from None

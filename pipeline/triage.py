@@ -84,12 +84,19 @@ def attempt(store: Store, settings: Settings, fixers: Sequence[Fixer], sandbox_f
     return outcome
 
 
+# Told (attempts done, attempts in all, the issue about to be attempted) before each attempt.
+OnAttempt = Callable[[int, int, Issue], None]
+
+
 def triage(store: Store, settings: Settings, fixers: Sequence[Fixer], sandbox_for: SandboxFor,
-           limit: int = 10) -> TriageReport:
+           limit: int = 10, on_attempt: OnAttempt | None = None) -> TriageReport:
     report = TriageReport()
     work_base = settings.home / "worktrees"
     work_base.mkdir(parents=True, exist_ok=True)
-    for issue in pick(store, limit):
+    picked = pick(store, limit)
+    for done, issue in enumerate(picked):
+        if on_attempt is not None:
+            on_attempt(done, len(picked), issue)
         result = attempt(store, settings, fixers, sandbox_for, issue, work_base)
         if isinstance(result, str):
             report.skipped[issue.fingerprint] = result

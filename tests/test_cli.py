@@ -9,23 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = ROOT / "examples"
-AUTOFIX = [sys.executable, "-m", "pipeline"]
-
-
-def autofix(*args: str, home: Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOFIX_")}
-    env["AUTOFIX_HOME"] = str(home)
-    return subprocess.run([*AUTOFIX, *args], cwd=cwd or home, env=env, capture_output=True, text=True,
-                          timeout=300)
-
-
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True,
-                          env={**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
-                               "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}).stdout
+from helpers_cli import EXAMPLES, autofix, git
 
 
 def test_ingest_of_a_malformed_file_names_the_file_and_stores_nothing(tmp_path: Path) -> None:
@@ -85,7 +69,7 @@ def test_fix_says_no_fix_when_no_frame_matches_a_repo_file(tmp_path: Path) -> No
     git(repo, "commit", "-qm", "init")
     event = EXAMPLES / "events" / "3-profile-without-nickname.json"
     result = autofix("fix", "--repo", str(repo), "--event", str(event), "--json", home=tmp_path)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, result.stderr  # ran, but nothing verified
     out = json.loads(result.stdout)
     assert out["status"] == "no_fix"
     assert "matches a file in the repo" in out["reason"]
@@ -102,10 +86,16 @@ def test_reject_without_a_reason_is_refused(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_demo_queues_verified_fixes_and_approve_all_pushes_branches_that_pass_their_tests(tmp_path: Path) -> None:
     work = tmp_path / "demo"
-    result = autofix("demo", "--json", "--approve-all", "--keep", str(work), "--examples", str(EXAMPLES),
-                     home=tmp_path)
+    # As a user would check it: stdout is JSON and nothing else, whatever goes to stderr.
+    result = subprocess.run(
+        ["bash", "-o", "pipefail", "-c",
+         f"{sys.executable} -m pipeline demo --json --approve-all --workdir {work} 2>/dev/null | "
+         f"{sys.executable} -m json.tool"],
+        cwd=tmp_path, env={k: v for k, v in os.environ.items() if not k.startswith("AUTOFIX_")},
+        capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout)
+    assert report["kept"] is True and report["workdir"] == str(work)
     verified = [row for row in report["issues"] if row["verification"] == "verified"]
     assert len(verified) >= 3
     assert {row["fix_class"] for row in verified} >= {"AttributeError:NoneType", "KeyError", "ZeroDivisionError"}
@@ -164,10 +154,15 @@ def test_the_reviewer_flow_through_the_cli_ingests_triages_queues_approves_and_r
     keep, drop = queued
     approved = autofix("approve", keep["id"], "--reviewer", "ada", home=tmp_path)
     assert approved.returncode == 0, approved.stderr
-    again = autofix("approve", keep["id"], home=tmp_path)  # a second approval returns the same PR
-    assert again.returncode == 0 and again.stdout.split(":")[-1] == approved.stdout.split(":")[-1]
-    rejected = autofix("reject", drop["id"], "--reason", "wrong default for this field", home=tmp_path)
+    again = autofix("approve", keep["id"], "--json", home=tmp_path)  # a second approval returns the same PR
+    assert again.returncode == 0, again.stderr
+    pr = json.loads(again.stdout)
+    assert pr["candidate_id"] == keep["id"] and pr["branch"].startswith("autofix/")
+    assert pr["commit_sha"][:10] in approved.stdout
+    rejected = autofix("reject", drop["id"], "--reason", "wrong default for this field", "--json", home=tmp_path)
     assert rejected.returncode == 0, rejected.stderr
+    assert json.loads(rejected.stdout) == {"candidate_id": drop["id"], "status": "rejected",
+                                           "reason": "wrong default for this field", "reviewer": "cli"}
 
     assert json.loads(autofix("queue", "--json", home=tmp_path).stdout) == []
     statuses = {i["status"] for i in json.loads(autofix("issues", "--json", home=tmp_path).stdout)}

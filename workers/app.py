@@ -19,7 +19,7 @@ from typing import Any, ParamSpec, Protocol, TypeVar, cast
 
 import structlog
 from celery import Celery
-from celery.signals import task_postrun, task_prerun, worker_init, worker_process_init
+from celery.signals import beat_init, task_postrun, task_prerun, worker_init, worker_process_init
 from kombu.entity import Exchange, Queue
 
 from pipeline import logging_setup
@@ -152,7 +152,8 @@ def _forget_inherited_deps(**_: Any) -> None:
 
 
 def _configure_logging(**_: Any) -> None:
-    logging_setup.configure()
+    # JSON lines at info unless AUTOFIX_LOG_*; Celery's own logging keeps the root logger.
+    logging_setup.configure(defaults=logging_setup.SERVICE_DEFAULTS, stdlib=False)
 
 
 def _bind_task_context(task_id: str | None = None, task: Any = None, **_: Any) -> None:
@@ -170,6 +171,7 @@ def _clear_task_context(**_: Any) -> None:
 
 # weak=False: Celery holds receivers weakly by default; these must live as long as the process.
 worker_init.connect(_configure_logging, weak=False)
+beat_init.connect(_configure_logging, weak=False)
 worker_process_init.connect(_forget_inherited_deps, weak=False)
 task_prerun.connect(_bind_task_context, weak=False)
 task_postrun.connect(_clear_task_context, weak=False)

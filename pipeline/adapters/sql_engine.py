@@ -20,6 +20,7 @@ from typing import Any
 import structlog
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, make_url, pool, text
 from sqlalchemy.engine import Connection
@@ -121,10 +122,16 @@ def migrate(url: str) -> None:
         with writer(engine).begin() as connection:
             if engine.dialect.name == "postgresql":
                 connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
+            before = MigrationContext.configure(connection).get_current_revision()
             config = alembic_config(url)
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
-        log.info("store.migrated", dialect=engine.dialect.name, head=head_revision())
+        head = head_revision()
+        # Every command opens the store: only a schema change is news.
+        if before != head:
+            log.info("store.migrated", dialect=engine.dialect.name, previous=before, head=head)
+        else:
+            log.debug("store.up_to_date", dialect=engine.dialect.name, head=head)
     finally:
         engine.dispose()
 

@@ -147,9 +147,14 @@ def run_case(case: Any, corpus: ModuleType, work: Path) -> CaseResult:
         [sys.executable, "-m", "pipeline", "fix", "--repo", str(checkout), "--event", str(event), "--json"],
         env=_env(AUTOFIX_HOME=str(work / "home")), cwd=work, capture_output=True, text=True, timeout=FIX_TIMEOUT_S,
     )
-    if done.returncode != 0:
+    # Exit 0: verified; 1: ran, unverified or no fix (both print the JSON outcome); anything else failed.
+    if done.returncode not in (0, 1):
         return result("error", f"autofix fix exited {done.returncode}: {done.stderr.strip()[-300:]}")
-    out = json.loads(done.stdout)
+    try:
+        out = json.loads(done.stdout)
+    except json.JSONDecodeError:
+        return result("error", f"autofix fix exited {done.returncode} without a JSON outcome: "
+                               f"{done.stderr.strip()[-300:]}")
     rank = _localisation_rank(case, corpus, out["localization"])
     tokens, usd = int(out["cost"]["tokens"]), float(out["cost"]["usd"])
     if not out["patch"]:

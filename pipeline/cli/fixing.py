@@ -9,99 +9,158 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from pipeline.cli._app import JsonOpt, app, deps, err, out, print_json
-from pipeline.errors import AutofixError
+from pipeline.cli import _checks
+from pipeline.cli._app import (
+    FAILED,
+    OK,
+    JsonOpt,
+    app,
+    deps,
+    err,
+    out,
+    plain,
+    print_json,
+    progress,
+    say,
+    settings,
+    status,
+)
+from pipeline.errors import InvalidInput
 from pipeline.render import outcome_json
-from pipeline.settings import Settings
 
 
 @app.command()
 def fix(
-    repo: Annotated[Path, typer.Option(help="A git checkout of the code that crashed.")],
-    event: Annotated[Path, typer.Option(help="The event: Sentry JSON, envelope, webhook or log file.")],
-    test_cmd: Annotated[str | None, typer.Option(help="The repo's test command, run after the patch.")] = None,
+    repo: Annotated[Path, typer.Option(metavar="DIR", help="The top folder of a git checkout of the code that crashed.")],
+    event: Annotated[Path, typer.Option(metavar="FILE", help="The event: Sentry JSON, envelope, webhook or log file.")],
+    test_cmd: Annotated[str | None, typer.Option(metavar="CMD", help="The repo's test command, run after the patch.")] = None,
+    path_map: Annotated[list[str] | None, typer.Option(
+        metavar="PREFIX=REPOPATH",
+        help="Stack-trace path prefix -> repo-relative folder, e.g. /app/=src/ (repeatable).")] = None,
+    output: Annotated[Path | None, typer.Option(metavar="FILE", help="Write the best candidate's patch to this file.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """One-shot: fix one event in a checkout and print the candidate. Needs no server or config."""
+    """One-shot: fix one event in a checkout and print the candidate. Needs no server or config.
+
+    Exits 0 when the candidate is verified, 1 when it is not (unverified, or no fix at all).
+    """
     from pipeline.flow import FixRequest, fix_issue
     from pipeline.grouping import group
     from pipeline.scrub import scrub_event
     from pipeline.sources import load_path
 
+    root = _checks.checkout(repo)
+    _checks.existing_file(event, "--event")
+    mappings = _checks.path_maps(path_map or ())
     events = [e for e in load_path(event) if e.exceptions]
     if not events:
-        raise AutofixError(f"{event}: holds no event with an exception")
+        raise InvalidInput(str(event), "holds no event with an exception")
     scrubbed, issue = group(scrub_event(events[-1]))
     d = deps()
-    with tempfile.TemporaryDirectory(prefix="autofix-fix-") as work:
-        outcome = fix_issue(FixRequest(scrubbed, issue, repo.resolve(), Path(work), test_cmd,
+    with status(f"fixing {issue.culprit or issue.title}"), tempfile.TemporaryDirectory(prefix="autofix-fix-") as work:
+        outcome = fix_issue(FixRequest(scrubbed, issue, root, Path(work), test_cmd, mappings,
                                        gate=d.settings.gate), d.fixers, d.sandbox)
+    best = outcome.best
+    if output is not None:
+        if best is None:
+            err().print(f"autofix: no patch to write to {output}", markup=False, highlight=False)
+        else:
+            output.write_text(best.patch.diff, encoding="utf-8")
     if as_json:
         print_json(outcome_json(outcome))
-        return
-    out().print(f"[bold]{outcome.status}[/bold]: {outcome.reason}")
-    if outcome.best is not None:
-        out().print(f"strategy {outcome.best.strategy}, confidence {outcome.best.confidence:.2f}")
-        out().print(outcome.best.patch.diff, markup=False, highlight=False)
+    else:
+        out().print(Text.assemble((outcome.status, "bold"), ": ", outcome.reason))
+        if best is not None:
+            say(f"candidate {best.id}: strategy {best.strategy}, confidence {best.confidence:.2f}")
+            say(f"patch written to {output}" if output is not None else best.patch.diff)
+    raise typer.Exit(OK if outcome.status == "verified" else FAILED)
 
 
 @app.command()
 def demo(
     as_json: JsonOpt = False,
     approve_all: Annotated[bool, typer.Option("--approve-all", help="Approve every queued candidate.")] = False,
-    examples: Annotated[Path | None, typer.Option(help="The examples folder.")] = None,
-    keep: Annotated[Path | None, typer.Option(help="Work in this folder instead of a temporary one.")] = None,
+    examples: Annotated[Path | None, typer.Option(metavar="DIR", help="The examples folder (default: the one shipped).")] = None,
+    workdir: Annotated[Path | None, typer.Option(metavar="DIR", help="Work in this (new or empty) folder and keep it.")] = None,
+    keep: Annotated[bool, typer.Option("--keep", help="Keep the temporary work folder.")] = False,
 ) -> None:
-    """End to end on examples/: ingest, group, retrieve, generate, verify, queue."""
+    """End to end on examples/: ingest, group, retrieve, generate, verify, queue.
+
+    The demo's store is in the state folder when AUTOFIX_HOME is set (`autofix queue` then lists its
+    candidates), else in its work folder, which is removed at the end unless --keep or --workdir.
+    """
     from pipeline.demo import find_examples, run_demo
 
-    report = run_demo(find_examples(examples), Settings(), approve_all, keep)
+    folder = find_examples(examples)
+    if workdir is not None:
+        _checks.empty_or_new_folder(workdir, "--workdir")
+    base = settings()
+    with progress() as bar:
+        task = bar.add_task("demo", total=None)
+
+        def step(text: str, done: int, total: int | None) -> None:
+            bar.update(task, description=text[:60], completed=done, total=total)
+
+        report = run_demo(folder, base, approve_all, workdir, keep, step)
     if as_json:
-        print_json(report)
+        print_json(report.to_json())
         return
+    headers = ("issue", "fix class", "n", "strategy", "verification", "status", "candidate")
+    rows = [(row.culprit, row.fix_class, str(row.count), (row.strategy or "-").removeprefix("template:"),
+             row.verification + (f" ({row.confidence:.2f})" if row.confidence is not None else ""), row.status,
+             row.candidate_id or "-") for row in report.issues]
     table = Table(title="autofix demo")
-    for name in ("issue", "fix class", "n", "strategy", "verification", "confidence", "status"):
-        table.add_column(name, no_wrap=True, overflow="ellipsis")
-    for row in report["issues"]:
-        strategy = (row["strategy"] or "-").removeprefix("template:")
-        confidence = f"{row['confidence']:.2f}" if row["confidence"] is not None else "-"
-        table.add_row(row["culprit"], row["fix_class"], str(row["count"]), strategy, row["verification"],
-                      confidence, row["status"])
+    for index, name in enumerate(headers):
+        # Only the issue column gives way when the table is too wide: ids and statuses stay whole.
+        table.add_column(name, no_wrap=index > 0, overflow="ellipsis")
+    for cells in rows:
+        table.add_row(*plain(*cells))
     out().print(table)
-    out().print(f"workdir {report['workdir']}; remote {report['remote']}")
-    for row in report["issues"]:
-        if row.get("branch"):
-            out().print(f"  pushed {row['branch']}")
+    for row in report.issues:
+        if row.branch:
+            say(f"  pushed {row.branch}")
+    if report.kept:
+        say(f"work folder {report.workdir} (repo, remote.git)")
+    if "home" in base.model_fields_set:
+        say(f"store in {report.home}: `autofix queue` lists the candidates")
+    else:
+        say("set AUTOFIX_HOME to keep the demo's store and review its candidates with `autofix queue`")
 
 
 @app.command()
 def bench(
-    suite: Annotated[Path, typer.Option(help="Folder of crash cases.")] = Path("bench/crashes"),
-    case: Annotated[list[str] | None, typer.Option(help="Run only this case (repeatable).")] = None,
+    suite: Annotated[Path | None, typer.Option(metavar="DIR", help="Folder of crash cases (default: bench/crashes).")] = None,
+    case: Annotated[list[str] | None, typer.Option(metavar="ID", help="Run only this case (repeatable).")] = None,
     as_json: JsonOpt = False,
     markdown: Annotated[bool, typer.Option("--markdown", help="Print a markdown table.")] = False,
-    keep: Annotated[Path | None, typer.Option(help="Keep per-case work folders here.")] = None,
-    grouping_set: Annotated[Path, typer.Option(help="Labelled events for the grouping benchmark.")] = Path(
-        "bench/grouping"
-    ),
+    keep: Annotated[Path | None, typer.Option(metavar="DIR", help="Keep per-case work folders here.")] = None,
+    grouping_set: Annotated[Path | None, typer.Option(
+        metavar="DIR", help="Labelled events for the grouping benchmark (default: bench/grouping).")] = None,
 ) -> None:
     """The crash-bug benchmark (real PyPI bugs, fixed by `autofix fix`, judged by hidden checks) and the
-    grouping benchmark (pairwise precision and recall of fingerprints on a labelled set)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    grouping benchmark (pairwise precision and recall of fingerprints on a labelled set).
 
+    Cases download their sdists from PyPI on first use (cached under bench/.cache/)."""
+    from pipeline import bundled
     from pipeline.benchmark import runner
     from pipeline.benchmark.grouping import evaluate, grouping_json, report
 
+    suite = suite or bundled.folder("bench") / "crashes"
+    grouping_set = grouping_set or bundled.folder("bench") / "grouping"
+    for folder, option in ((suite, "--suite"), (grouping_set, "--grouping-set")):
+        if not folder.is_dir():
+            raise InvalidInput(f"{option} {folder}", "no such folder")
     folders = runner.case_folders(suite, case or ())
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err()) as progress:
-        task = progress.add_task("bench", total=len(folders))
+    with progress() as bar:
+        task = bar.add_task("bench", total=len(folders))
 
         def advance(result: runner.CaseResult) -> None:
             mark = "correct" if result.correct else result.status
-            progress.console.print(f"{result.id:<40} {mark:<10} rank={result.rank or '-'} {result.seconds:.1f}s")
-            progress.advance(task)
+            bar.console.print(f"{result.id:<40} {mark:<10} rank={result.rank or '-'} {result.seconds:.1f}s",
+                              markup=False, highlight=False)
+            bar.advance(task)
 
         results = runner.run_suite(suite, case or (), advance, keep)
     grouping = evaluate(grouping_set)
@@ -113,5 +172,3 @@ def bench(
         sys.stdout.write(text + "\n")
     else:
         out().print(text, markup=False, highlight=False)
-
-

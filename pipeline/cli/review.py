@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from pipeline.cli._app import JsonOpt, app, deps, out, print_json
+from pipeline.cli._app import JsonOpt, app, deps, hint, out, plain, print_json, say
 from pipeline.records import CandidateStatus
 from pipeline.render import candidate_json
 
@@ -20,34 +20,46 @@ def queue(as_json: JsonOpt = False) -> None:
     if as_json:
         print_json([candidate_json(c) for c in candidates])
         return
+    if not candidates:
+        hint("nothing awaiting review: `autofix triage` attempts fixes for the stored issues")
+        return
     table = Table("id", "issue", "strategy", "confidence", "files", "description")
     for c in candidates:
-        table.add_row(c.id, c.issue_fingerprint[:12], c.strategy, f"{c.confidence:.2f}", ", ".join(c.patch.files),
-                      c.patch.description[:70])
+        table.add_row(*plain(c.id, c.issue_fingerprint[:12], c.strategy, f"{c.confidence:.2f}",
+                             ", ".join(c.patch.files), c.patch.description[:70]))
     out().print(table)
 
 
 @app.command()
 def approve(
     candidate_id: Annotated[str, typer.Argument(metavar="ID")],
-    reviewer: Annotated[str, typer.Option(help="Who approves.")] = "cli",
+    reviewer: Annotated[str, typer.Option(metavar="NAME", help="Who approves.")] = "cli",
+    as_json: JsonOpt = False,
 ) -> None:
     """Approve a candidate: opens its pull request on the code host."""
     from pipeline.review import approve as do_approve
 
     d = deps()
     pr = do_approve(d.store, d.code_host, d.settings, candidate_id, reviewer)
-    out().print(f"approved {candidate_id}: {pr.url} ({pr.commit_sha[:10]})")
+    if as_json:
+        print_json({"candidate_id": candidate_id, "status": "approved", "repo": pr.repo, "branch": pr.branch,
+                    "url": pr.url, "commit_sha": pr.commit_sha, "state": pr.state, "number": pr.number})
+        return
+    say(f"approved {candidate_id}: {pr.url} ({pr.commit_sha[:10]})")
 
 
 @app.command()
 def reject(
     candidate_id: Annotated[str, typer.Argument(metavar="ID")],
-    reason: Annotated[str, typer.Option(help="Why: reasons feed the gates.")],
-    reviewer: Annotated[str, typer.Option(help="Who rejects.")] = "cli",
+    reason: Annotated[str, typer.Option(metavar="TEXT", help="Why: reasons feed the gates.")],
+    reviewer: Annotated[str, typer.Option(metavar="NAME", help="Who rejects.")] = "cli",
+    as_json: JsonOpt = False,
 ) -> None:
     """Reject a candidate, with a reason."""
     from pipeline.review import reject as do_reject
 
     do_reject(deps().store, candidate_id, reviewer, reason)
-    out().print(f"rejected {candidate_id}")
+    if as_json:
+        print_json({"candidate_id": candidate_id, "status": "rejected", "reason": reason, "reviewer": reviewer})
+        return
+    say(f"rejected {candidate_id}")

@@ -7,8 +7,7 @@ from typing import Annotated
 
 import typer
 
-from pipeline.cli._app import app
-from pipeline.settings import Settings
+from pipeline.cli._app import app, settings
 
 
 def _exec_celery(*args: str) -> None:
@@ -17,7 +16,7 @@ def _exec_celery(*args: str) -> None:
 
     from workers.app import require_broker
 
-    require_broker(Settings())  # a clear error here rather than a traceback from Celery
+    require_broker(settings())  # a clear error here rather than a traceback from Celery
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(sys.executable, [sys.executable, "-m", "celery", "-A", "workers.app", *args])
@@ -25,9 +24,9 @@ def _exec_celery(*args: str) -> None:
 
 @app.command()
 def worker(
-    queues: Annotated[str, typer.Option(help="Comma-separated queues to consume: ingest, fix.")] = "ingest,fix",
-    concurrency: Annotated[int | None, typer.Option(help="Worker processes (default: one per CPU).")] = None,
-    loglevel: Annotated[str, typer.Option(help="Celery's own log level.")] = "INFO",
+    queues: Annotated[str, typer.Option(metavar="NAMES", help="Comma-separated queues to consume: ingest, fix.")] = "ingest,fix",
+    concurrency: Annotated[int | None, typer.Option(metavar="N", help="Worker processes (default: one per CPU).")] = None,
+    loglevel: Annotated[str, typer.Option(metavar="LEVEL", help="Celery's own log level.")] = "INFO",
 ) -> None:
     """Run a Celery worker (needs AUTOFIX_BROKER_URL, a Redis URL)."""
     extra = ["--concurrency", str(concurrency)] if concurrency else []
@@ -35,9 +34,9 @@ def worker(
 
 
 @app.command()
-def beat(loglevel: Annotated[str, typer.Option(help="Celery's own log level.")] = "INFO") -> None:
+def beat(loglevel: Annotated[str, typer.Option(metavar="LEVEL", help="Celery's own log level.")] = "INFO") -> None:
     """Run the scheduler: periodic triage and pull-request sync (needs AUTOFIX_BROKER_URL)."""
-    Settings().home.mkdir(parents=True, exist_ok=True)  # beat keeps its schedule file there
+    settings().home.mkdir(parents=True, exist_ok=True)  # beat keeps its schedule file there
     _exec_celery("beat", "--loglevel", loglevel)
 
 

@@ -21,6 +21,6 @@ def sandbox_check(as_json: JsonOpt = False) -> None:
         print_json({"backend": d.sandbox.name, "checks": [r.__dict__ for r in results]})
     else:
         for r in results:
-            out().print(f"{'ok  ' if r.passed else 'FAIL'} {r.name}: {r.detail}")
+            out().print(f"{'ok  ' if r.passed else 'FAIL'} {r.name}: {r.detail}", markup=False, highlight=False)
     if not all(r.passed for r in results):
         raise typer.Exit(1)
