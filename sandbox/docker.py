@@ -55,7 +55,7 @@ class DockerSandbox:
 
     def __init__(self, config: DockerConfig | None = None) -> None:
         self.config = config or DockerConfig()
-        self.client, self.engine = _connect(self.config)
+        self.client, self.engine = connect(self.config)
         self.image_id, self.image_name = _resolve_image(self.client, self.config, self.engine)
         self.python = self.config.python
         log.debug("sandbox.docker_connected", engine=self.engine, image=self.image_name)
@@ -298,8 +298,8 @@ def _chown_tree(top: Path, uid: int, gid: int) -> None:
 # --- engine ----------------------------------------------------------------------------------------
 
 
-def _connect(config: DockerConfig) -> tuple[DockerClient, str]:
-    """A client of the first engine that answers, and a description of it."""
+def connect(config: DockerConfig) -> tuple[DockerClient, str]:
+    """A client of the first engine that answers, and a description of it (SandboxUnavailable if none)."""
     try:
         import docker
         from docker.errors import DockerException

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pipeline import logging_setup
 from pipeline.cli import events, fixing, review, runtime, sandbox  # noqa: F401  (registers commands)
 from pipeline.cli._app import app, err
-from pipeline.errors import AutofixError
+from pipeline.errors import AutofixError, SandboxUnavailable
 
 __all__ = ["app", "main"]
 
@@ -21,4 +21,5 @@ def main() -> None:
         app(standalone_mode=True)
     except AutofixError as exc:
         err().print(f"autofix: error: {exc}", markup=False, highlight=False, soft_wrap=True)
-        raise SystemExit(2) from None
+        # DESIGN.md's exit codes: 3 when the environment lacks something (the sandbox backend).
+        raise SystemExit(3 if isinstance(exc, SandboxUnavailable) else 2) from None
