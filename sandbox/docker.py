@@ -284,7 +284,8 @@ def _lent_to_sandbox(workdir: Path, uid: int, gid: int) -> Iterator[tuple[int, i
     try:
         yield uid, gid
     finally:
-        # The container is gone by now, so nothing can swap a path for a symlink under us.
+        # The container is gone by now, so nothing can swap a path for a symlink under us; and chown
+        # clears the setuid and setgid bits of files, so nothing made inside becomes root's setuid file.
         _chown_tree(workdir, owner.st_uid, owner.st_gid)
 
 

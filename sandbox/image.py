@@ -68,7 +68,8 @@ def load_recipe(folder: Path | None = None) -> Recipe:
         return Recipe(**data, folder=folder, digest=recipe_digest(folder))
     except FileNotFoundError as exc:
         raise SandboxUnavailable(
-            f"no sandbox image recipe at {path}; pass --recipe DIR or configure an image"
+            f"no sandbox image recipe at {path}: set AUTOFIX_SANDBOX_IMAGE to an image the engine has, "
+            "or run from a checkout that has deploy/sandbox/ (or pass --recipe DIR)"
         ) from exc
     except (tomllib.TOMLDecodeError, ValidationError, TypeError) as exc:
         raise SandboxUnavailable(f"the sandbox image recipe {path} is invalid: {exc}") from exc
