@@ -2,7 +2,7 @@
 
     AutofixError
     ├── TransientError            a retry may succeed (Celery retries these with backoff)
-    │   ├── SandboxUnavailable    the container engine / bubblewrap could not start a run
+    │   ├── SandboxRunFailed      the container engine failed a run it had accepted (API error mid-run)
     │   ├── LLMUnavailable        the model endpoint timed out, refused, or rate-limited
     │   └── StoreUnavailable      the database could not be reached
     └── PermanentError            retrying the same input fails the same way
@@ -10,6 +10,8 @@
         ├── UnsupportedEvent      well-formed, but nothing autofix can work with
         ├── PatchDoesNotApply     a patch does not apply to the checkout it was made for
         ├── ConfigError           settings are missing or contradictory
+        │   └── SandboxUnavailable  the chosen sandbox backend cannot run here (not installed, no
+        │                           engine answers, no image); fixing it takes a person, not a retry
         └── SandboxEscape         the sandbox self-test found isolation broken
 
 A failing test is a Verification, never an exception. Errors from the libraries underneath are
@@ -27,7 +29,7 @@ class TransientError(AutofixError):
     pass
 
 
-class SandboxUnavailable(TransientError):
+class SandboxRunFailed(TransientError):
     pass
 
 
@@ -61,6 +63,10 @@ class PatchDoesNotApply(PermanentError):
 
 
 class ConfigError(PermanentError):
+    pass
+
+
+class SandboxUnavailable(ConfigError):
     pass
 
 

@@ -48,9 +48,15 @@ class RunResult:
 
 @runtime_checkable
 class Sandbox(Protocol):
-    """Runs a command with `workdir` as the only writable place, no network, bounded resources."""
+    """Runs a command with `workdir` as the only writable place, no network, bounded resources.
+
+    `python` is the interpreter inside the sandbox that creates virtualenvs (a host path for bwrap
+    and local, the image's for docker). `ro_paths` are extra read-only mounts for this run, each at
+    the same path inside as outside.
+    """
 
     name: str
+    python: str
 
     def run(
         self,
@@ -58,6 +64,7 @@ class Sandbox(Protocol):
         command: Sequence[str],
         limits: Limits = Limits(),
         env: Mapping[str, str] | None = None,
+        ro_paths: Sequence[Path] = (),
     ) -> RunResult: ...
 
 

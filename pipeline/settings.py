@@ -91,6 +91,8 @@ class Settings(BaseSettings):
     llm_model: str | None = None
 
     sandbox: Literal["auto", "docker", "bwrap", "local"] = "auto"
+    # docker backend: the image to run; unset, the one `autofix sandbox image` built from deploy/sandbox/.
+    sandbox_image: str | None = None
     sandbox_timeout_s: float = 300.0
     sandbox_memory_mb: int = 2048
 

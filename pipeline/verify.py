@@ -50,7 +50,9 @@ def _record(kind: str, command: str, result: RunResult) -> SandboxRun:
 
 
 def _repro_command(repro: Reproduction) -> list[str]:
-    return [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", repro.path]
+    # The first python on the sandbox's PATH (see _env): a repo's mounted environment when there is
+    # one, else autofix's own (bwrap, local) or the image's (docker, where host paths do not exist).
+    return ["python", "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", repro.path]
 
 
 def run_reproduction(request: VerifyRequest, sandbox: Sandbox) -> SandboxRun | None:

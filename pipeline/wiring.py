@@ -7,11 +7,22 @@ never opens a database.
 from __future__ import annotations
 
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from pipeline.adapters.git_host import GitCodeHost
 from pipeline.fixers.templates import TemplateFixer
 from pipeline.ports import CodeHost, Fixer, Sandbox, Store
 from pipeline.settings import RepoConfig, Settings
+
+if TYPE_CHECKING:
+    from sandbox.config import DockerConfig
+
+
+def docker_config(settings: Settings) -> DockerConfig:
+    """The docker backend's config from the settings (the image; the engine comes from DOCKER_HOST)."""
+    from sandbox.config import DockerConfig
+
+    return DockerConfig(image=settings.sandbox_image)
 
 
 class Deps:
@@ -29,7 +40,7 @@ class Deps:
     def sandbox(self) -> Sandbox:
         from sandbox.config import make_sandbox
 
-        return make_sandbox(self.settings.sandbox)
+        return make_sandbox(self.settings.sandbox, docker=docker_config(self.settings))
 
     def sandbox_for(self, repo: RepoConfig) -> Sandbox:
         """The sandbox for a repo: the shared one, unless the repo mounts paths of its own."""
@@ -38,7 +49,8 @@ class Deps:
         if repo.name not in self._repo_sandboxes:
             from sandbox.config import make_sandbox
 
-            self._repo_sandboxes[repo.name] = make_sandbox(self.settings.sandbox, repo.sandbox_paths)
+            self._repo_sandboxes[repo.name] = make_sandbox(self.settings.sandbox, repo.sandbox_paths,
+                                                           docker=docker_config(self.settings))
         return self._repo_sandboxes[repo.name]
 
     @cached_property

@@ -5,6 +5,10 @@ Python (venv and base install), fresh /dev and /proc, a private /tmp, no network
 network namespace, so not even the host's loopback), no capabilities, and an environment built from
 scratch. Resource limits are kernel rlimits set on bwrap itself and inherited by everything under it.
 
+Files in /etc that a stranger could not read (shadow, gshadow, ssl/private, a server's config with
+its password) are covered by unreadable mounts: bwrap maps its caller to the sandbox's uid, so when
+the caller is root the sandbox owns every root-owned file and dropped capabilities do not stop it.
+
 bubblewrap reports setup failures with exit status 1, like any failing command; `--json-status-fd`
 tells them apart: it names the child's pid only once the sandbox was set up.
 """
@@ -14,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -27,11 +32,13 @@ from pipeline.errors import InvalidInput, SandboxUnavailable
 from pipeline.ports import Limits, RunResult
 from sandbox import pids
 from sandbox.config import BwrapConfig
-from sandbox.process import DEFAULT_LIMITS, Rlimits, clean_env, run_bounded
+from sandbox.process import DEFAULT_LIMITS, Rlimits, base_python, clean_env, run_bounded
 
 log = structlog.get_logger(__name__)
 
 SANDBOX_HOME = "/tmp/home"  # on the private /tmp: writable, and gone when the run ends
+# Scanned for owner-only files to hide; small enough to walk in milliseconds (/usr is not).
+_SECRET_ROOTS = ("/etc",)
 
 
 class BubblewrapSandbox:
@@ -43,6 +50,7 @@ class BubblewrapSandbox:
         self.config = config or BwrapConfig()
         self.executable = _find_executable(self.config.executable)
         self.ro_paths = _readonly_paths(self.config)
+        self.python = base_python()  # mounted with the caller's Python, so it runs inside
         # Forbidding nested user namespaces needs a user namespace of our own, which a setuid
         # bwrap cannot make; there we go on without it (the sandbox holds no capabilities anyway).
         self.disable_userns = True
@@ -64,15 +72,17 @@ class BubblewrapSandbox:
         command: Sequence[str],
         limits: Limits = DEFAULT_LIMITS,
         env: Mapping[str, str] | None = None,
+        ro_paths: Sequence[Path] = (),
     ) -> RunResult:
         if not command:
             raise InvalidInput("sandbox command", "the command is empty")
         workdir = _checked_workdir(workdir)
+        extra = _checked_ro_paths(ro_paths)
         group = pids.PidsCgroup.create(limits.max_processes) if self.use_pids_cgroup else None
         status_r, status_w = os.pipe()
         try:
             done = run_bounded(
-                [*self.argv(workdir, status_fd=status_w), "--", *command],
+                [*self.argv(workdir, status_fd=status_w, ro_paths=extra), "--", *command],
                 cwd=workdir,
                 env=clean_env(SANDBOX_HOME, env),
                 limits=limits,
@@ -100,11 +110,10 @@ class BubblewrapSandbox:
         log.debug("sandbox.ran", backend=self.name, exit_code=done.exit_code, timed_out=done.timed_out)
         return done.to_result()
 
-    def argv(self, workdir: Path, status_fd: int | None = None) -> list[str]:
+    def argv(self, workdir: Path, status_fd: int | None = None, ro_paths: Sequence[Path] = ()) -> list[str]:
         """The bwrap command line up to (not including) the `--` that precedes the command."""
-        return _bwrap_argv(
-            self.executable, self.ro_paths, workdir, self.config, self.disable_userns, status_fd
-        )
+        mounts = [*self.ro_paths, *(p for p in ro_paths if p not in self.ro_paths)]
+        return _bwrap_argv(self.executable, mounts, workdir, self.config, self.disable_userns, status_fd)
 
 
 def _find_executable(configured: Path | None) -> str:
@@ -120,6 +129,14 @@ def _checked_workdir(workdir: Path) -> Path:
         raise InvalidInput(str(workdir), "the sandbox workdir is not a directory")
     if resolved == Path("/"):
         raise InvalidInput(str(workdir), "the sandbox workdir cannot be the root folder")
+    return resolved
+
+
+def _checked_ro_paths(paths: Sequence[Path]) -> list[Path]:
+    resolved = [Path(os.path.abspath(p)) for p in paths]
+    missing = [str(p) for p in resolved if not p.exists()]
+    if missing:
+        raise InvalidInput(", ".join(missing), "a read-only sandbox path does not exist")
     return resolved
 
 
@@ -169,6 +186,7 @@ def _bwrap_argv(
     args += ["--tmpfs", "/tmp", "--dir", SANDBOX_HOME]
     args += ["--bind", str(workdir), str(workdir), "--chdir", str(workdir)]
     args += _ro_args(inner)
+    args += _mask_args(_owner_only_entries(tuple(str(p) for p in ro_paths)))
     # bwrap's own root is a writable tmpfs; make it read-only once everything is mounted on it.
     args += ["--remount-ro", "/"]
     if status_fd is not None:
@@ -184,6 +202,38 @@ def _ro_args(paths: Sequence[Path]) -> list[str]:
             args += ["--symlink", os.readlink(path), str(path)]
         else:
             args += ["--ro-bind", str(Path(os.path.realpath(path))), str(path)]
+    return args
+
+
+@lru_cache(maxsize=8)
+def _owner_only_entries(mounted: tuple[str, ...]) -> tuple[tuple[str, bool], ...]:
+    """(path, is_folder) of what others may not read under the scanned roots that are mounted."""
+    found: list[tuple[str, bool]] = []
+    for root in _SECRET_ROOTS:
+        if root not in mounted:
+            continue
+        for folder, dirs, files in os.walk(root):
+            for name in list(dirs):
+                path = os.path.join(folder, name)
+                mode = os.lstat(path).st_mode
+                if not stat.S_ISLNK(mode) and (mode & 0o005) != 0o005:
+                    found.append((path, True))
+                    dirs.remove(name)  # hidden whole; nothing inside needs its own cover
+            for name in files:
+                path = os.path.join(folder, name)
+                mode = os.lstat(path).st_mode
+                if stat.S_ISREG(mode) and not mode & stat.S_IROTH:
+                    found.append((path, False))
+    return tuple(found)
+
+
+def _mask_args(entries: Sequence[tuple[str, bool]]) -> list[str]:
+    args: list[str] = []
+    for path, is_folder in entries:
+        if is_folder:
+            args += ["--tmpfs", path, "--remount-ro", path]
+        else:
+            args += ["--ro-bind", "/dev/null", path]
     return args
 
 

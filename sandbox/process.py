@@ -46,6 +46,15 @@ def clean_env(home: str, extra: Mapping[str, str] | None = None) -> dict[str, st
     return env
 
 
+def base_python() -> str:
+    """The interpreter this Python's virtualenv was made from (itself when not in a venv).
+
+    A sandbox makes a repo's virtualenv with it; the autofix venv's own interpreter would drag
+    autofix's packages into every repo's environment.
+    """
+    return str(getattr(sys, "_base_executable", None) or sys.executable)
+
+
 @dataclass(frozen=True)
 class Rlimits:
     """Kernel resource limits set in the child just before it execs.
@@ -94,7 +103,7 @@ class Completed:
         )
 
 
-class _Tail:
+class OutputTail:
     """A byte buffer that keeps only its last `limit` bytes."""
 
     def __init__(self, limit: int) -> None:
@@ -137,7 +146,7 @@ def run_bounded(
     """
     started = time.monotonic()
     deadline = started + limits.timeout_s
-    tail = _Tail(limits.output_bytes)
+    tail = OutputTail(limits.output_bytes)
     proc = subprocess.Popen(
         list(argv),
         cwd=cwd,
@@ -167,7 +176,7 @@ def run_bounded(
     return Completed(exit_code, duration, tail.value(), timed_out)
 
 
-def _pump(proc: subprocess.Popen[bytes], fd: int, tail: _Tail, deadline: float) -> bool:
+def _pump(proc: subprocess.Popen[bytes], fd: int, tail: OutputTail, deadline: float) -> bool:
     """Copy output into `tail` until EOF; returns True when the deadline killed the command."""
     exited_at: float | None = None
     with selectors.DefaultSelector() as sel:
@@ -193,7 +202,7 @@ def _pump(proc: subprocess.Popen[bytes], fd: int, tail: _Tail, deadline: float) 
                 tail.add(data)
 
 
-def _drain(fd: int, tail: _Tail) -> None:
+def _drain(fd: int, tail: OutputTail) -> None:
     """Read what is left after a kill, without blocking on a pipe a stray process still holds."""
     os.set_blocking(fd, False)
     end = time.monotonic() + _DRAIN_GRACE_S

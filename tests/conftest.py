@@ -1,4 +1,4 @@
-"""Shared fixtures: store URLs for a fresh SQLite file and a fresh PostgreSQL schema.
+"""Shared fixtures: store URLs for a fresh SQLite file and a fresh PostgreSQL schema; the container engine.
 
 PostgreSQL is the server at AUTOFIX_TEST_POSTGRES_URL (default: the local one, user postgres, database
 test). Its tests fail when the server cannot be reached, so a broken setup is never mistaken for a
@@ -11,10 +11,14 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.exc import OperationalError
+
+if TYPE_CHECKING:
+    from sandbox.config import DockerConfig
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
@@ -57,3 +61,30 @@ def postgres_url(_postgres_server: str) -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+# --- container engine (the docker sandbox backend) -------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def docker_config() -> DockerConfig:
+    """The docker backend against the engine here (Podman's API at DOCKER_HOST in CI), image ready.
+
+    Fails when no engine answers, like the PostgreSQL tests; AUTOFIX_SKIP_DOCKER=1 skips instead.
+    The image is found by its recipe's hash, or built once (a few minutes: debootstrap) and kept.
+    """
+    from pipeline.errors import SandboxUnavailable
+    from sandbox.config import DockerConfig
+    from sandbox.docker import connect
+    from sandbox.image import ensure_image, load_recipe
+
+    if os.environ.get("AUTOFIX_SKIP_DOCKER") == "1":
+        pytest.skip("AUTOFIX_SKIP_DOCKER=1")
+    config = DockerConfig(base_url=os.environ.get("AUTOFIX_TEST_DOCKER_HOST") or None)
+    try:
+        client, _ = connect(config)
+        ensure_image(client, load_recipe())
+    except SandboxUnavailable as exc:
+        pytest.fail(f"{exc} (.ci/run installs and starts Podman; set AUTOFIX_SKIP_DOCKER=1 to skip these tests)")
+    client.close()
+    return config

@@ -83,6 +83,7 @@ class Deployment:
     root: Path
     visibility_timeout_s: int = 3600
     workers: list[Worker] = field(default_factory=list)
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def home(self) -> Path:
@@ -105,6 +106,7 @@ class Deployment:
         env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOFIX_")}
         env.update(AUTOFIX_HOME=str(self.home), AUTOFIX_CONFIG=str(self.root / "autofix.toml"),
                    AUTOFIX_BROKER_URL=BROKER, AUTOFIX_BROKER_VISIBILITY_TIMEOUT_S=str(self.visibility_timeout_s))
+        env.update(self.extra_env)
         return env
 
     def start_worker(self) -> Worker:
@@ -174,6 +176,26 @@ def test_the_worker_command_without_a_broker_url_says_how_to_set_it(tmp_path: Pa
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "AUTOFIX_BROKER_URL is not set" in result.stderr
+
+
+def test_a_chosen_sandbox_that_cannot_run_fails_the_attempt_without_retries_and_leaves_the_issue_retryable(
+    deployment: Deployment, client: Any
+) -> None:
+    deployment.configure(TEST_COMMAND)
+    deployment.extra_env = {"AUTOFIX_SANDBOX": "docker", "DOCKER_HOST": "unix:///nonexistent/docker.sock"}
+    worker = deployment.start_worker()
+    ingested = send(client, "ingest_event", json.loads(EVENT.read_text()), EVENT.name).get(timeout=30)
+    (fingerprint,) = ingested["enqueued"]
+
+    attempt = send(client, "attempt_fix", fingerprint)
+    attempt.get(timeout=60, propagate=False)
+
+    assert attempt.state == "FAILURE" and "no container engine answers" in str(attempt.result)
+    store = deployment.store()
+    issue = store.get_issue(fingerprint)
+    store.close()
+    assert issue is not None and issue.status is IssueStatus.TRIAGED  # not unfixable: not the issue's fault
+    assert "Retry in" not in worker.log.read_text()  # permanent: no retry installs a container engine
 
 
 @pytest.mark.slow

@@ -21,7 +21,7 @@ from typing import Any
 
 import structlog
 
-from pipeline.errors import ConfigError, PermanentError, TransientError
+from pipeline.errors import ConfigError, PermanentError, SandboxUnavailable, TransientError
 from pipeline.ingest import ingest_events
 from pipeline.records import CandidateStatus, FixCandidate, Issue, IssueStatus
 from pipeline.review import approve
@@ -77,6 +77,10 @@ def attempt_fix(fingerprint: str) -> str:
         result = attempt(store, settings, deps.fixers, deps.sandbox_for, issue, work_base)
     except TransientError:
         # Out of "fixing", so the retry (or, once retries run out, the periodic triage) picks it up.
+        store.set_issue_status(fingerprint, IssueStatus.TRIAGED)
+        raise
+    except SandboxUnavailable:
+        # Permanent for this worker (no retry fixes a missing backend), but no fault of the issue's.
         store.set_issue_status(fingerprint, IssueStatus.TRIAGED)
         raise
     except PermanentError as exc:

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 from pipeline.cli import config, events, fixing, review, runtime, sandbox  # noqa: F401  (registers commands)
 from pipeline.cli._app import ENVIRONMENT, FAILED, USAGE, app, err
-from pipeline.errors import AutofixError, SandboxEscape, TransientError
+from pipeline.errors import AutofixError, SandboxEscape, SandboxUnavailable, TransientError
 
 __all__ = ["app", "exit_code", "main"]
 
 
 def exit_code(exc: AutofixError) -> int:
     """3 when something the environment must provide is missing, 1 for a failed check, else 2."""
-    if isinstance(exc, TransientError):  # sandbox, store or model endpoint unavailable
+    # The sandbox backend, the store or the model endpoint is missing or unreachable.
+    if isinstance(exc, (TransientError, SandboxUnavailable)):
         return ENVIRONMENT
     if isinstance(exc, SandboxEscape):
         return FAILED
