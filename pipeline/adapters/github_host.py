@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import structlog
@@ -106,8 +107,11 @@ class GitHubCodeHost:
             if folder not in listings:
                 parent, _, name = folder.rpartition("/")
                 entry = listing(parent).get(name)
-                listings[folder] = {} if entry is None or entry.type != "tree" else {
-                    e.path: e for e in self._call(f"reading folder {folder}", lambda: gh.get_git_tree(entry.sha)).tree}
+                if entry is None or entry.type != "tree":
+                    listings[folder] = {}
+                else:
+                    tree = self._call(f"reading folder {folder}", partial(gh.get_git_tree, entry.sha))
+                    listings[folder] = {e.path: e for e in tree.tree}
             return listings[folder]
 
         found: dict[str, tuple[str, bytes | None]] = {}
@@ -117,7 +121,7 @@ class GitHubCodeHost:
             if entry is None or entry.type != "blob":
                 found[path] = ("100644", None)
                 continue
-            blob = self._call(f"reading {path}", lambda: gh.get_git_blob(entry.sha))
+            blob = self._call(f"reading {path}", partial(gh.get_git_blob, entry.sha))
             data = base64.b64decode(blob.content) if blob.encoding == "base64" else blob.content.encode()
             found[path] = (entry.mode, data)
         return found

@@ -25,6 +25,10 @@ def ingest(paths: Annotated[list[Path], typer.Argument(help="Event JSON, envelop
     report = ingest_events(d.store, events, d.settings.in_app_packages)
     out().print(f"stored {len(report.stored)} event(s), dropped {len(report.duplicates)} duplicate(s), "
                 f"{len(report.issues)} issue(s) touched")
+    from pipeline.regressions import check_recurrences
+
+    for fingerprint in check_recurrences(d.store, d.settings, report.issues):
+        out().print(f"{fingerprint[:12]}  regressed: its merged fix shipped and the crash recurred; reopened")
 
 
 @app.command("issues")
