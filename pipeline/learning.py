@@ -5,20 +5,24 @@ A kind of fix is a (fix class, strategy) pair, e.g. ("KeyError", "template:get_d
     accepted = approvals + merged pull requests
     rejected = rejections + pull requests closed unmerged + merged fixes that regressed
 
-Acceptance is the mean of a Beta posterior. The prior is the strategy family's fixed prior
-(gates.STRATEGY_PRIOR, capped at 0.9 so that it is a proper Beta) worth `prior_strength` decisions:
+Acceptance is the mean of a Beta posterior, pooled partially across the class. The strategy family's
+fixed prior m (gates.STRATEGY_PRIOR, capped at 0.9 so that it is a proper Beta), worth s =
+`prior_strength` decisions, is first updated by the class's other strategies, and that is the prior
+the strategy's own record updates:
 
-    acceptance = (s·m + accepted) / (s + accepted + rejected)          s = prior_strength, m = prior
+    class prior   m_c = (s·m + accepted by other strategies) / (s + decisions on other strategies)
+    acceptance    p   = (s·m_c + accepted) / (s + decisions)
 
-The rule the gate applies (all three from one record, so a reviewer sees one story):
+So a strategy never tried in a class reviewers keep rejecting starts where the class stands, not at
+the optimistic family prior. The rule the gate applies (all from p, so a reviewer sees one story):
 
-1. The confidence's strategy_prior part is its weight times the acceptance (it replaces the fixed
-   prior; with no decisions yet it is the fixed prior, capped).
-2. Once the record holds at least `min_decisions` outcomes and its acceptance p is below
-   `target_acceptance` t, the confidence a candidate needs rises linearly from gate.min_confidence
-   toward 1.0:   bar = min + (1 - min) · (t - p) / t.   More evidence is needed to be shown: e.g. the
-   repo's tests passing, not just the reproduction.
-3. Once the record holds at least `min_decisions` outcomes and p is below `hold_below`, candidates of
+1. The confidence's strategy_prior part is its weight times p (it replaces the fixed prior; with no
+   decisions in the class it is the fixed prior, capped).
+2. Once the class holds at least `min_decisions` outcomes and p is below `target_acceptance` t, the
+   confidence a candidate needs rises linearly from gate.min_confidence toward 1.0:
+   bar = min + (1 - min) · (t - p) / t. More evidence is needed to be shown: e.g. the repo's tests
+   passing, not just the reproduction.
+3. Once the class holds at least `min_decisions` outcomes and p is below `hold_below`, candidates of
    that kind are held whatever their confidence (kept for audit, never queued) until the record
    changes or the settings do.
 
@@ -73,21 +77,6 @@ class Record:
     def decisions(self) -> int:
         return self.accepted + self.rejected
 
-    def acceptance(self, config: LearningConfig) -> float:
-        s, m = config.prior_strength, prior_mean(self.strategy)
-        return (s * m + self.accepted) / (s + self.decisions)
-
-    def bar(self, config: LearningConfig, gate: GateConfig) -> Bar | None:
-        """The raised bar for this kind of fix, or None while its record does not call for one."""
-        p = self.acceptance(config)
-        if self.decisions < config.min_decisions or p >= config.target_acceptance:
-            return None
-        t, low = config.target_acceptance, gate.min_confidence
-        why = (f"reviewers accepted {self.accepted} of {self.decisions} {self.fix_class} fixes by "
-               f"{self.strategy}, acceptance {p:.2f}")
-        hold = f"held: {why}, below {config.hold_below:.2f}" if p < config.hold_below else None
-        return Bar(round(low + (1 - low) * (t - p) / t, 4), hold, why)
-
 
 def _counted(record: Record, kind: str) -> Record:
     names = {"approved": "approvals", "merged": "merged", "rejected": "rejections", "closed": "closed",
@@ -114,10 +103,34 @@ class Ledger:
     def record(self, fix_class: str, strategy: str) -> Record:
         return self.records.get((fix_class, strategy), Record(fix_class, strategy))
 
+    def class_decisions(self, fix_class: str) -> int:
+        return sum(r.decisions for (c, _), r in self.records.items() if c == fix_class)
+
+    def acceptance(self, fix_class: str, strategy: str) -> float:
+        """The Beta posterior mean for the kind, its prior pooled from the class's other strategies."""
+        s, own = self.config.prior_strength, self.record(fix_class, strategy)
+        others = [r for (c, k), r in self.records.items() if c == fix_class and k != strategy]
+        class_prior = ((s * prior_mean(strategy) + sum(r.accepted for r in others))
+                       / (s + sum(r.decisions for r in others)))
+        return (s * class_prior + own.accepted) / (s + own.decisions)
+
+    def bar(self, fix_class: str, strategy: str, gate: GateConfig) -> Bar | None:
+        """The raised bar for this kind of fix, or None while its class's record does not call for one."""
+        config, p = self.config, self.acceptance(fix_class, strategy)
+        decided = self.class_decisions(fix_class)
+        if decided < config.min_decisions or p >= config.target_acceptance:
+            return None
+        t, low = config.target_acceptance, gate.min_confidence
+        accepted = sum(r.accepted for (c, _), r in self.records.items() if c == fix_class)
+        own = self.record(fix_class, strategy)
+        why = (f"reviewers accepted {accepted} of {decided} {fix_class} fixes ({own.accepted} of "
+               f"{own.decisions} by {strategy}), acceptance {p:.2f}")
+        hold = f"held: {why}, below {config.hold_below:.2f}" if p < config.hold_below else None
+        return Bar(round(low + (1 - low) * (t - p) / t, 4), hold, why)
+
     def judge(self, fix_class: str, strategy: str, gate: GateConfig) -> tuple[dict[str, float], Bar | None]:
         """The prior for gates.confidence_parts (keyed by family, as it looks it up) and the bar."""
-        record = self.record(fix_class, strategy)
-        return {family(strategy): round(record.acceptance(self.config), 4)}, record.bar(self.config, gate)
+        return {family(strategy): round(self.acceptance(fix_class, strategy), 4)}, self.bar(fix_class, strategy, gate)
 
 
 # --- stats ---------------------------------------------------------------------------------------
@@ -153,7 +166,8 @@ def stats(outcomes: Sequence[Outcome], config: LearningConfig, gate: GateConfig)
     ledger = Ledger.from_outcomes(outcomes, config)
     rows = sorted(ledger.records.values(), key=lambda r: (-r.decisions, r.fix_class, r.strategy))
     return Stats(
-        tuple(Acceptance(r, round(r.acceptance(config), 4), r.bar(config, gate)) for r in rows),
+        tuple(Acceptance(r, round(ledger.acceptance(r.fix_class, r.strategy), 4),
+                         ledger.bar(r.fix_class, r.strategy, gate)) for r in rows),
         calibration(outcomes),
         rejection_reasons(outcomes),
     )

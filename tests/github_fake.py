@@ -75,6 +75,7 @@ class FakeGitHub:
     blobs: dict[str, bytes] = field(default_factory=dict)
     trees: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)  # sha -> (mode, name, sha)
     commits: dict[str, dict[str, Json]] = field(default_factory=dict)
+    commit_bodies: dict[str, bytes] = field(default_factory=dict)
     refs: dict[str, str] = field(default_factory=dict)  # "refs/heads/main" -> sha
     pulls: dict[int, dict[str, Json]] = field(default_factory=dict)
     comments: dict[int, list[str]] = field(default_factory=dict)
@@ -141,6 +142,22 @@ class FakeGitHub:
         """The tracked files of a local git checkout, as the default branch."""
         names = subprocess.run(["git", "ls-files", "-z"], cwd=checkout, capture_output=True, check=True).stdout
         return self.seed({n: (checkout / n).read_bytes() for n in names.decode().split("\0") if n}, branch)
+
+    def export_to(self, checkout: Path) -> None:
+        """Write every object into a local repo, as `git fetch` from this GitHub would; checks that
+        git computes the same ids."""
+        objects = [("blob", sha, data) for sha, data in self.blobs.items()]
+        objects += [("tree", sha, self._tree_body(entries)) for sha, entries in self.trees.items()]
+        objects += [("commit", sha, body) for sha, body in self.commit_bodies.items()]
+        for kind, sha, body in objects:
+            written = subprocess.run(["git", "hash-object", "-w", "-t", kind, "--stdin"], cwd=checkout,
+                                     input=body, capture_output=True, check=True).stdout.decode().strip()
+            assert written == sha, f"git hashes this {kind} as {written}, the fake as {sha}"
+
+    def pull(self, number: int) -> Json:
+        """The pull request as the API shows it."""
+        with self._lock:
+            return self._pull_json(number)
 
     def file_at(self, commit_sha: str, path: str) -> bytes | None:
         entry = self._flatten(self.commits[commit_sha]["tree"]).get(path)
@@ -218,10 +235,13 @@ class FakeGitHub:
         self.blobs[sha] = data
         return sha
 
+    @staticmethod
+    def _tree_body(ordered: list[tuple[str, str, str]]) -> bytes:
+        return b"".join(f"{mode} {name}".encode() + b"\0" + bytes.fromhex(sha) for mode, name, sha in ordered)
+
     def _tree(self, entries: list[tuple[str, str, str]]) -> str:
         ordered = sorted(entries, key=lambda e: e[1] + ("/" if e[0] == "40000" else ""))
-        body = b"".join(f"{mode} {name}".encode() + b"\0" + bytes.fromhex(sha) for mode, name, sha in ordered)
-        sha = git_hash("tree", body)
+        sha = git_hash("tree", self._tree_body(ordered))
         self.trees[sha] = ordered
         return sha
 
@@ -257,6 +277,7 @@ class FakeGitHub:
         body = (f"tree {tree}\n" + "".join(f"parent {p}\n" for p in parents)
                 + f"author {signature(author)}\ncommitter {signature(committer)}\n\n{message}")
         sha = git_hash("commit", body.encode())
+        self.commit_bodies[sha] = body.encode()
         self.commits[sha] = {"tree": tree, "parents": parents, "message": message, "author": author,
                              "committer": committer}
         return sha
