@@ -140,7 +140,12 @@ def sync_pull_requests() -> dict[str, str]:
         except ConfigError:
             log.warning("pull_request.repo_unconfigured", candidate_id=pr.candidate_id, repo=pr.repo)
             continue
-        action = sync(store, deps.code_host_for(repo), settings, repo, pr)
+        try:
+            action = sync(store, deps.code_host_for(repo), settings, repo, pr)
+        except PermanentError as exc:  # one pull request the host refuses must not stall the others
+            log.warning("pull_request.sync_failed", candidate_id=pr.candidate_id, error=str(exc),
+                        error_type=type(exc).__name__)
+            continue
         if action != "unchanged":
             changed[pr.candidate_id] = action
         current = store.get_pull_request(pr.candidate_id)
