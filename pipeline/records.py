@@ -3,7 +3,8 @@
 Every stage takes and returns these frozen dataclasses; nothing between stages is an untyped dict
 (the raw payload of an event is kept, as received, for audit and re-parsing only).
 Status moves one way: new -> triaged -> fixing -> awaiting_review -> approved -> pr_open ->
-merged | closed, with rejected and unfixable as exits.
+merged | closed, with rejected and unfixable as exits. One way back: a merged fix whose crash recurs
+in a release containing it regresses, and its issue returns to triaged (pipeline/regressions.py).
 """
 
 from __future__ import annotations

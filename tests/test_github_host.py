@@ -21,6 +21,7 @@ from structlog.testing import capture_logs
 from pipeline.adapters.github_host import GitHubCodeHost
 from pipeline.errors import (
     CodeHostAuthFailed,
+    CodeHostRefused,
     CodeHostUnavailable,
     ConfigError,
     PatchDoesNotApply,
@@ -338,3 +339,21 @@ def test_blob_content_comes_back_wrapped_in_lines_and_still_decodes(fake: FakeGi
     served = fake._blob_json(fake._flatten(commit_tree(fake, pr.base_sha or ""))["shop/app.py"][1])
     assert "\n" in served["content"].rstrip("\n")  # wrapped at 76 characters, as GitHub does
     assert base64.b64decode(served["content"]) == (big + OLD).encode()
+
+
+def test_an_unreachable_api_is_transient_and_an_unknown_repo_is_refused(fake: FakeGitHub) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    nowhere = host_for(settings_for(fake, github_api_url=f"http://127.0.0.1:{closed}/api/v3",
+                                    github_client=GitHubClientConfig(timeout_s=5, seconds_between_requests=0,
+                                                                     seconds_between_writes=0)))
+    with pytest.raises(CodeHostUnavailable, match="GitHub unreachable"):
+        publish(nowhere)
+
+    missing = REPO.model_copy(update={"github_repo": "acme/gone"})
+    with pytest.raises(CodeHostRefused) as caught:
+        host_for(settings_for(fake)).open_pull_request(missing, "autofix/c1", PATCH, "t", "b", "c1", WHEN)
+    assert caught.value.status == 404 and isinstance(caught.value, PermanentError)
