@@ -130,7 +130,8 @@ class Ledger:
 
     def judge(self, fix_class: str, strategy: str, gate: GateConfig) -> tuple[dict[str, float], Bar | None]:
         """The prior for gates.confidence_parts (keyed by family, as it looks it up) and the bar."""
-        return {family(strategy): round(self.acceptance(fix_class, strategy), 4)}, self.bar(fix_class, strategy, gate)
+        prior = {family(strategy): round(self.acceptance(fix_class, strategy), 4)}
+        return prior, self.bar(fix_class, strategy, gate)
 
 
 # --- stats ---------------------------------------------------------------------------------------

@@ -96,7 +96,8 @@ def escalate(store: Store, host: CIHost, settings: Settings, repo: RepoConfig, p
              feedback: str) -> PullRequest:
     """Label the pull request, tell its reviewer why a human must decide, stop feeding CI back."""
     comment = _templates().get_template("pr_needs_human.md.j2").render(
-        why=why, rounds=pr.ci_rounds, feedback=feedback.replace("```", "'''"), label=settings.pull_requests.needs_human_label)
+        why=why, rounds=pr.ci_rounds, feedback=feedback.replace("```", "'''"),  # stays inside its fence
+        label=settings.pull_requests.needs_human_label)
     host.flag_for_human(repo, pr, settings.pull_requests.needs_human_label, comment)
     flagged = replace(pr, needs_human=True, ci_checked_sha=pr.commit_sha)
     store.save_pull_request(flagged)

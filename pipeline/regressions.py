@@ -82,7 +82,8 @@ def check_recurrences(store: Store, settings: Settings, fingerprints: Iterable[s
         merged = [pr for pr in store.pull_requests_for(fingerprint) if pr.state == "merged"]
         regressed = [pr for pr in merged if pr.regressed_at is not None]
         if checkout is not None:
-            regressed += [pr for pr in merged if pr.regressed_at is None and _recurred(store, checkout, pr, fingerprint)]
+            regressed += [pr for pr in merged
+                          if pr.regressed_at is None and _recurred(store, checkout, pr, fingerprint)]
         if regressed:
             for pr in regressed:
                 store.set_candidate_status(pr.current_candidate_id, CandidateStatus.REGRESSED)

@@ -63,7 +63,8 @@ def pick(store: Store, limit: int) -> list[Issue]:
 SandboxFor = Callable[[RepoConfig], Sandbox]
 
 
-def prepare(store: Store, settings: Settings, issue: Issue, work_base: Path) -> tuple[RepoConfig, FixRequest] | str:
+def prepare(store: Store, settings: Settings, issue: Issue,
+            work_base: Path) -> tuple[RepoConfig, FixRequest] | str:
     """The repo and the fix request for one issue, or why it cannot be attempted.
 
     The request carries the issue's hints (CI output, reviewers' hints), the patches already tried

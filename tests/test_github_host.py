@@ -136,11 +136,12 @@ def test_a_rerun_after_a_crash_meets_the_existing_branch_and_finds_the_pull_requ
     fake: FakeGitHub, host: GitHubCodeHost
 ) -> None:
     first = publish(host)
+    fake.seed({**FILES, "CHANGES": "main moved on meanwhile\n"}, message="someone merged something")
 
     with capture_logs() as logs:
         again = publish(host)  # the worker died before the store saved the first answer
 
-    assert again == first
+    assert again == first and again.base_sha == fake.commits[first.commit_sha]["parents"][0]
     assert len(fake.pulls) == 1
     assert len(fake.calls("POST", r"/git/refs$", status=422)) == 1  # "Reference already exists"
     assert len(fake.calls("POST", r"/pulls$")) == 1  # found by listing, not opened twice

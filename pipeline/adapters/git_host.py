@@ -116,7 +116,7 @@ class GitCodeHost:
         except GitError as exc:
             raise TransientError(f"cannot list branches of {remote}: {exc.output}") from exc
         refs = {line.split("\t")[1]: line.split("\t")[0] for line in heads.splitlines() if "\t" in line}
-        default_sha = refs.get(f"refs/heads/{repo.default_branch}")
+        default_sha, head = refs.get(f"refs/heads/{repo.default_branch}"), refs.get(f"refs/heads/{pr.branch}")
         if default_sha:
             probe = self.work_dir / "probe" / pr.candidate_id
             shutil.rmtree(probe, ignore_errors=True)
@@ -129,8 +129,7 @@ class GitCodeHost:
             finally:
                 shutil.rmtree(probe, ignore_errors=True)
             if merged:
-                return PullRequestStatus("merged", merge_commit_sha=pr.commit_sha, head_sha=refs.get(f"refs/heads/{pr.branch}"))
-        head = refs.get(f"refs/heads/{pr.branch}")
+                return PullRequestStatus("merged", merge_commit_sha=pr.commit_sha, head_sha=head)
         return PullRequestStatus("open" if head else "closed", head_sha=head)
 
 

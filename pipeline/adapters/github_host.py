@@ -72,7 +72,7 @@ class GitHubCodeHost:
                                       lambda: gh.get_git_ref(f"heads/{repo.default_branch}").object.sha)
         sha = self._commit(gh, base, base, patch, files or {}, commit_message(title, patch, candidate_id),
                            created_at)
-        head = self._create_branch(gh, repo, branch, sha, candidate_id)
+        head, base = self._create_branch(gh, repo, branch, sha, base, candidate_id)
         pull = self._find_or_open_pull(gh, repo, branch, title, body)
         self._label_and_request_reviews(gh, repo, pull)
         log.info("pull_request.opened", repo=repo.name, number=pull.number, branch=branch, sha=head)
@@ -133,21 +133,23 @@ class GitHubCodeHost:
         blob = self._call(f"creating a blob for {path}", lambda: gh.create_git_blob(encoded, "base64"))
         return InputGitTreeElement(path, mode, "blob", sha=blob.sha)
 
-    def _create_branch(self, gh: Repository, repo: RepoConfig, branch: str, sha: str, candidate_id: str) -> str:
-        """Create the branch at `sha`; if it exists already (a re-run), its head, once checked to be ours."""
+    def _create_branch(self, gh: Repository, repo: RepoConfig, branch: str, sha: str, base: str,
+                       candidate_id: str) -> tuple[str, str]:
+        """Create the branch at `sha`: (head, base). If it exists already (a re-run), its own head and
+        base, once its head is checked to be autofix's commit for this candidate."""
         try:
             self._call(f"creating branch {branch}", lambda: gh.create_git_ref(f"refs/heads/{branch}", sha))
-            return sha
+            return sha, base
         except CodeHostRefused as exc:
             if exc.status != 422 or "already exists" not in exc.message.lower():
                 raise
         head = self._call(f"reading branch {branch}", lambda: gh.get_git_ref(f"heads/{branch}").object.sha)
-        message = self._call(f"reading commit {head}", lambda: gh.get_git_commit(head).message)
-        if f"{TRAILER}: {candidate_id}" not in message:
+        commit = self._call(f"reading commit {head}", lambda: gh.get_git_commit(head))
+        if f"{TRAILER}: {candidate_id}" not in commit.message or not commit.parents:
             raise PermanentError(f"branch {branch} exists on {repo.github_repo} and its head {head[:10]} is not "
                                  f"autofix's commit for candidate {candidate_id}")
         log.info("branch.found_existing", branch=branch, sha=head)
-        return head
+        return head, commit.parents[0].sha  # made before the default branch moved on, perhaps
 
     def _find_or_open_pull(self, gh: Repository, repo: RepoConfig, branch: str, title: str,
                            body: str) -> GitHubPull:
@@ -209,8 +211,8 @@ class GitHubCodeHost:
         failures = [CheckFailure("check_run", run.name, run.conclusion or "", _run_details(run.output),
                                  run.html_url or run.details_url)
                     for run in runs if run.status == "completed" and run.conclusion in FAILED_CONCLUSIONS]
-        failures += [CheckFailure("status", s.context, s.state, (s.description or "")[:DETAILS_LIMIT], s.target_url)
-                     for s in combined.statuses if s.state in ("failure", "error")]
+        failures += [CheckFailure("status", s.context, s.state, (s.description or "")[:DETAILS_LIMIT],
+                                  s.target_url) for s in combined.statuses if s.state in ("failure", "error")]
         return ChecksReport(sha, pending, tuple(failures))
 
     def push_commit(
