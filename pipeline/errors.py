@@ -4,14 +4,18 @@
     ├── TransientError            a retry may succeed (Celery retries these with backoff)
     │   ├── SandboxRunFailed      the container engine failed a run it had accepted (API error mid-run)
     │   ├── LLMUnavailable        the model endpoint timed out, refused, or rate-limited
-    │   └── StoreUnavailable      the database could not be reached
+    │   ├── StoreUnavailable      the database could not be reached
+    │   └── CodeHostUnavailable   the code host timed out, answered 5xx, or is unreachable
+    │       └── RateLimited       the code host's rate limit outlasts our bounded wait; carries retry_at
     └── PermanentError            retrying the same input fails the same way
         ├── InvalidInput          a payload or file is malformed; carries where and why
         ├── UnsupportedEvent      well-formed, but nothing autofix can work with
         ├── PatchDoesNotApply     a patch does not apply to the checkout it was made for
         ├── ConfigError           settings are missing or contradictory
-        │   └── SandboxUnavailable  the chosen sandbox backend cannot run here (not installed, no
+        │   ├── SandboxUnavailable  the chosen sandbox backend cannot run here (not installed, no
         │                           engine answers, no image); fixing it takes a person, not a retry
+        │   └── CodeHostAuthFailed  the code host refused our credentials (401)
+        ├── CodeHostRefused       the code host refused a request for good (403, 404, 422)
         └── SandboxEscape         the sandbox self-test found isolation broken
 
 A failing test is a Verification, never an exception. Errors from the libraries underneath are
@@ -19,6 +23,8 @@ translated exactly once, at the edge that calls them, with ``raise ... from exc`
 """
 
 from __future__ import annotations
+
+from datetime import datetime
 
 
 class AutofixError(Exception):
@@ -39,6 +45,18 @@ class LLMUnavailable(TransientError):
 
 class StoreUnavailable(TransientError):
     pass
+
+
+class CodeHostUnavailable(TransientError):
+    pass
+
+
+class RateLimited(CodeHostUnavailable):
+    """Rate limited for longer than we wait in-process; `retry_at` says when a retry can succeed."""
+
+    def __init__(self, message: str, retry_at: datetime) -> None:
+        super().__init__(f"{message} (retry after {retry_at.isoformat(timespec='seconds')})")
+        self.retry_at = retry_at
 
 
 class PermanentError(AutofixError):
@@ -72,3 +90,16 @@ class SandboxUnavailable(ConfigError):
 
 class SandboxEscape(PermanentError):
     pass
+
+
+class CodeHostAuthFailed(ConfigError):
+    pass
+
+
+class CodeHostRefused(PermanentError):
+    """`status` is the HTTP status; `message` the host's own words (GitHub's "message" field)."""
+
+    def __init__(self, status: int, message: str, what: str) -> None:
+        super().__init__(f"{what}: {status} {message}")
+        self.status = status
+        self.message = message

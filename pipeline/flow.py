@@ -14,9 +14,10 @@ from pathlib import Path
 import structlog
 
 from pipeline.context.retrieve import retrieve
-from pipeline.gates import GateDecision, score
-from pipeline.ports import Fixer, Limits, Sandbox
-from pipeline.records import CodeContext, Cost, ErrorEvent, FixCandidate, Issue, Review
+from pipeline.gates import STRATEGY_PRIOR, GateDecision, score
+from pipeline.learning import Ledger
+from pipeline.ports import Fixer, Limits, ReadsHints, Sandbox
+from pipeline.records import CodeContext, Cost, ErrorEvent, FixCandidate, Hint, Issue, Patch, Review
 from pipeline.repro import Reproduction, synthesize
 from pipeline.settings import GateConfig
 from pipeline.verify import VerifyRequest, run_reproduction, verify
@@ -51,6 +52,15 @@ class FixRequest:
     limits: Limits = Limits()
     history: Sequence[Review] = ()
     tool_paths: tuple[Path, ...] = ()  # read-only in the sandbox; each one's bin/ goes first on PATH
+    hints: tuple[Hint, ...] = ()  # feedback on earlier attempts, for fixers that read it (ReadsHints)
+    tried: frozenset[str] = frozenset()  # ids of patches already rejected, regressed or published
+    learned: Ledger | None = None  # the gate's record of reviewer decisions; None: fixed priors
+
+
+def _propose(fixer: Fixer, request: FixRequest, context: CodeContext) -> list[Patch]:
+    if request.hints and isinstance(fixer, ReadsHints):
+        return fixer.propose_with_hints(request.issue, request.event, context, request.history, request.hints)
+    return fixer.propose(request.issue, request.event, context, request.history)
 
 
 def _rank(candidate: FixCandidate) -> tuple[bool, float]:
@@ -68,12 +78,13 @@ def fix_issue(request: FixRequest, fixers: Sequence[Fixer], sandbox: Sandbox) ->
             reason += f" (unmatched: {', '.join(context.unmatched_frames[:3])})"
         return FixOutcome("no_fix", reason, context, cost=Cost(seconds=time.monotonic() - started))
 
-    patches = [p for fixer in fixers for p in fixer.propose(request.issue, request.event, context,
-                                                             request.history)]
+    proposed = [p for fixer in fixers for p in _propose(fixer, request, context)]
+    patches = [p for p in proposed if p.id not in request.tried]
     if not patches:
-        return FixOutcome("no_fix", f"no fixer has a patch for {request.issue.fix_class} at "
-                          f"{crash.path}:{crash.line} in {crash.function}", context,
-                          cost=Cost(seconds=time.monotonic() - started))
+        where = f"{request.issue.fix_class} at {crash.path}:{crash.line} in {crash.function}"
+        reason = (f"every patch the fixers propose for {where} was tried before" if proposed
+                  else f"no fixer has a patch for {where}")
+        return FixOutcome("no_fix", reason, context, cost=Cost(seconds=time.monotonic() - started))
 
     attempt = synthesize(request.event, context)
     base = VerifyRequest(request.repo_root, patches[0], attempt.reproduction, request.test_command,
@@ -85,7 +96,12 @@ def fix_issue(request: FixRequest, fixers: Sequence[Fixer], sandbox: Sandbox) ->
         patch_started = time.monotonic()
         verification = verify(replace(base, patch=patch), sandbox, before)
         cost = Cost(tokens=patch.tokens, seconds=round(time.monotonic() - patch_started, 3))
-        candidate, decision = score(request.issue.fingerprint, patch, verification, cost, request.gate)
+        prior, bar = (request.learned.judge(request.issue.fix_class, patch.strategy, request.gate)
+                      if request.learned is not None else (STRATEGY_PRIOR, None))
+        candidate, decision = score(request.issue.fingerprint, patch, verification, cost, request.gate,
+                                    prior, bar)
+        if attempt.reproduction is not None:
+            candidate = replace(candidate, reproduction=attempt.reproduction.source)
         candidates.append(candidate)
         decisions[candidate.id] = decision
         if verification.verified and decision.admitted:
@@ -97,6 +113,6 @@ def fix_issue(request: FixRequest, fixers: Sequence[Fixer], sandbox: Sandbox) ->
     # Without a reproduction, why none could be written is the reason; else what verification found.
     reason = attempt.reason if attempt.reproduction is None or best.verification is None else best.verification.reason
     log.info("issue.fix_attempted", fingerprint=request.issue.fingerprint, candidates=len(candidates),
-             verified=verified)
+             verified=verified, hints=len(request.hints), tried=len(request.tried))
     return FixOutcome("verified" if verified else "unverified", reason, context, tuple(candidates),
                       decisions, attempt.reproduction, total)

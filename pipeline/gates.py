@@ -20,7 +20,7 @@ WEIGHTS: Mapping[str, float] = {
     "repro_passes": 0.25,  # and passes after it
     "tests_pass": 0.20,  # the repo's test command passes after it
     "small_diff": 0.10,  # shrinks linearly to 0 at the policy's line limit
-    "strategy_prior": 0.15,  # how often this strategy's patches are accepted (learned later)
+    "strategy_prior": 0.15,  # how often this strategy's patches are accepted (learning.py)
 }
 STRATEGY_PRIOR: Mapping[str, float] = {"template": 1.0, "revert": 0.8, "llm": 0.6}
 
@@ -29,6 +29,15 @@ STRATEGY_PRIOR: Mapping[str, float] = {"template": 1.0, "revert": 0.8, "llm": 0.
 class GateDecision:
     admitted: bool
     reasons: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Bar:
+    """The bar a kind of fix must clear, raised by reviewers' record of it (pipeline/learning.py)."""
+
+    min_confidence: float
+    hold: str | None = None  # set: held whatever the confidence, and why
+    why: str = ""  # the record behind the bar, for the reason a reviewer reads
 
 
 def confidence_parts(patch: Patch, verification: Verification | None, gate: GateConfig,
@@ -47,7 +56,8 @@ def confidence_parts(patch: Patch, verification: Verification | None, gate: Gate
     }
 
 
-def decide(patch: Patch, verification: Verification | None, confidence: float, gate: GateConfig) -> GateDecision:
+def decide(patch: Patch, verification: Verification | None, confidence: float, gate: GateConfig,
+           bar: Bar | None = None) -> GateDecision:
     reasons: list[str] = []
     if verification is None or not verification.verified:
         reasons.append((verification.reason if verification else "") or "not verified")
@@ -55,16 +65,21 @@ def decide(patch: Patch, verification: Verification | None, confidence: float, g
         reasons.append(f"touches {len(patch.files)} files (policy allows {gate.max_files})")
     if changed_lines(patch.diff) > gate.max_changed_lines:
         reasons.append(f"changes {changed_lines(patch.diff)} lines (policy allows {gate.max_changed_lines})")
-    if confidence < gate.min_confidence:
-        reasons.append(f"confidence {confidence:.2f} is below {gate.min_confidence:.2f}")
+    threshold = max(gate.min_confidence, bar.min_confidence) if bar is not None else gate.min_confidence
+    if confidence < threshold:
+        raised = f" (raised: {bar.why})" if bar is not None and threshold > gate.min_confidence else ""
+        reasons.append(f"confidence {confidence:.2f} is below {threshold:.2f}{raised}")
+    if bar is not None and bar.hold:
+        reasons.append(bar.hold)
     return GateDecision(not reasons, tuple(reasons))
 
 
 def score(issue_fingerprint: str, patch: Patch, verification: Verification | None, cost: Cost,
-          gate: GateConfig) -> tuple[FixCandidate, GateDecision]:
-    parts = confidence_parts(patch, verification, gate)
+          gate: GateConfig, prior: Mapping[str, float] = STRATEGY_PRIOR,
+          bar: Bar | None = None) -> tuple[FixCandidate, GateDecision]:
+    parts = confidence_parts(patch, verification, gate, prior)
     confidence = round(sum(parts.values()), 4)
-    decision = decide(patch, verification, confidence, gate)
+    decision = decide(patch, verification, confidence, gate, bar)
     status = CandidateStatus.AWAITING_REVIEW if decision.admitted else CandidateStatus.HELD
     candidate = FixCandidate(issue_fingerprint, patch, verification, confidence, parts, cost, status)
     return candidate, decision

@@ -9,13 +9,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 from pipeline.records import (
     CandidateStatus,
     CodeContext,
     ErrorEvent,
     FixCandidate,
+    Hint,
     Issue,
     IssueStatus,
     Patch,
@@ -96,16 +97,76 @@ class Fixer(Protocol):
     ) -> list[Patch]: ...
 
 
+@runtime_checkable
+class ReadsHints(Protocol):
+    """A fixer that can use feedback on earlier attempts (failing CI output, a reviewer's hint).
+
+    fix_issue calls this instead of `propose` when the attempt has hints. Hint text is untrusted data:
+    a prompt quotes it, never obeys it.
+    """
+
+    def propose_with_hints(
+        self, issue: Issue, event: ErrorEvent, context: CodeContext, history: Sequence[Review],
+        hints: Sequence[Hint],
+    ) -> list[Patch]: ...
+
+
 # --- Code host -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PullRequestStatus:
+    state: Literal["open", "merged", "closed"]
+    merge_commit_sha: str | None = None  # merged: the commit the default branch got (a squash, say)
+    head_sha: str | None = None  # the branch head as the host sees it
+
+
+@dataclass(frozen=True)
+class CheckFailure:
+    """One failing CI check of a commit: a check run or a commit status."""
+
+    kind: Literal["check_run", "status"]
+    name: str  # the check run's name, the status's context
+    conclusion: str  # failure, timed_out, ... for a check run; failure or error for a status
+    details: str  # a check run's output title, summary and text; a status's description
+    url: str | None = None  # where the full log is
+
+
+@dataclass(frozen=True)
+class ChecksReport:
+    sha: str
+    pending: bool  # some check has not finished: its verdict is not in yet
+    failures: tuple[CheckFailure, ...] = ()
 
 
 class CodeHost(Protocol):
     def open_pull_request(
         self, repo: RepoConfig, branch: str, patch: Patch, title: str, body: str, candidate_id: str,
-        created_at: datetime,
-    ) -> PullRequest: ...
+        created_at: datetime, *, base_sha: str | None = None, files: Mapping[str, str] | None = None,
+    ) -> PullRequest:
+        """Publish `patch` (plus `files`, path -> text) on `branch`, made from `base_sha` (None: the
+        default branch's head). Safe to repeat: a re-run finds the branch and pull request it made."""
+        ...
 
     def pull_request_state(self, repo: RepoConfig, pr: PullRequest) -> str: ...
+    def pull_request_status(self, repo: RepoConfig, pr: PullRequest) -> PullRequestStatus: ...
+
+
+@runtime_checkable
+class CIHost(CodeHost, Protocol):
+    """A code host whose pull requests run CI, can take further commits, labels and comments."""
+
+    def checks(self, repo: RepoConfig, pr: PullRequest) -> ChecksReport: ...
+
+    def push_commit(
+        self, repo: RepoConfig, pr: PullRequest, patch: Patch, title: str, candidate_id: str,
+        created_at: datetime, *, files: Mapping[str, str] | None = None,
+    ) -> str:
+        """Commit `patch` (relative to the pull request's base) on top of its branch; the new head's sha.
+        Pushing the same candidate again returns the commit already there."""
+        ...
+
+    def flag_for_human(self, repo: RepoConfig, pr: PullRequest, label: str, comment: str) -> None: ...
 
 
 # --- Store ---------------------------------------------------------------------------------------
@@ -141,6 +202,36 @@ class Store(Protocol):
     def save_pull_request(self, pr: PullRequest) -> None: ...
     def get_pull_request(self, candidate_id: str) -> PullRequest | None: ...
     def list_pull_requests(self) -> list[PullRequest]: ...
+    def pull_requests_for(self, fingerprint: str) -> list[PullRequest]:
+        """The issue's pull requests (through their first candidate), oldest first."""
+        ...
+
+    def add_hint(self, hint: Hint) -> bool:
+        """Store a hint for the issue's next attempt; False when one with its source and ref exists."""
+        ...
+
+    def hints_for(self, fingerprint: str, limit: int = 5) -> list[Hint]:
+        """The issue's newest hints, oldest of them first."""
+        ...
+
+    def outcomes(self) -> list[Outcome]:
+        """Every reviewer decision and pull-request outcome, with its candidate's class and strategy."""
+        ...
+
+
+OutcomeKind = Literal["approved", "rejected", "merged", "closed", "regressed"]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of a candidate: a reviewer's decision, or where its pull request ended."""
+
+    candidate_id: str
+    fix_class: str
+    strategy: str
+    confidence: float
+    kind: OutcomeKind
+    reason: str = ""  # a rejection's reason
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 Every stage takes and returns these frozen dataclasses; nothing between stages is an untyped dict
 (the raw payload of an event is kept, as received, for audit and re-parsing only).
 Status moves one way: new -> triaged -> fixing -> awaiting_review -> approved -> pr_open ->
-merged | closed, with rejected and unfixable as exits.
+merged | closed, with rejected and unfixable as exits. One way back: a merged fix whose crash recurs
+in a release containing it regresses, and its issue returns to triaged (pipeline/regressions.py).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 
 def utcnow() -> datetime:
@@ -44,6 +45,7 @@ class CandidateStatus(enum.StrEnum):
     APPROVED = "approved"
     REJECTED = "rejected"
     PUBLISHED = "published"
+    REGRESSED = "regressed"  # its fix was merged and shipped, and the crash came back
 
 
 @dataclass(frozen=True)
@@ -221,6 +223,8 @@ class FixCandidate:
     cost: Cost
     status: CandidateStatus = CandidateStatus.HELD
     created_at: datetime = field(default_factory=utcnow)
+    # The reproduction test it was verified with (pytest source); published as a regression test.
+    reproduction: str | None = None
 
     @property
     def id(self) -> str:
@@ -252,3 +256,38 @@ class PullRequest:
     state: str = "open"  # open | merged | closed
     number: int | None = None
     created_at: datetime = field(default_factory=utcnow)
+    base_sha: str | None = None  # the commit the branch was made from
+    merge_commit_sha: str | None = None  # once merged: the commit the default branch got (squash too)
+    # CI feedback: the candidate whose patch the branch head holds when a later attempt replaced the
+    # first one, how many such commits were pushed, the head whose failing checks were already read,
+    # and whether the pull request was handed to a human (the cap was reached or no new fix was found).
+    head_candidate_id: str | None = None
+    ci_rounds: int = 0
+    ci_checked_sha: str | None = None
+    needs_human: bool = False
+    regressed_at: datetime | None = None  # the crash recurred in a release containing the merge
+
+    @property
+    def current_candidate_id(self) -> str:
+        """The candidate whose patch the pull request holds now (what its outcome is credited to)."""
+        return self.head_candidate_id or self.candidate_id
+
+
+HintSource = Literal["ci", "reviewer"]
+
+
+@dataclass(frozen=True)
+class Hint:
+    """Feedback for the next fix attempt on an issue: failing CI output, a reviewer's retry hint.
+
+    The text is data from outside (CI logs, a person): fixers that build prompts must quote it as
+    such, never follow it as instructions. `ref` makes a hint idempotent: the same source and ref
+    (e.g. "ci:<head sha>") is stored once.
+    """
+
+    issue_fingerprint: str
+    source: HintSource
+    text: str
+    ref: str
+    candidate_id: str | None = None  # the candidate the feedback is about
+    at: datetime = field(default_factory=utcnow)

@@ -10,7 +10,7 @@ import structlog
 
 from pipeline.errors import PermanentError
 from pipeline.ports import CodeHost, Store
-from pipeline.publish import branch_name, pr_body, pr_title
+from pipeline.publish import branch_name, candidate_url, pr_body, pr_title, publish_base, regression_test
 from pipeline.records import CandidateStatus, IssueStatus, PullRequest, Review
 from pipeline.settings import Settings
 
@@ -43,9 +43,12 @@ def approve(store: Store, host: CodeHost, settings: Settings, candidate_id: str,
     event_id = issue.latest_event_id or ""
     event = store.get_event(event_id)
     exc_type = event.primary.qualified_type if event and event.primary else issue.fix_class
+    files = regression_test(settings, repo, issue, candidate)
+    body = pr_body(issue, candidate, event_id, exc_type, reviewer, candidate_url(settings, candidate_id),
+                   next(iter(files), None))
     pr = host.open_pull_request(
-        repo, branch_name(issue, candidate), candidate.patch, pr_title(issue, candidate),
-        pr_body(issue, candidate, event_id, exc_type, reviewer), candidate_id, candidate.created_at,
+        repo, branch_name(issue, candidate), candidate.patch, pr_title(issue, candidate), body, candidate_id,
+        candidate.created_at, base_sha=publish_base(candidate), files=files,
     )
     store.save_pull_request(pr)
     store.set_candidate_status(candidate_id, CandidateStatus.PUBLISHED)

@@ -33,6 +33,7 @@ from pydantic import (
     PrivateAttr,
     SecretStr,
     ValidationError,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -57,6 +58,18 @@ class RepoConfig(BaseModel):
     # checkout, typically the repo's own virtualenv ("/srv/shop/.venv"); its bin/ goes first on PATH.
     sandbox_paths: list[Path] = Field(default_factory=list)
     github_repo: str | None = None  # "owner/name" when the code host is GitHub
+    # Where approved fixes go: "git" pushes a branch to remote_url (self-hosted remotes); "github"
+    # opens a pull request on github_repo through the API, with no local clone.
+    host: Literal["git", "github"] = "git"
+    tests_folder: str = "tests"  # where the reproduction is committed as a regression test
+    reviewers: list[str] = Field(default_factory=list)  # GitHub logins asked to review
+    team_reviewers: list[str] = Field(default_factory=list)  # GitHub team slugs asked to review
+
+    @model_validator(mode="after")
+    def _github_needs_a_repo(self) -> RepoConfig:
+        if self.host == "github" and (not self.github_repo or self.github_repo.count("/") != 1):
+            raise ValueError(f"repo {self.name!r} has host = \"github\" but github_repo is not \"owner/name\"")
+        return self
 
 
 class GateConfig(BaseModel):
@@ -69,6 +82,40 @@ class GitHubAppConfig(BaseModel):
     app_id: int | None = None
     installation_id: int | None = None
     private_key_path: Path | None = None
+
+
+class GitHubClientConfig(BaseModel):
+    """How autofix talks to the GitHub API (github.com or GitHub Enterprise, AUTOFIX_GITHUB_API_URL)."""
+
+    timeout_s: int = 30
+    # A rate limit whose reset (or Retry-After) is at most this far off is waited out in-process,
+    # at most `rate_limit_retries` times per call; a longer one raises RateLimited (a TransientError).
+    max_rate_limit_wait_s: float = 60.0
+    rate_limit_retries: int = 3
+    # PyGitHub's pacing between requests; GitHub asks for a pause between writes (secondary limits).
+    seconds_between_requests: float = 0.25
+    seconds_between_writes: float = 1.0
+
+
+class PullRequestConfig(BaseModel):
+    """What a published pull request looks like, and the CI feedback loop on it."""
+
+    draft: bool = False
+    labels: list[str] = Field(default_factory=lambda: ["autofix"])
+    regression_test: bool = True  # commit the reproduction under the repo's tests_folder
+    # Commits pushed to one pull request after its CI failed, before a human must decide.
+    ci_fix_cap: int = 2
+    needs_human_label: str = "autofix:needs-human"
+
+
+class LearningConfig(BaseModel):
+    """The gate's record of reviewer decisions (pipeline/learning.py): a Beta prior per strategy."""
+
+    enabled: bool = True
+    prior_strength: float = 2.0  # pseudo-decisions behind the strategy family's fixed prior
+    min_decisions: int = 3  # decisions on a (fix class, strategy) before its record can raise the bar
+    target_acceptance: float = 0.5  # below it the bar rises linearly toward a confidence of 1.0
+    hold_below: float = 0.2  # below it candidates are held whatever their confidence
 
 
 class Settings(BaseSettings):
@@ -99,6 +146,11 @@ class Settings(BaseSettings):
     github_token: SecretStr | None = None
     github_api_url: HttpUrl = "https://api.github.com"
     github_app: GitHubAppConfig = Field(default_factory=GitHubAppConfig)
+    github_client: GitHubClientConfig = Field(default_factory=GitHubClientConfig)
+    pull_requests: PullRequestConfig = Field(default_factory=PullRequestConfig)
+    learning: LearningConfig = Field(default_factory=LearningConfig)
+    # Where reviewers reach autofix (`autofix serve`): pull requests link to {this}/candidates/{id}.
+    public_base_url: str | None = None
 
     repos: list[RepoConfig] = Field(default_factory=list)
     # Top-level packages of the applications served. A log traceback carries no in-app marks (an SDK

@@ -11,6 +11,7 @@ from pathlib import Path
 import structlog
 
 from pipeline.flow import FixOutcome, FixRequest, fix_issue
+from pipeline.learning import Ledger
 from pipeline.ports import Fixer, Limits, Sandbox, Store
 from pipeline.records import CandidateStatus, ErrorEvent, Issue, IssueStatus
 from pipeline.settings import RepoConfig, Settings
@@ -24,6 +25,8 @@ FIXABILITY = {
     "TypeError:unsupported-operand": 0.6,
 }
 _OPEN = (IssueStatus.NEW, IssueStatus.TRIAGED)
+# A patch with one of these fates is never proposed to the same issue again.
+_TRIED = frozenset({CandidateStatus.REJECTED, CandidateStatus.REGRESSED, CandidateStatus.PUBLISHED})
 
 
 def priority(issue: Issue) -> float:
@@ -60,23 +63,48 @@ def pick(store: Store, limit: int) -> list[Issue]:
 SandboxFor = Callable[[RepoConfig], Sandbox]
 
 
-def attempt(store: Store, settings: Settings, fixers: Sequence[Fixer], sandbox_for: SandboxFor, issue: Issue,
-            work_base: Path) -> FixOutcome | str:
-    """Fix one issue and store its candidates; returns the outcome, or why it was skipped."""
+def prepare(store: Store, settings: Settings, issue: Issue,
+            work_base: Path) -> tuple[RepoConfig, FixRequest] | str:
+    """The repo and the fix request for one issue, or why it cannot be attempted.
+
+    The request carries the issue's hints (CI output, reviewers' hints), the patches already tried
+    (rejected, regressed or published: never proposed again) and the gate's learned record.
+    """
     repo = settings.repo_for_project(issue.project) if issue.repo is None else settings.repo_named(issue.repo)
     if repo is None or repo.path is None:
         return f"no repo with a local checkout serves project {issue.project!r}"
     event = best_event(store.events_for_issue(issue.fingerprint))
     if event is None:
         return "the issue has no stored event"
-    issue = replace(issue, repo=repo.name, status=IssueStatus.FIXING)
-    store.update_issue(issue)
+    earlier = store.list_candidates(issue_fingerprint=issue.fingerprint)
+    tried = frozenset(c.patch.id for c in earlier if c.status in _TRIED)
+    history = tuple(review for c in earlier if c.status in _TRIED for review in store.reviews_for(c.id))
+    learned = Ledger.from_outcomes(store.outcomes(), settings.learning) if settings.learning.enabled else None
     limits = Limits(timeout_s=settings.sandbox_timeout_s, memory_mb=settings.sandbox_memory_mb)
-    request = FixRequest(event, issue, repo.path, work_base, repo.test_command, repo.path_mappings,
-                         settings.gate, limits, tool_paths=tuple(repo.sandbox_paths))
-    outcome = fix_issue(request, fixers, sandbox_for(repo))
+    request = FixRequest(event, replace(issue, repo=repo.name), repo.path, work_base, repo.test_command,
+                         repo.path_mappings, settings.gate, limits, history, tuple(repo.sandbox_paths),
+                         tuple(store.hints_for(issue.fingerprint)), tried, learned)
+    return repo, request
+
+
+def run_attempt(store: Store, request: FixRequest, fixers: Sequence[Fixer], sandbox: Sandbox) -> FixOutcome:
+    """Fix and store every candidate; the issue's status is the caller's to set."""
+    outcome = fix_issue(request, fixers, sandbox)
     for candidate in outcome.candidates:
         store.save_candidate(candidate)
+    return outcome
+
+
+def attempt(store: Store, settings: Settings, fixers: Sequence[Fixer], sandbox_for: SandboxFor, issue: Issue,
+            work_base: Path) -> FixOutcome | str:
+    """Fix one issue and store its candidates; returns the outcome, or why it was skipped."""
+    prepared = prepare(store, settings, issue, work_base)
+    if isinstance(prepared, str):
+        return prepared
+    repo, request = prepared
+    issue = replace(request.issue, status=IssueStatus.FIXING)
+    store.update_issue(issue)
+    outcome = run_attempt(store, replace(request, issue=issue), fixers, sandbox_for(repo))
     queued = any(c.status is CandidateStatus.AWAITING_REVIEW for c in outcome.candidates)
     status = IssueStatus.AWAITING_REVIEW if queued else IssueStatus.UNFIXABLE
     store.update_issue(replace(issue, status=status))

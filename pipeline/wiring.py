@@ -6,12 +6,15 @@ never opens a database.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING
 
 from pipeline.adapters.git_host import GitCodeHost
 from pipeline.fixers.templates import TemplateFixer
-from pipeline.ports import CodeHost, Fixer, Sandbox, Store
+from pipeline.ports import CodeHost, Fixer, PullRequestStatus, Sandbox, Store
+from pipeline.records import Patch, PullRequest
 from pipeline.settings import RepoConfig, Settings
 
 if TYPE_CHECKING:
@@ -59,4 +62,42 @@ class Deps:
 
     @cached_property
     def code_host(self) -> CodeHost:
+        """The code host of whichever repo a call names (RepoConfig.host)."""
+        return RepoHosts(self)
+
+    def code_host_for(self, repo: RepoConfig) -> CodeHost:
+        if repo.host == "github":
+            return self.github_host
+        return self.git_host
+
+    @cached_property
+    def git_host(self) -> CodeHost:
         return GitCodeHost(self.settings.home)
+
+    @cached_property
+    def github_host(self) -> CodeHost:
+        from pipeline.adapters.github_client import GitHubCalls, make_github
+        from pipeline.adapters.github_host import GitHubCodeHost
+
+        settings = self.settings
+        return GitHubCodeHost(make_github(settings), GitHubCalls(settings.github_client), settings.pull_requests)
+
+
+class RepoHosts:
+    """A CodeHost that hands each call to the host its repo is configured with."""
+
+    def __init__(self, deps: Deps) -> None:
+        self._deps = deps
+
+    def open_pull_request(
+        self, repo: RepoConfig, branch: str, patch: Patch, title: str, body: str, candidate_id: str,
+        created_at: datetime, *, base_sha: str | None = None, files: Mapping[str, str] | None = None,
+    ) -> PullRequest:
+        return self._deps.code_host_for(repo).open_pull_request(
+            repo, branch, patch, title, body, candidate_id, created_at, base_sha=base_sha, files=files)
+
+    def pull_request_state(self, repo: RepoConfig, pr: PullRequest) -> str:
+        return self._deps.code_host_for(repo).pull_request_state(repo, pr)
+
+    def pull_request_status(self, repo: RepoConfig, pr: PullRequest) -> PullRequestStatus:
+        return self._deps.code_host_for(repo).pull_request_status(repo, pr)

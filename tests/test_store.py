@@ -19,6 +19,7 @@ from pipeline.adapters.sql_engine import current_revision, head_revision, make_e
 from pipeline.adapters.sql_models import Base, VerificationRunRow
 from pipeline.adapters.sql_store import SqlStore
 from pipeline.errors import ConfigError, InvalidInput, StoreUnavailable
+from pipeline.ports import Outcome
 from pipeline.records import (
     CandidateStatus,
     Cost,
@@ -26,6 +27,7 @@ from pipeline.records import (
     ExceptionInfo,
     FixCandidate,
     Frame,
+    Hint,
     Issue,
     IssueStatus,
     Patch,
@@ -377,6 +379,85 @@ def test_a_candidate_has_one_pull_request_whose_state_updates(store: SqlStore) -
     assert store.list_pull_requests() == [dataclasses.replace(pr, state="merged"), other]
 
 
+def test_a_pull_request_keeps_its_base_merge_and_ci_feedback_state(store: SqlStore) -> None:
+    record(store, "e1")
+    first, second = make_candidate(diff="1"), make_candidate(diff="2")
+    store.save_candidate(first)
+    store.save_candidate(second)
+    pr = PullRequest(first.id, "shop", "autofix/1", "t", "b", "https://x/pr/7", "c" * 40, number=7,
+                     created_at=T0, base_sha="b" * 40)
+    store.save_pull_request(pr)
+    assert store.get_pull_request(first.id) == pr
+    assert (pr.ci_rounds, pr.needs_human, pr.current_candidate_id) == (0, False, first.id)
+
+    later = dataclasses.replace(pr, state="merged", merge_commit_sha="m" * 40, head_candidate_id=second.id,
+                                ci_rounds=2, ci_checked_sha="d" * 40, needs_human=True,
+                                regressed_at=datetime(2024, 6, 1, 14, 0, tzinfo=CEST))
+    store.save_pull_request(later)
+
+    stored = store.get_pull_request(first.id)
+    assert stored == later and stored.regressed_at is not None and stored.regressed_at.tzinfo is UTC
+    assert stored.current_candidate_id == second.id
+
+
+def test_a_candidate_keeps_the_reproduction_it_was_verified_with(store: SqlStore) -> None:
+    record(store, "e1")
+    candidate = make_candidate(reproduction="def test_crash_does_not_recur():\n    pass\n")
+    store.save_candidate(candidate)
+    assert store.get_candidate(candidate.id) == candidate
+    assert store.list_candidates()[0].reproduction == candidate.reproduction
+
+
+def test_an_issues_pull_requests_are_found_through_their_candidates(store: SqlStore) -> None:
+    record(store, "e1", "fp1")
+    record(store, "e2", "fp2")
+    mine, theirs = make_candidate("fp1"), make_candidate("fp2")
+    for candidate in (mine, theirs):
+        store.save_candidate(candidate)
+        store.save_pull_request(PullRequest(candidate.id, "shop", f"b-{candidate.id}", "t", "b", "u", "s" * 40,
+                                            created_at=T0))
+    assert [pr.candidate_id for pr in store.pull_requests_for("fp1")] == [mine.id]
+    assert store.pull_requests_for("nothing") == []
+
+
+def test_a_hint_is_stored_once_per_source_and_ref_and_the_newest_come_back_oldest_first(store: SqlStore) -> None:
+    record(store, "e1")
+    hints = [Hint("fp1", "ci", f"CI failed {i}", f"ci:{i}", at=T0 + timedelta(minutes=i)) for i in range(7)]
+    assert [store.add_hint(h) for h in hints] == [True] * 7
+    assert store.add_hint(dataclasses.replace(hints[3], text="the same head again")) is False
+    reviewer = Hint("fp1", "reviewer", "use the account's locale", "review:1", at=T0 + timedelta(hours=1))
+    assert store.add_hint(reviewer) is True
+
+    assert store.hints_for("fp1", limit=3) == [hints[5], hints[6], reviewer]
+    assert store.hints_for("fp1", limit=20)[3] == hints[3]  # the first text kept
+    assert store.hints_for("fp2") == []
+
+
+def test_outcomes_join_reviews_and_pull_request_fates_to_class_and_strategy(store: SqlStore) -> None:
+    record(store, "e1", "fp1")
+    record(store, "e2", "fp2")
+    store.update_issue(dataclasses.replace(make_issue("fp2"), fix_class="ZeroDivisionError"))
+    approved, pushed = make_candidate("fp1", diff="1", confidence=0.9), make_candidate("fp1", diff="2")
+    rejected = make_candidate("fp2", diff="3", confidence=0.7,
+                              patch=Patch("template:zero_guard", "3", ("a.py",), "guard"))
+    for candidate in (approved, pushed, rejected):
+        store.save_candidate(candidate)
+    store.save_review(Review(approved.id, "approved", "ann", at=T0))
+    store.save_review(Review(rejected.id, "rejected", "bob", "wrong default", at=T0 + timedelta(hours=1)))
+    store.save_pull_request(PullRequest(approved.id, "shop", "b", "t", "b", "u", "s" * 40, state="merged",
+                                        created_at=T0, head_candidate_id=pushed.id,
+                                        regressed_at=T0 + timedelta(days=1)))
+
+    outcomes = store.outcomes()
+
+    assert outcomes == [
+        Outcome(approved.id, "missing-key", "template:missing-key", 0.9, "approved"),
+        Outcome(rejected.id, "ZeroDivisionError", "template:zero_guard", 0.7, "rejected", "wrong default"),
+        Outcome(pushed.id, "missing-key", "template:missing-key", 0.8, "merged"),  # the head's patch merged
+        Outcome(pushed.id, "missing-key", "template:missing-key", 0.8, "regressed"),
+    ]
+
+
 # --- schema and connections ----------------------------------------------------------------------
 
 
@@ -384,8 +465,9 @@ def test_migrations_leave_alembic_current_at_head(store: SqlStore, store_url: st
     store.list_issues()  # first use migrates
     SqlStore(store_url).migrate()  # a second store finds the schema at head and changes nothing
 
-    assert head_revision() == "0001"
-    assert current_revision(store_url) == "0001 (head)"
+    head = head_revision()
+    assert head is not None and head != "0001"  # later migrations chain onto the initial schema
+    assert current_revision(store_url) == f"{head} (head)"
 
 
 def test_migrations_create_exactly_the_schema_of_the_models(store: SqlStore, store_url: str) -> None:
@@ -446,7 +528,7 @@ def test_stores_starting_together_on_a_new_database_all_migrate(store_url: str) 
         s.close()
 
     assert [outcome.exception() for outcome in outcomes] == [None] * len(stores)
-    assert current_revision(store_url) == "0001 (head)"
+    assert current_revision(store_url) == f"{head_revision()} (head)"
 
 
 def test_setting_the_priority_leaves_a_concurrent_status_change_alone(store: SqlStore) -> None:

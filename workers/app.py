@@ -33,6 +33,7 @@ FIX_QUEUE = "fix"
 ROUTES = {
     "workers.tasks.attempt_fix": {"queue": FIX_QUEUE},
     "workers.tasks.publish_candidate": {"queue": FIX_QUEUE},
+    "workers.tasks.follow_up_pull_request": {"queue": FIX_QUEUE},
 }
 
 

@@ -9,21 +9,26 @@ Delivery is at least once (app.py), so each task first looks at what is already 
                        ids are content hashes, so a repeated attempt rewrites the same candidates
     publish_candidate  approve() returns the stored pull request; branch and commit are deterministic
     run_triage         only enqueues; attempt_fix decides
-    sync_pull_requests moves an issue before its pull request, so a rerun finds the PR still open
+    sync_pull_requests moves an issue before its pull request, so a rerun finds the PR still open;
+                       a CI failure is read once per head commit; follow-ups still due are re-sent
+    follow_up_pull_request  pushes a candidate already on the branch at most once (its commit says
+                       which candidate it holds); does nothing once the pull request moved on
 
 Retries follow the error tree: a TransientError is retried with backoff; a PermanentError is not.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import structlog
 
 from pipeline.errors import ConfigError, PermanentError, SandboxUnavailable, TransientError
 from pipeline.ingest import ingest_events
+from pipeline.ports import CIHost
+from pipeline.pull_requests import awaiting_follow_up, follow_up, sync
 from pipeline.records import CandidateStatus, FixCandidate, Issue, IssueStatus
+from pipeline.regressions import check_recurrences
 from pipeline.review import approve
 from pipeline.sources import parse_payload
 from pipeline.triage import attempt, pick
@@ -40,14 +45,15 @@ _RETRY: dict[str, Any] = {
     "throws": (PermanentError,),  # expected failures: logged without a traceback
 }
 _ATTEMPTABLE = {IssueStatus.NEW, IssueStatus.TRIAGED, IssueStatus.FIXING}
-_CLOSING = {"merged": IssueStatus.MERGED, "closed": IssueStatus.CLOSED}
 
 
 @task(**_RETRY)
 def ingest_event(payload: dict[str, Any], source: str) -> dict[str, list[str]]:
     """Store one Sentry event (any JSON shape); enqueue a fix attempt for a new issue."""
-    store = current_deps().store
+    deps = current_deps()
+    store = deps.store
     report = ingest_events(store, [parse_payload(payload, source)])
+    check_recurrences(store, deps.settings, report.issues)  # a merged fix's crash back: reopen
     enqueued = []
     for fingerprint in sorted(report.issues):
         issue = store.get_issue(fingerprint)
@@ -123,25 +129,54 @@ def run_triage(limit: int) -> list[str]:
 
 @task(**_RETRY)
 def sync_pull_requests() -> dict[str, str]:
-    """Ask the code host about each open pull request; record the merged and closed ones."""
+    """Ask each open pull request's code host for news: merged, closed, CI failed, needs a human.
+
+    A CI failure enqueues follow_up_pull_request; merged issues are then checked for recurrences.
+    """
     deps = current_deps()
-    store, host = deps.store, deps.code_host
+    store, settings = deps.store, deps.settings
     changed: dict[str, str] = {}
     for pr in store.list_pull_requests():
         if pr.state != "open":
             continue
         try:
-            repo = deps.settings.repo_named(pr.repo)
+            repo = settings.repo_named(pr.repo)
         except ConfigError:
             log.warning("pull_request.repo_unconfigured", candidate_id=pr.candidate_id, repo=pr.repo)
             continue
-        state = host.pull_request_state(repo, pr)
-        if state not in _CLOSING:
+        try:
+            action = sync(store, deps.code_host_for(repo), settings, repo, pr)
+        except PermanentError as exc:  # one pull request the host refuses must not stall the others
+            log.warning("pull_request.sync_failed", candidate_id=pr.candidate_id, error=str(exc),
+                        error_type=type(exc).__name__)
             continue
-        candidate = store.get_candidate(pr.candidate_id)
-        if candidate is not None:
-            store.set_issue_status(candidate.issue_fingerprint, _CLOSING[state])
-        store.save_pull_request(replace(pr, state=state))
-        changed[pr.candidate_id] = state
-        log.info("pull_request.synced", candidate_id=pr.candidate_id, state=state)
+        if action != "unchanged":
+            changed[pr.candidate_id] = action
+        current = store.get_pull_request(pr.candidate_id)
+        if current is not None and awaiting_follow_up(current):
+            follow_up_pull_request.delay(pr.candidate_id)  # also re-sends one a crash left unsent
+    merged = [i.fingerprint for i in store.list_issues(IssueStatus.MERGED)]
+    for fingerprint in check_recurrences(store, settings, merged):
+        changed[fingerprint] = "regressed"
     return changed
+
+
+@task(**_RETRY)
+def follow_up_pull_request(candidate_id: str) -> str:
+    """Attempt again the issue of a pull request whose CI failed; push a new verified fix to it."""
+    deps = current_deps()
+    store, settings = deps.store, deps.settings
+    structlog.contextvars.bind_contextvars(candidate_id=candidate_id)
+    pr = store.get_pull_request(candidate_id)
+    if pr is None or not awaiting_follow_up(pr):
+        return "nothing to follow up"
+    repo = settings.repo_named(pr.repo)
+    host = deps.code_host_for(repo)
+    if not isinstance(host, CIHost):
+        return "the code host runs no CI"
+    work_base = settings.home / "worktrees"
+    work_base.mkdir(parents=True, exist_ok=True)
+    result = follow_up(store, host, settings, deps.fixers, deps.sandbox_for, repo, candidate_id, work_base)
+    if result is None:
+        return "nothing to follow up"
+    return "needs a human" if result.needs_human else f"pushed {result.commit_sha[:10]}"

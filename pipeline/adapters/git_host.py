@@ -7,12 +7,14 @@ same candidate twice (a redelivered task) produces the same commit and the push 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
 import structlog
 
-from pipeline.errors import ConfigError, PatchDoesNotApply, TransientError
+from pipeline.errors import ConfigError, PatchDoesNotApply, PermanentError, TransientError
+from pipeline.ports import PullRequestStatus
 from pipeline.records import Patch, PullRequest
 from pipeline.settings import RepoConfig
 from sandbox.workspace import GitError, git
@@ -41,7 +43,11 @@ class GitCodeHost:
         body: str,
         candidate_id: str,
         created_at: datetime,
+        *,
+        base_sha: str | None = None,
+        files: Mapping[str, str] | None = None,
     ) -> PullRequest:
+        """Push `branch` with one commit: the patch and `files`, on `base_sha` (else the default head)."""
         remote = self._remote(repo)
         checkout = self.work_dir / "publish" / candidate_id
         shutil.rmtree(checkout, ignore_errors=True)
@@ -51,11 +57,20 @@ class GitCodeHost:
         except GitError as exc:
             raise TransientError(f"cannot clone {remote}: {exc.output}") from exc
         try:
-            git(checkout, "checkout", "--quiet", "-B", branch)
+            try:
+                git(checkout, "checkout", "--quiet", "-B", branch, *([base_sha] if base_sha else []))
+            except GitError as exc:
+                raise PermanentError(f"{remote} has no commit {base_sha} to branch from: {exc.output}") from exc
             try:
                 git(checkout, "apply", "--index", "--whitespace=nowarn", "-", stdin=patch.diff)
             except GitError as exc:
                 raise PatchDoesNotApply(exc.output) from exc
+            base = git(checkout, "rev-parse", "HEAD^{commit}").strip() if base_sha is None else base_sha
+            for rel, text in (files or {}).items():
+                target = checkout / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(text, encoding="utf-8")
+                git(checkout, "add", "--", rel)
             date = created_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             identity = {
                 "GIT_AUTHOR_NAME": AUTHOR[0],
@@ -82,10 +97,18 @@ class GitCodeHost:
             body=body,
             url=f"{remote}#{branch}",
             commit_sha=sha,
+            base_sha=base,
         )
 
     def pull_request_state(self, repo: RepoConfig, pr: PullRequest) -> str:
-        """merged if the default branch contains the commit; closed if the branch is gone; else open."""
+        return self.pull_request_status(repo, pr).state
+
+    def pull_request_status(self, repo: RepoConfig, pr: PullRequest) -> PullRequestStatus:
+        """merged if the default branch contains the commit; closed if the branch is gone; else open.
+
+        A plain remote records no merges, so ancestry is all there is: a squash or rebase merge,
+        which rewrites the commit, reads as closed here. On GitHub the host's own flag decides.
+        """
         remote = self._remote(repo)
         self.work_dir.mkdir(parents=True, exist_ok=True)
         try:
@@ -93,7 +116,7 @@ class GitCodeHost:
         except GitError as exc:
             raise TransientError(f"cannot list branches of {remote}: {exc.output}") from exc
         refs = {line.split("\t")[1]: line.split("\t")[0] for line in heads.splitlines() if "\t" in line}
-        default_sha = refs.get(f"refs/heads/{repo.default_branch}")
+        default_sha, head = refs.get(f"refs/heads/{repo.default_branch}"), refs.get(f"refs/heads/{pr.branch}")
         if default_sha:
             probe = self.work_dir / "probe" / pr.candidate_id
             shutil.rmtree(probe, ignore_errors=True)
@@ -106,8 +129,8 @@ class GitCodeHost:
             finally:
                 shutil.rmtree(probe, ignore_errors=True)
             if merged:
-                return "merged"
-        return "open" if f"refs/heads/{pr.branch}" in refs else "closed"
+                return PullRequestStatus("merged", merge_commit_sha=pr.commit_sha, head_sha=head)
+        return PullRequestStatus("open" if head else "closed", head_sha=head)
 
 
 def _is_ancestor(repo: Path, commit: str, tip: str) -> bool:

@@ -17,6 +17,7 @@ from pydantic import TypeAdapter
 from pipeline.adapters.sql_models import (
     CandidateRow,
     EventRow,
+    HintRow,
     IssueRow,
     PullRequestRow,
     ReviewRow,
@@ -29,6 +30,8 @@ from pipeline.records import (
     Cost,
     ErrorEvent,
     FixCandidate,
+    Hint,
+    HintSource,
     Issue,
     IssueStatus,
     Patch,
@@ -97,6 +100,7 @@ def fill_candidate_row(row: CandidateRow, candidate: FixCandidate) -> CandidateR
     row.cost_tokens, row.cost_seconds, row.cost_usd = cost.tokens, cost.seconds, cost.usd
     row.status = CandidateStatus(candidate.status).value
     row.created_at = as_utc(candidate.created_at)
+    row.reproduction = candidate.reproduction
     row.verification = _verification_row(candidate.verification)
     row.runs = _run_rows(candidate.verification)
     return row
@@ -136,6 +140,7 @@ def candidate_from_row(row: CandidateRow) -> FixCandidate:
         cost=Cost(tokens=row.cost_tokens, seconds=row.cost_seconds, usd=row.cost_usd),
         status=CandidateStatus(row.status),
         created_at=row.created_at,
+        reproduction=row.reproduction,
     )
 
 
@@ -173,8 +178,17 @@ def pull_request_from_row(row: PullRequestRow) -> PullRequest:
     return _record(PullRequest, row)
 
 
+def hint_values(hint: Hint) -> dict[str, Any]:
+    return _columns(hint)
+
+
+def hint_from_row(row: HintRow) -> Hint:
+    source: HintSource = "ci" if row.source == "ci" else "reviewer"
+    return _record(Hint, row, source=source)
+
+
 # --- flat records ----------------------------------------------------------------------------------
-# Issue, Review, PullRequest and SandboxRun map field for field onto their rows; only enums and
+# Issue, Review, PullRequest, Hint and SandboxRun map field for field onto their rows; only enums and
 # datetimes convert.
 
 _R = TypeVar("_R")

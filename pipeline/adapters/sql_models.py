@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -116,6 +117,7 @@ class CandidateRow(Base):
     cost_usd: Mapped[float] = mapped_column(Float)
     status: Mapped[str] = mapped_column(String(32), index=True)
     created_at: Mapped[datetime]
+    reproduction: Mapped[str | None] = mapped_column(Text)
 
     verification: Mapped[VerificationRow | None] = relationship(
         cascade="all, delete-orphan", passive_deletes=True
@@ -185,3 +187,25 @@ class PullRequestRow(Base):
     state: Mapped[str] = mapped_column(String(32))
     number: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime]
+    base_sha: Mapped[str | None] = mapped_column(String(64))
+    merge_commit_sha: Mapped[str | None] = mapped_column(String(64))
+    head_candidate_id: Mapped[str | None] = mapped_column(String(255))
+    ci_rounds: Mapped[int] = mapped_column(Integer, server_default="0")
+    ci_checked_sha: Mapped[str | None] = mapped_column(String(64))
+    needs_human: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    regressed_at: Mapped[datetime | None]
+
+
+class HintRow(Base):
+    """Feedback for an issue's next fix attempt; (issue, source, ref) is stored once."""
+
+    __tablename__ = "hints"
+    __table_args__ = (UniqueConstraint("issue_fingerprint", "source", "ref"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    issue_fingerprint: Mapped[str] = mapped_column(ForeignKey("issues.fingerprint"), index=True)
+    source: Mapped[str] = mapped_column(String(32))
+    text: Mapped[str] = mapped_column(Text)
+    ref: Mapped[str] = mapped_column(String(255))
+    candidate_id: Mapped[str | None] = mapped_column(String(255))
+    at: Mapped[datetime]

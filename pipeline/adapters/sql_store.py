@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import structlog
-from sqlalchemy import Engine, case, select
+from sqlalchemy import Engine, case, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, selectinload
@@ -26,6 +26,8 @@ from pipeline.adapters.sql_convert import (
     event_from_row,
     event_row,
     fill_candidate_row,
+    hint_from_row,
+    hint_values,
     issue_from_row,
     issue_values,
     pull_request_from_row,
@@ -38,15 +40,18 @@ from pipeline.adapters.sql_models import (
     Base,
     CandidateRow,
     EventRow,
+    HintRow,
     IssueRow,
     PullRequestRow,
     ReviewRow,
 )
 from pipeline.errors import InvalidInput, StoreUnavailable
+from pipeline.ports import Outcome, OutcomeKind
 from pipeline.records import (
     CandidateStatus,
     ErrorEvent,
     FixCandidate,
+    Hint,
     Issue,
     IssueStatus,
     PullRequest,
@@ -280,6 +285,67 @@ class SqlStore:
         query = select(PullRequestRow).order_by(PullRequestRow.created_at, PullRequestRow.id)
         with self._reading() as session:
             return [pull_request_from_row(row) for row in session.scalars(query)]
+
+    def pull_requests_for(self, fingerprint: str) -> list[PullRequest]:
+        """The issue's pull requests (through their first candidate), oldest first."""
+        query = (
+            select(PullRequestRow)
+            .join(CandidateRow, CandidateRow.id == PullRequestRow.candidate_id)
+            .where(CandidateRow.issue_fingerprint == fingerprint)
+            .order_by(PullRequestRow.created_at, PullRequestRow.id)
+        )
+        with self._reading() as session:
+            return [pull_request_from_row(row) for row in session.scalars(query)]
+
+    # --- hints and outcomes --------------------------------------------------------------------------
+
+    def add_hint(self, hint: Hint) -> bool:
+        """Store a hint; False, storing nothing, when the issue has one with the same source and ref."""
+        stmt = self._insert(HintRow).values(hint_values(hint))
+        key = [HintRow.issue_fingerprint, HintRow.source, HintRow.ref]
+        with self._writing() as session:
+            result = session.execute(stmt.on_conflict_do_nothing(index_elements=key).returning(HintRow.id))
+            return result.first() is not None
+
+    def hints_for(self, fingerprint: str, limit: int = 5) -> list[Hint]:
+        """The issue's newest `limit` hints, oldest of them first."""
+        query = (
+            select(HintRow)
+            .where(HintRow.issue_fingerprint == fingerprint)
+            .order_by(HintRow.at.desc(), HintRow.id.desc())
+            .limit(limit)
+        )
+        with self._reading() as session:
+            return [hint_from_row(row) for row in reversed(session.scalars(query).all())]
+
+    def outcomes(self) -> list[Outcome]:
+        """Reviews, then pull-request outcomes (credited to the candidate at the branch head)."""
+        reviews = (
+            select(ReviewRow, CandidateRow.strategy, CandidateRow.confidence, IssueRow.fix_class)
+            .join(CandidateRow, CandidateRow.id == ReviewRow.candidate_id)
+            .join(IssueRow, IssueRow.fingerprint == CandidateRow.issue_fingerprint)
+            .order_by(ReviewRow.at, ReviewRow.id)
+        )
+        credited = func.coalesce(PullRequestRow.head_candidate_id, PullRequestRow.candidate_id)
+        prs = (
+            select(PullRequestRow, CandidateRow.id, CandidateRow.strategy, CandidateRow.confidence,
+                   IssueRow.fix_class)
+            .join(CandidateRow, CandidateRow.id == credited)
+            .join(IssueRow, IssueRow.fingerprint == CandidateRow.issue_fingerprint)
+            .order_by(PullRequestRow.created_at, PullRequestRow.id)
+        )
+        found: list[Outcome] = []
+        with self._reading() as session:
+            for review, strategy, confidence, fix_class in session.execute(reviews):
+                kind: OutcomeKind = "approved" if review.decision == "approved" else "rejected"
+                found.append(Outcome(review.candidate_id, fix_class, strategy, confidence, kind, review.reason))
+            for pr, candidate_id, strategy, confidence, fix_class in session.execute(prs):
+                if pr.state in ("merged", "closed"):
+                    state: OutcomeKind = "merged" if pr.state == "merged" else "closed"
+                    found.append(Outcome(candidate_id, fix_class, strategy, confidence, state))
+                if pr.regressed_at is not None:
+                    found.append(Outcome(candidate_id, fix_class, strategy, confidence, "regressed"))
+        return found
 
     # --- sessions ----------------------------------------------------------------------------------
 

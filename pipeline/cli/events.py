@@ -51,11 +51,17 @@ def ingest(
     events = _parsed(paths)
     d = deps()
     report = ingest_events(d.store, _counted(events), d.settings.in_app_packages)
+    from pipeline.regressions import check_recurrences
+
+    regressed = check_recurrences(d.store, d.settings, report.issues)
     if as_json:
-        print_json({"stored": report.stored, "duplicates": report.duplicates, "issues": sorted(report.fingerprints)})
+        print_json({"stored": report.stored, "duplicates": report.duplicates, "issues": sorted(report.fingerprints),
+                    "regressed": sorted(regressed)})
         return
     say(f"stored {len(report.stored)} event(s), dropped {len(report.duplicates)} duplicate(s), "
         f"{len(report.issues)} issue(s) touched")
+    for fingerprint in regressed:
+        say(f"{fingerprint[:12]}  regressed: its merged fix shipped and the crash recurred; reopened")
     if report.stored:
         hint("next: `autofix issues` to see them, `autofix triage` to attempt fixes")
 
