@@ -67,7 +67,7 @@ def _verification_label(candidate: FixCandidate | None) -> str:
         return "none"
     if v.verified:
         return "verified"
-    if not any(run.kind == "repro_before" for run in v.runs):
+    if not any(run.kind == "replays_before" for run in v.runs):
         return "no repro"  # nothing in the event to rebuild the call from
     return "not reproduced" if not v.reproduced else "failed"
 

@@ -48,9 +48,15 @@ class RunResult:
 
 @runtime_checkable
 class Sandbox(Protocol):
-    """Runs a command with `workdir` as the only writable place, no network, bounded resources."""
+    """Runs a command with `workdir` as the only writable place, no network, bounded resources.
+
+    `ro_paths` are extra read-only paths for this one run (a repo's cached environment), mounted at
+    the same path inside the sandbox. `python` is the interpreter, usable inside this sandbox, that
+    creates virtualenvs: for bwrap and local the resolved base interpreter of the running Python.
+    """
 
     name: str
+    python: str
 
     def run(
         self,
@@ -58,6 +64,7 @@ class Sandbox(Protocol):
         command: Sequence[str],
         limits: Limits = Limits(),
         env: Mapping[str, str] | None = None,
+        ro_paths: Sequence[Path] = (),
     ) -> RunResult: ...
 
 
@@ -95,8 +102,11 @@ class Fixer(Protocol):
 class CodeHost(Protocol):
     def open_pull_request(
         self, repo: RepoConfig, branch: str, patch: Patch, title: str, body: str, candidate_id: str,
-        created_at: datetime,
-    ) -> PullRequest: ...
+        created_at: datetime, base_commit: str | None = None,
+    ) -> PullRequest:
+        """Push `patch` on a new branch; with `base_commit`, the branch starts at that commit (the one
+        the patch was verified on), and a remote that lacks it is refused (PatchDoesNotApply)."""
+        ...
 
     def pull_request_state(self, repo: RepoConfig, pr: PullRequest) -> str: ...
 

@@ -46,6 +46,7 @@ def approve(store: Store, host: CodeHost, settings: Settings, candidate_id: str,
     pr = host.open_pull_request(
         repo, branch_name(issue, candidate), candidate.patch, pr_title(issue, candidate),
         pr_body(issue, candidate, event_id, exc_type, reviewer), candidate_id, candidate.created_at,
+        base_commit=candidate.base_commit or None,
     )
     store.save_pull_request(pr)
     store.set_candidate_status(candidate_id, CandidateStatus.PUBLISHED)

@@ -73,7 +73,9 @@ def attempt(store: Store, settings: Settings, fixers: Sequence[Fixer], sandbox_f
     store.update_issue(issue)
     limits = Limits(timeout_s=settings.sandbox_timeout_s, memory_mb=settings.sandbox_memory_mb)
     request = FixRequest(event, issue, repo.path, work_base, repo.test_command, repo.path_mappings,
-                         settings.gate, limits, tool_paths=tuple(repo.sandbox_paths))
+                         settings.gate, limits, tool_paths=tuple(repo.sandbox_paths),
+                         default_branch=repo.default_branch, env_home=settings.envs_dir,
+                         env=settings.repo_env, setup_command=repo.setup_command, triage=True)
     outcome = fix_issue(request, fixers, sandbox_for(repo))
     for candidate in outcome.candidates:
         store.save_candidate(candidate)

@@ -27,7 +27,7 @@ from pipeline.errors import InvalidInput, SandboxUnavailable
 from pipeline.ports import Limits, RunResult
 from sandbox import pids
 from sandbox.config import BwrapConfig
-from sandbox.process import DEFAULT_LIMITS, Rlimits, clean_env, run_bounded
+from sandbox.process import DEFAULT_LIMITS, Rlimits, base_python, clean_env, run_bounded
 
 log = structlog.get_logger(__name__)
 
@@ -41,6 +41,8 @@ class BubblewrapSandbox:
 
     def __init__(self, config: BwrapConfig | None = None) -> None:
         self.config = config or BwrapConfig()
+        # Its installation is mounted read-only (see _readonly_paths), so it runs inside as well.
+        self.python = base_python()
         self.executable = _find_executable(self.config.executable)
         self.ro_paths = _readonly_paths(self.config)
         # Forbidding nested user namespaces needs a user namespace of our own, which a setuid
@@ -64,15 +66,17 @@ class BubblewrapSandbox:
         command: Sequence[str],
         limits: Limits = DEFAULT_LIMITS,
         env: Mapping[str, str] | None = None,
+        ro_paths: Sequence[Path] = (),
     ) -> RunResult:
         if not command:
             raise InvalidInput("sandbox command", "the command is empty")
         workdir = _checked_workdir(workdir)
+        extra = _checked_ro_paths(ro_paths)
         group = pids.PidsCgroup.create(limits.max_processes) if self.use_pids_cgroup else None
         status_r, status_w = os.pipe()
         try:
             done = run_bounded(
-                [*self.argv(workdir, status_fd=status_w), "--", *command],
+                [*self.argv(workdir, status_fd=status_w, ro_paths=extra), "--", *command],
                 cwd=workdir,
                 env=clean_env(SANDBOX_HOME, env),
                 limits=limits,
@@ -100,11 +104,19 @@ class BubblewrapSandbox:
         log.debug("sandbox.ran", backend=self.name, exit_code=done.exit_code, timed_out=done.timed_out)
         return done.to_result()
 
-    def argv(self, workdir: Path, status_fd: int | None = None) -> list[str]:
-        """The bwrap command line up to (not including) the `--` that precedes the command."""
-        return _bwrap_argv(
+    def argv(self, workdir: Path, status_fd: int | None = None, ro_paths: Sequence[Path] = ()) -> list[str]:
+        """The bwrap command line up to (not including) the `--` that precedes the command.
+
+        `ro_paths` are this run's extra read-only mounts, bound after the workdir at their own path.
+        """
+        args = _bwrap_argv(
             self.executable, self.ro_paths, workdir, self.config, self.disable_userns, status_fd
         )
+        if not ro_paths:
+            return args
+        # Before the final remount of / as read-only, so the mount points can still be made.
+        at = args.index("--remount-ro")
+        return [*args[:at], *_ro_args(list(ro_paths)), *args[at:]]
 
 
 def _find_executable(configured: Path | None) -> str:
@@ -112,6 +124,15 @@ def _find_executable(configured: Path | None) -> str:
     if found is None or not os.access(found, os.X_OK):
         raise SandboxUnavailable("bubblewrap (bwrap) is not installed; apt-get install bubblewrap")
     return found
+
+
+def _checked_ro_paths(paths: Sequence[Path]) -> list[Path]:
+    checked: list[Path] = []
+    for path in paths:
+        if not path.is_absolute() or not path.exists():
+            raise InvalidInput(str(path), "a read-only sandbox path must be absolute and exist")
+        checked.append(path)
+    return checked
 
 
 def _checked_workdir(workdir: Path) -> Path:

@@ -15,7 +15,7 @@ import structlog
 
 from pipeline.errors import InvalidInput
 from pipeline.ports import Limits, RunResult
-from sandbox.process import DEFAULT_LIMITS, Rlimits, clean_env, run_bounded
+from sandbox.process import DEFAULT_LIMITS, Rlimits, base_python, clean_env, run_bounded
 
 log = structlog.get_logger(__name__)
 
@@ -26,6 +26,7 @@ class LocalSandbox:
     name = "local"
 
     def __init__(self) -> None:
+        self.python = base_python()
         log.warning(
             "sandbox.local_selected",
             isolation="none",
@@ -38,6 +39,7 @@ class LocalSandbox:
         command: Sequence[str],
         limits: Limits = DEFAULT_LIMITS,
         env: Mapping[str, str] | None = None,
+        ro_paths: Sequence[Path] = (),  # nothing to mount: the whole host is visible
     ) -> RunResult:
         if not command:
             raise InvalidInput("sandbox command", "the command is empty")

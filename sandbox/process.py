@@ -27,6 +27,15 @@ _CHUNK = 65536
 _DRAIN_GRACE_S = 1.0
 
 
+def base_python() -> str:
+    """The base interpreter of the running Python (not a venv's link to it), resolved.
+
+    This is what `Sandbox.python` is for the backends that run host processes: it creates the
+    virtualenvs of repos' environments, and its installation is visible inside the sandbox.
+    """
+    return os.path.realpath(getattr(sys, "_base_executable", None) or sys.executable)
+
+
 def clean_env(home: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """A minimal environment built from scratch: nothing is inherited from the caller's.
 

@@ -30,6 +30,8 @@ from pipeline.records import (
     IssueStatus,
     Patch,
     PullRequest,
+    ReplayResult,
+    ReplayStatus,
     Review,
     SandboxRun,
     Verification,
@@ -128,6 +130,15 @@ def make_candidate(
         tests_pass_after=None,
         applied=True,
         reason="ok",
+        replays=(
+            ReplayResult("shop.cart.total", "crash", ReplayStatus.REPRODUCED, ReplayStatus.PASSED),
+            ReplayResult("shop.api.checkout", "caller", ReplayStatus.REPRODUCED, ReplayStatus.OTHER_ERROR,
+                         "TypeError: type NoneType doesn't define __round__ method"),
+            ReplayResult("shop.api.serve", "caller", ReplayStatus.PASSED),
+        ),
+        not_replayable=("crash Cart.total (shop/cart.py:3): argument 'items' was scrubbed",),
+        newly_failing=("tests/test_cart.py::test_total",),
+        static_problems=("shop/cart.py: the patch adds an undefined name 'nope'",),
     )
     candidate = FixCandidate(
         issue_fingerprint=fingerprint,
@@ -144,6 +155,7 @@ def make_candidate(
         cost=Cost(tokens=100, seconds=3.5, usd=0.01),
         status=CandidateStatus.AWAITING_REVIEW,
         created_at=T0,
+        base_commit="0123456789abcdef0123456789abcdef01234567",
     )
     return dataclasses.replace(candidate, **changes)  # type: ignore[arg-type]
 
@@ -384,8 +396,8 @@ def test_migrations_leave_alembic_current_at_head(store: SqlStore, store_url: st
     store.list_issues()  # first use migrates
     SqlStore(store_url).migrate()  # a second store finds the schema at head and changes nothing
 
-    assert head_revision() == "0001"
-    assert current_revision(store_url) == "0001 (head)"
+    assert head_revision() == "0002_verify"
+    assert current_revision(store_url) == "0002_verify (head)"
 
 
 def test_migrations_create_exactly_the_schema_of_the_models(store: SqlStore, store_url: str) -> None:
@@ -446,7 +458,7 @@ def test_stores_starting_together_on_a_new_database_all_migrate(store_url: str) 
         s.close()
 
     assert [outcome.exception() for outcome in outcomes] == [None] * len(stores)
-    assert current_revision(store_url) == "0001 (head)"
+    assert current_revision(store_url) == f"{head_revision()} (head)"
 
 
 def test_setting_the_priority_leaves_a_concurrent_status_change_alone(store: SqlStore) -> None:

@@ -1,7 +1,9 @@
 """A code host that is just a git remote: the pull request is a pushed branch.
 
 Commits are made with the candidate's creation time as author and committer date, so publishing the
-same candidate twice (a redelivered task) produces the same commit and the push is a no-op.
+same candidate twice (a redelivered task) produces the same commit and the push is a no-op. The
+branch starts at the commit the candidate was verified on, not wherever the default branch has moved
+since: what is pushed is exactly what was proven.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class GitCodeHost:
         body: str,
         candidate_id: str,
         created_at: datetime,
+        base_commit: str | None = None,
     ) -> PullRequest:
         remote = self._remote(repo)
         checkout = self.work_dir / "publish" / candidate_id
@@ -51,7 +54,15 @@ class GitCodeHost:
         except GitError as exc:
             raise TransientError(f"cannot clone {remote}: {exc.output}") from exc
         try:
-            git(checkout, "checkout", "--quiet", "-B", branch)
+            start = ["HEAD"]
+            if base_commit:
+                try:
+                    git(checkout, "cat-file", "-e", f"{base_commit}^{{commit}}")
+                except GitError as exc:
+                    raise PatchDoesNotApply(f"the commit the patch was verified on ({base_commit[:12]}) is not "
+                                            f"on {remote}: refusing to publish it on another") from exc
+                start = [base_commit]
+            git(checkout, "checkout", "--quiet", "-B", branch, *start)
             try:
                 git(checkout, "apply", "--index", "--whitespace=nowarn", "-", stdin=patch.diff)
             except GitError as exc:

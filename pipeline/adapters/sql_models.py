@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -116,6 +117,7 @@ class CandidateRow(Base):
     cost_usd: Mapped[float] = mapped_column(Float)
     status: Mapped[str] = mapped_column(String(32), index=True)
     created_at: Mapped[datetime]
+    base_commit: Mapped[str] = mapped_column(String(64), server_default="")
 
     verification: Mapped[VerificationRow | None] = relationship(
         cascade="all, delete-orphan", passive_deletes=True
@@ -138,6 +140,11 @@ class VerificationRow(Base):
     tests_pass_after: Mapped[bool | None] = mapped_column(Boolean)
     applied: Mapped[bool] = mapped_column(Boolean)
     reason: Mapped[str] = mapped_column(Text)
+    # Each replay as {name, role, before, after, detail}; the others as lists of strings.
+    replays: Mapped[list[Any]] = mapped_column(server_default=text("'[]'"))
+    not_replayable: Mapped[list[Any]] = mapped_column(server_default=text("'[]'"))
+    newly_failing: Mapped[list[Any]] = mapped_column(server_default=text("'[]'"))
+    static_problems: Mapped[list[Any]] = mapped_column(server_default=text("'[]'"))
 
 
 class VerificationRunRow(Base):

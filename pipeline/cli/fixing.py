@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from pipeline.cli._app import JsonOpt, app, deps, err, out, print_json
 from pipeline.errors import AutofixError
@@ -36,11 +37,14 @@ def fix(
     d = deps()
     with tempfile.TemporaryDirectory(prefix="autofix-fix-") as work:
         outcome = fix_issue(FixRequest(scrubbed, issue, repo.resolve(), Path(work), test_cmd,
-                                       gate=d.settings.gate), d.fixers, d.sandbox)
+                                       gate=d.settings.gate, env_home=d.settings.envs_dir,
+                                       env=d.settings.repo_env), d.fixers, d.sandbox)
     if as_json:
         print_json(outcome_json(outcome))
         return
-    out().print(f"[bold]{outcome.status}[/bold]: {outcome.reason}")
+    queued = "queued for review" if outcome.queued else "not queued"
+    # Text, not markup: a reason can quote event data such as "[Filtered:email]".
+    out().print(Text.assemble((outcome.status, "bold"), f" ({queued}, commit {outcome.commit[:12]}): {outcome.reason}"))
     if outcome.best is not None:
         out().print(f"strategy {outcome.best.strategy}, confidence {outcome.best.confidence:.2f}")
         out().print(outcome.best.patch.diff, markup=False, highlight=False)
