@@ -81,6 +81,8 @@ def run_demo(examples: Path, base: Settings, approve_all: bool = False, keep: Pa
         "store_url": None,  # the demo never touches a configured database
         "repos": [RepoConfig(name="shop", path=repo, remote_url=str(remote), test_command=TEST_COMMAND)],
         "in_app_packages": ["shop"],
+        # Environments outlive the demo's own folder: a second demo reuses the first one's.
+        "repo_env": base.repo_env.model_copy(update={"cache_dir": base.envs_dir.resolve()}),
     })
     deps = Deps(settings)
     ingest_paths(deps.store, _event_files(examples), settings.in_app_packages)

@@ -199,10 +199,11 @@ def _reason(replays: Sequence[ReplayResult], problems: Sequence[str], passes: bo
     if not passes:
         failing = [r for r in replays if r.before is ReplayStatus.REPRODUCED and r.after is not ReplayStatus.PASSED]
         first = failing[0]
-        how = {ReplayStatus.REPRODUCED: "still raises", ReplayStatus.OTHER_ERROR: "raises",
-               ReplayStatus.NOT_RUN: "did not complete"}.get(first.after or ReplayStatus.NOT_RUN, "fails")
+        how = {ReplayStatus.REPRODUCED: "still raises", ReplayStatus.OTHER_ERROR: "raises"}.get(
+            first.after or ReplayStatus.NOT_RUN, "did not complete")
+        what = f" {first.detail}" if first.detail and how != "did not complete" else ""
         more = f" (and {len(failing) - 1} more)" if len(failing) > 1 else ""
-        return f"after the patch the {first.role} replay {first.name} {how}{': ' + first.detail if first.detail else ''}{more}"
+        return f"after the patch the {first.role} replay {first.name} {how}{what}{more}"
     if tests_ok is False:
         return tests_note
     done = ", ".join(f"{r.role} {r.name}" for r in replays if r.before is ReplayStatus.REPRODUCED)

@@ -33,23 +33,50 @@ def toolenv(tmp_path: Path) -> Path:
     return root
 
 
-def _request(repo: Path, tmp_path: Path, tool_paths: tuple[Path, ...]) -> FixRequest:
+def _request(repo: Path, tmp_path: Path, tool_paths: tuple[Path, ...], envs: Path) -> FixRequest:
     event, issue = group(load_path(EXAMPLES / "events" / "3-profile-without-nickname.json")[0])
-    return FixRequest(event, issue, repo, tmp_path / "work", test_command="repo-tests", tool_paths=tool_paths)
+    return FixRequest(event, issue, repo, tmp_path / "work", test_command="repo-tests", tool_paths=tool_paths,
+                      env_home=envs)
 
 
-def test_a_repos_own_tools_are_mounted_and_first_on_path(repo: Path, toolenv: Path, tmp_path: Path) -> None:
-    outcome = fix_issue(_request(repo, tmp_path, (toolenv,)), [TemplateFixer()], make_sandbox("bwrap", [toolenv]))
-    assert outcome.status == "verified", outcome.reason
-    kinds = [run.kind for run in outcome.best.verification.runs]  # type: ignore[union-attr]
-    assert kinds == ["repro_before", "repro_after", "tests_after"]
-
-
-def test_without_the_mount_the_test_command_is_not_found_and_nothing_is_verified(
-    repo: Path, toolenv: Path, tmp_path: Path
+def test_a_repos_own_tools_are_mounted_and_first_on_path(
+    repo: Path, toolenv: Path, tmp_path: Path, repo_env_cache: Path
 ) -> None:
-    outcome = fix_issue(_request(repo, tmp_path, ()), [TemplateFixer()], make_sandbox("bwrap"))
-    assert outcome.status == "unverified"
-    assert outcome.reason == "the test command fails after the patch"
-    tests = outcome.best.verification.runs[-1]  # type: ignore[union-attr]
-    assert tests.kind == "tests_after" and tests.exit_code == 127  # sh: command not found
+    outcome = fix_issue(_request(repo, tmp_path, (toolenv,), repo_env_cache), [TemplateFixer()], make_sandbox("bwrap"))
+    assert outcome.status == "verified", outcome.reason
+    v = outcome.best.verification  # type: ignore[union-attr]
+    assert [run.kind for run in v.runs] == ["replays_before", "tests_before", "replays_after", "tests_after"]
+    assert v.tests_pass_after is True
+    assert "tests passed on the base and still pass" in v.reason
+
+
+def test_without_the_mount_the_test_command_is_not_found_and_the_tests_give_no_evidence(
+    repo: Path, toolenv: Path, tmp_path: Path, repo_env_cache: Path
+) -> None:
+    outcome = fix_issue(_request(repo, tmp_path, (), repo_env_cache), [TemplateFixer()], make_sandbox("bwrap"))
+    v = outcome.best.verification  # type: ignore[union-attr]
+    tests = v.runs[1]
+    assert tests.kind == "tests_before" and tests.exit_code == 127  # sh: command not found
+    # Red on the base with no test ids: nothing to compare, so the tests count as not run.
+    assert v.tests_pass_after is None
+    assert "tests not run: the test command fails on the base and reports no test ids" in v.reason
+
+
+def test_a_verified_candidate_without_tests_is_held_when_the_gate_requires_tests(
+    repo: Path, toolenv: Path, tmp_path: Path, repo_env_cache: Path
+) -> None:
+    from dataclasses import replace
+
+    request = replace(_request(repo, tmp_path, (), repo_env_cache), test_command=None, triage=True)
+    outcome = fix_issue(request, [TemplateFixer()], make_sandbox("bwrap"))
+    assert outcome.status == "verified"  # the service has tests/, so they are found and run
+    assert outcome.best.verification.tests_run  # type: ignore[union-attr]
+    (repo / "tests").rename(repo / "checks")
+    (repo / "pyproject.toml").write_text('[project]\nname = "shop"\nversion = "1"\n')
+    from helpers_fix import git
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "no discoverable tests")
+    held = fix_issue(request, [TemplateFixer()], make_sandbox("bwrap"))
+    assert held.status == "verified" and not held.queued
+    decision = held.decisions[held.best.id]  # type: ignore[union-attr]
+    assert decision.reasons == ("tests not run, and the policy requires them (gate.require_tests)",)
