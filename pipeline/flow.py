@@ -136,12 +136,14 @@ def _fix_at(request: FixRequest, fixers: Sequence[Fixer], iterative: Sequence[It
         return done("no_fix", f"no fixer has a patch for {request.issue.fix_class} at "
                     f"{crash.path}:{crash.line} in {crash.function}")
     plan = plan_replays(request.event, context)
-    try:
-        env = ensure_env(tree, request.env_home or request.work_base / "envs", sandbox, request.env,
-                         request.setup_command)
-    except EnvBuildFailed as exc:
-        log.warning("env.build_failed", reason=str(exc))
-        return done("unverified", f"the repo's environment could not be built: {exc}", plan=plan)
+    env = None
+    if plan.replays:  # without a replay nothing runs, so there is no environment to build
+        try:
+            env = ensure_env(tree, request.env_home or request.work_base / "envs", sandbox, request.env,
+                             request.setup_command)
+        except EnvBuildFailed as exc:
+            log.warning("env.build_failed", reason=str(exc))
+            return done("unverified", f"the repo's environment could not be built: {exc}", plan=plan)
     setup = VerifySetup(request.repo_root, commit, sandbox, env, plan,
                         request.test_command or discover_test_command(tree), request.work_base,
                         request.limits, request.tool_paths)

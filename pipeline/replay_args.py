@@ -144,10 +144,13 @@ def vars_meta(event: ErrorEvent, position: int) -> Mapping[str, Any]:
 # --- parameters changed before the frame's line --------------------------------------------------
 
 
-def changed_before(fn: _Fn, line: int) -> str | None:
-    """Why a parameter's captured value may not be the one passed: the first change found."""
+def changed_before(fn: _Fn, line: int, ignore: set[str] | frozenset[str] = frozenset()) -> str | None:
+    """Why a parameter's captured value may not be the one passed: the first change found.
+
+    `ignore` names parameters the replay does not take from the event (an __init__'s self).
+    """
     params = {p.arg for p in (*fn.args.posonlyargs, *fn.args.args, *fn.args.kwonlyargs,
-                              fn.args.vararg, fn.args.kwarg) if p is not None}
+                              fn.args.vararg, fn.args.kwarg) if p is not None} - set(ignore)
     loops = [n for n in own_nodes(fn) if isinstance(n, (ast.For, ast.AsyncFor, ast.While))
              and n.lineno <= line <= (n.end_lineno or n.lineno)]
     changes: list[tuple[int, str, str]] = []

@@ -60,6 +60,13 @@ class Replay:
     kwargs: Mapping[str, Any]
     receiver: Receiver | None = None
     generator: bool = False  # its body runs only when iterated
+    constructs: bool = False  # an __init__: replayed by calling its class
+
+    @property
+    def call_path(self) -> tuple[str, ...]:
+        """Attribute names from the module to what the replay calls."""
+        parts = tuple(self.qualname.split("."))
+        return parts[:-1] if self.constructs else parts
 
     @property
     def test_name(self) -> str:
@@ -172,15 +179,18 @@ def _replay(location: Location, frame: Frame, root: Path, index: int,
     if names is None or not all(p.isidentifier() and not keyword.iskeyword(p) for p in names[0].split(".")):
         return f"{location.path} is not importable as a module"
     bound = _bound_parameter(fn, owner)
+    # An __init__ frame is replayed by calling its class: the object is made fresh, as it was then.
+    constructs = bound is not None and bound[1] == "self" and fn.name == "__init__"
+    unused = {bound[0]} if bound is not None and (bound[1] == "cls" or constructs) else set()
     try:
         for param in _parameters(fn):
-            if param in frame.vars:
+            if param in frame.vars and param not in unused:
                 tainted(param, frame.vars[param], meta.get(param))
-        changed = changed_before(fn, location.line)
+        changed = changed_before(fn, location.line, ignore=unused)
         if changed:
             return changed
         receiver = None
-        if bound is not None and bound[1] == "self":
+        if bound is not None and bound[1] == "self" and not constructs:
             assert owner is not None
             receiver = receiver_of(bound[0], frame.vars.get(bound[0]), owner, name.split(".")[-1])
         args, kwargs = call_values(fn, frame.vars, skip=bound[0] if bound else None)
@@ -191,7 +201,7 @@ def _replay(location: Location, frame: Frame, root: Path, index: int,
     module, import_root = names
     generator = any(isinstance(n, (ast.Yield, ast.YieldFrom)) for n in own_nodes(fn))
     return Replay(index, f"{module}.{name}", location.role, module, name, import_root, args, kwargs,
-                  receiver, generator)
+                  receiver, generator, constructs)
 
 
 def _function_node(tree: ast.Module, qualname: str) -> tuple[_Fn, ast.ClassDef | None] | None:
@@ -291,6 +301,6 @@ def _render_test(replay: Replay) -> str:
     receiver = dict(replay.receiver.attrs) if replay.receiver is not None else None
     return f'''def {replay.test_name}():
     """{replay.role} {replay.name}"""
-    _replay({replay.module!r}, {tuple(replay.qualname.split("."))!r}, {replay.args!r}, {dict(replay.kwargs)!r},
+    _replay({replay.module!r}, {replay.call_path!r}, {replay.args!r}, {dict(replay.kwargs)!r},
             receiver={receiver!r}, generator={replay.generator!r})'''
 

@@ -41,20 +41,26 @@ class VerifySetup:
     repo_root: Path
     commit: str
     sandbox: Sandbox
-    env: RepoEnv
+    env: RepoEnv | None  # None only when there is nothing to run (no replay)
     plan: ReplayPlan
     test_command: str | None
     work_base: Path
     limits: Limits = Limits()
     tool_paths: tuple[Path, ...] = ()  # the repo's own tools (read-only; each one's bin/ on PATH)
 
+    @property
+    def repo_env(self) -> RepoEnv:
+        if self.env is None:
+            raise ValueError("verification needs the repo's environment once there is a replay to run")
+        return self.env
+
     def run_env(self, workdir: Path) -> dict[str, str]:
         bins = [p / "bin" for p in self.tool_paths if (p / "bin").is_dir()]
-        return {**self.env.run_env(bins), "AUTOFIX_REPO": str(workdir), "COLUMNS": "300"}
+        return {**self.repo_env.run_env(bins), "AUTOFIX_REPO": str(workdir), "COLUMNS": "300"}
 
     @property
     def ro_paths(self) -> tuple[Path, ...]:
-        return (*self.env.ro_paths, *self.tool_paths)
+        return (*self.repo_env.ro_paths, *self.tool_paths)
 
 
 @dataclass(frozen=True)
@@ -76,7 +82,7 @@ def _record(kind: str, command: str, result: RunResult) -> SandboxRun:
 
 
 def _replay_command(setup: VerifySetup) -> list[str]:
-    return [str(setup.env.python), "-m", "pytest", "-c", INI, "-p", "no:cacheprovider", "-q", "-rA",
+    return [str(setup.repo_env.python), "-m", "pytest", "-c", INI, "-p", "no:cacheprovider", "-q", "-rA",
             f"--junit-xml={JUNIT}", FILENAME]
 
 

@@ -516,3 +516,14 @@ def test_a_file_in_a_declared_encoding_is_read_and_an_undecodable_one_is_skipped
     assert plan.replays == ()
     assert "the file cannot be read: shop/broken.py does not decode as utf-8" in plan.not_replayable[0].replace(
         str(repo) + "/", "")
+
+
+def test_an_init_frame_is_replayed_by_calling_its_class_whatever_its_self_shows(repo: Path) -> None:
+    write_tree(repo, {"shop/grid.py": "class Grid:\n    def __init__(self, text, width):\n        self.text = text\n"
+                                      "        self.rows = len(text) // width\n"})
+    attempt = _attempt(repo, "shop/grid.py", "Grid.__init__", "len(text) // width",
+                       {"self": "<shop.grid.Grid object at 0x1>", "text": "'abc'", "width": "0"})
+    r = attempt.reproduction
+    assert r is not None, attempt.reason
+    assert (r.call_path, r.constructs, r.receiver, r.kwargs) == (("Grid",), True, None, {"text": "abc", "width": 0})
+    assert f"{MARKER} ZeroDivisionError" in _run_pytest(repo, attempt.plan.path, attempt.plan.source)
