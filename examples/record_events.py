@@ -40,8 +40,10 @@ SCENARIOS: list[tuple[str, str, Handler, dict[str, Any], str]] = [
      {"body": {"customer": {"id": "c-102", "email": "grace@example.com", "coupon": None},
                "items": [{"sku": "CAP-01", "unit_price": 15.0, "quantity": 3}]}},
      "AttributeError"),
+    # A till checkout: the customer is known by name only, so nothing in this request is scrubbed and
+    # every frame of it can be replayed (event 1's frames carry a scrubbed email and cannot).
     ("2-checkout-coupon-absent", "POST /checkout", api.checkout,
-     {"body": {"customer": {"id": "c-103", "email": "alan@example.com", "name": "Alan Turing"},
+     {"body": {"customer": {"id": "c-103", "name": "Alan Turing"},
                "items": [{"sku": "MUG-01", "unit_price": 12.5, "quantity": 1},
                          {"sku": "TEE-M", "unit_price": 21.0, "quantity": 2}]}},
      "AttributeError"),

@@ -75,7 +75,7 @@ def _verification_label(candidate: FixCandidate | None) -> str:
         return "none"
     if v.verified:
         return "verified"
-    if not any(run.kind == "repro_before" for run in v.runs):
+    if not any(run.kind == "replays_before" for run in v.runs):
         return "no repro"  # nothing in the event to rebuild the call from
     return "not reproduced" if not v.reproduced else "failed"
 
@@ -151,6 +151,8 @@ def _run(examples: Path, base: Settings, approve_all: bool, work: Path, kept: bo
         "store_url": None,  # the demo never touches a configured database
         "repos": [RepoConfig(name="shop", path=repo, remote_url=str(remote), test_command=TEST_COMMAND)],
         "in_app_packages": ["shop"],
+        # Environments outlive the demo's own folder: a second demo reuses the first one's.
+        "repo_env": base.repo_env.model_copy(update={"cache_dir": base.envs_dir.resolve()}),
     })
     deps = Deps(settings)
     files = _event_files(examples)

@@ -1,8 +1,11 @@
 """Score a candidate and decide whether a reviewer sees it.
 
 Confidence is a sum of named parts, each a piece of evidence, so a reviewer can see why a candidate
-ranks where it does. The gate admits only verified candidates inside the change policy; everything
-else is kept (held) for audit but never queued.
+ranks where it does; when the repo's tests did not run the part is named `tests_not_run` and earns
+half its weight. The gate admits only verified candidates inside the change policy, and, when the
+policy requires tests (`require_tests`, on for triage runs), only those whose tests ran; everything
+else is kept (held) for audit but never queued. Files and line counts come from the diff itself,
+never from what the fixer says it touched.
 """
 
 from __future__ import annotations
@@ -10,19 +13,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from pipeline.fixers.diffing import changed_lines
+from pipeline.fixers.diffing import changed_lines, diff_files
 from pipeline.records import CandidateStatus, Cost, FixCandidate, Patch, Verification
 from pipeline.settings import GateConfig
 
 # Evidence weights. They sum to 1.0 for a verified, minimal, template patch with passing tests.
 WEIGHTS: Mapping[str, float] = {
-    "reproduced": 0.30,  # the reproduction failed with the event's exception before the patch
-    "repro_passes": 0.25,  # and passes after it
-    "tests_pass": 0.20,  # the repo's test command passes after it
+    "reproduced": 0.30,  # the replays failed with the event's exception before the patch
+    "repro_passes": 0.25,  # and every one that did completes after it
+    "tests_pass": 0.20,  # no test that passed on the base fails after it
     "small_diff": 0.10,  # shrinks linearly to 0 at the policy's line limit
     "strategy_prior": 0.15,  # how often this strategy's patches are accepted (learning.py)
 }
 STRATEGY_PRIOR: Mapping[str, float] = {"template": 1.0, "revert": 0.8, "llm": 0.6}
+TESTS_NOT_RUN = "tests_not_run"
 
 
 @dataclass(frozen=True)
@@ -45,26 +49,34 @@ def confidence_parts(patch: Patch, verification: Verification | None, gate: Gate
     v = verification
     lines = changed_lines(patch.diff)
     family = patch.strategy.split(":", 1)[0]
-    return {
+    parts = {
         "reproduced": WEIGHTS["reproduced"] if v and v.reproduced else 0.0,
         "repro_passes": WEIGHTS["repro_passes"] if v and v.repro_passes_after else 0.0,
-        "tests_pass": (WEIGHTS["tests_pass"] if v and v.tests_pass_after
-                       else WEIGHTS["tests_pass"] / 2 if v and v.tests_pass_after is None and v.repro_passes_after
-                       else 0.0),
+        "tests_pass": WEIGHTS["tests_pass"] if v and v.tests_pass_after else 0.0,
         "small_diff": round(WEIGHTS["small_diff"] * max(0.0, 1 - lines / max(gate.max_changed_lines, 1)), 4),
         "strategy_prior": round(WEIGHTS["strategy_prior"] * prior.get(family, 0.5), 4),
     }
+    if v and v.tests_pass_after is None and v.repro_passes_after:
+        del parts["tests_pass"]
+        parts[TESTS_NOT_RUN] = WEIGHTS["tests_pass"] / 2
+    return parts
 
 
 def decide(patch: Patch, verification: Verification | None, confidence: float, gate: GateConfig,
-           bar: Bar | None = None) -> GateDecision:
+           bar: Bar | None = None, require_tests: bool = False) -> GateDecision:
     reasons: list[str] = []
     if verification is None or not verification.verified:
         reasons.append((verification.reason if verification else "") or "not verified")
-    if len(patch.files) > gate.max_files:
-        reasons.append(f"touches {len(patch.files)} files (policy allows {gate.max_files})")
-    if changed_lines(patch.diff) > gate.max_changed_lines:
-        reasons.append(f"changes {changed_lines(patch.diff)} lines (policy allows {gate.max_changed_lines})")
+    elif require_tests and not verification.tests_run:
+        reasons.append("tests not run, and the policy requires them (gate.require_tests)")
+    files = diff_files(patch.diff)
+    lines = changed_lines(patch.diff)
+    if not files:
+        reasons.append("the diff changes no file")
+    if len(files) > gate.max_files:
+        reasons.append(f"touches {len(files)} files (policy allows {gate.max_files})")
+    if lines > gate.max_changed_lines:
+        reasons.append(f"changes {lines} lines (policy allows {gate.max_changed_lines})")
     threshold = max(gate.min_confidence, bar.min_confidence) if bar is not None else gate.min_confidence
     if confidence < threshold:
         raised = f" (raised: {bar.why})" if bar is not None and threshold > gate.min_confidence else ""
@@ -75,11 +87,12 @@ def decide(patch: Patch, verification: Verification | None, confidence: float, g
 
 
 def score(issue_fingerprint: str, patch: Patch, verification: Verification | None, cost: Cost,
-          gate: GateConfig, prior: Mapping[str, float] = STRATEGY_PRIOR,
-          bar: Bar | None = None) -> tuple[FixCandidate, GateDecision]:
+          gate: GateConfig, prior: Mapping[str, float] = STRATEGY_PRIOR, bar: Bar | None = None,
+          require_tests: bool = False, base_commit: str = "") -> tuple[FixCandidate, GateDecision]:
     parts = confidence_parts(patch, verification, gate, prior)
     confidence = round(sum(parts.values()), 4)
-    decision = decide(patch, verification, confidence, gate, bar)
+    decision = decide(patch, verification, confidence, gate, bar, require_tests)
     status = CandidateStatus.AWAITING_REVIEW if decision.admitted else CandidateStatus.HELD
-    candidate = FixCandidate(issue_fingerprint, patch, verification, confidence, parts, cost, status)
+    candidate = FixCandidate(issue_fingerprint, patch, verification, confidence, parts, cost, status,
+                             base_commit=base_commit)
     return candidate, decision

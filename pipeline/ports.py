@@ -145,7 +145,7 @@ class CodeHost(Protocol):
         created_at: datetime, *, base_sha: str | None = None, files: Mapping[str, str] | None = None,
     ) -> PullRequest:
         """Publish `patch` (plus `files`, path -> text) on `branch`, made from `base_sha` (None: the
-        default branch's head). Safe to repeat: a re-run finds the branch and pull request it made."""
+        default branch's head; a remote that lacks `base_sha` is refused with PatchDoesNotApply). Safe to repeat: a re-run finds the branch and pull request it made."""
         ...
 
     def pull_request_state(self, repo: RepoConfig, pr: PullRequest) -> str: ...

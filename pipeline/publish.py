@@ -33,12 +33,9 @@ def pr_body(issue: Issue, candidate: FixCandidate, event_id: str, exception_type
 
 
 def publish_base(candidate: FixCandidate) -> str | None:
-    """The commit the branch starts from: the one the candidate was verified on.
-
-    The one place to switch once FixCandidate records its verified commit (verification work under
-    way): return that field here. Until then None, and the code host uses the default branch's head.
-    """
-    return None
+    """The commit the branch starts from: the one the candidate was verified on (None when a
+    candidate stored before verification recorded it: the code host then uses the default head)."""
+    return candidate.base_commit or None
 
 
 def candidate_url(settings: Settings, candidate_id: str) -> str | None:

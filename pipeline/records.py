@@ -175,7 +175,7 @@ class Patch:
 class SandboxRun:
     """One command run in a sandbox."""
 
-    kind: str  # repro_before | repro_after | tests_after | lint_after
+    kind: str  # replays_before | tests_before | replays_after | tests_after
     command: str
     exit_code: int
     duration_s: float
@@ -187,14 +187,54 @@ class SandboxRun:
         return self.exit_code == 0 and not self.timed_out
 
 
+class ReplayStatus(enum.StrEnum):
+    REPRODUCED = "reproduced"  # raised the event's exception type
+    PASSED = "passed"  # completed with no exception
+    OTHER_ERROR = "other_error"  # raised some other exception (or could not even import)
+    NOT_RUN = "not_run"  # the run ended (timed out, crashed) before this replay reported
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    """One captured frame called again with its captured arguments, before and after the patch.
+
+    `name` is the dotted function (`shop.api.checkout`); `role` is crash (the innermost frame) or
+    caller. `after` is None when the replay was not run after the patch: it did not reproduce before,
+    or the patch did not apply. `detail` is the exception line of its last failing run.
+    """
+
+    name: str
+    role: str
+    before: ReplayStatus
+    after: ReplayStatus | None = None
+    detail: str = ""
+
+    def describe(self) -> str:
+        after = f", after: {self.after.value}" if self.after is not None else ""
+        detail = f" ({self.detail})" if self.detail else ""
+        return f"{self.role} {self.name}: before: {self.before.value}{after}{detail}"
+
+
 @dataclass(frozen=True)
 class Verification:
+    """The verdict on one patch: every replay and run, and what they prove.
+
+    Verified means: the patch applied; at least one replay failed with the event's exception before
+    it and every replay that did completes with no exception after it; no test that passed on the
+    base fails after it (or no tests ran: `tests_pass_after` is None); the patched files compile and
+    add no undefined name.
+    """
+
     runs: tuple[SandboxRun, ...]
-    reproduced: bool  # the reproduction failed before the patch
-    repro_passes_after: bool
-    tests_pass_after: bool | None  # None: no test command
+    reproduced: bool  # at least one replay failed with the event's exception before the patch
+    repro_passes_after: bool  # every replay that reproduced completes with no exception after it
+    tests_pass_after: bool | None  # None: tests not run (no test command, or no evidence on the base)
     applied: bool = True
     reason: str = ""
+    replays: tuple[ReplayResult, ...] = ()
+    not_replayable: tuple[str, ...] = ()  # "<frame>: <why its arguments cannot be replayed>"
+    newly_failing: tuple[str, ...] = ()  # test ids that passed on the base and fail after the patch
+    static_problems: tuple[str, ...] = ()  # a patched file that no longer compiles, a new undefined name
 
     @property
     def verified(self) -> bool:
@@ -203,7 +243,12 @@ class Verification:
             and self.reproduced
             and self.repro_passes_after
             and self.tests_pass_after is not False
+            and not self.static_problems
         )
+
+    @property
+    def tests_run(self) -> bool:
+        return self.tests_pass_after is not None
 
 
 @dataclass(frozen=True)
@@ -225,6 +270,7 @@ class FixCandidate:
     created_at: datetime = field(default_factory=utcnow)
     # The reproduction test it was verified with (pytest source); published as a regression test.
     reproduction: str | None = None
+    base_commit: str = ""  # the commit the patch was verified on, and the one it is published on
 
     @property
     def id(self) -> str:

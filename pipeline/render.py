@@ -14,7 +14,12 @@ def verification_json(v: Verification | None) -> dict[str, Any] | None:
     return {
         "verified": v.verified, "reason": v.reason, "reproduced": v.reproduced,
         "repro_passes_after": v.repro_passes_after, "tests_pass_after": v.tests_pass_after,
-        "applied": v.applied,
+        "applied": v.applied, "tests_run": v.tests_run,
+        "replays": [{"name": r.name, "role": r.role, "before": r.before.value,
+                     "after": r.after.value if r.after is not None else None, "detail": r.detail}
+                    for r in v.replays],
+        "not_replayable": list(v.not_replayable), "newly_failing": list(v.newly_failing),
+        "static_problems": list(v.static_problems),
         "runs": [{"kind": r.kind, "command": r.command, "exit_code": r.exit_code, "duration_s": r.duration_s,
                   "timed_out": r.timed_out, "output_tail": r.output_tail[-2000:]} for r in v.runs],
     }
@@ -24,7 +29,7 @@ def candidate_json(c: FixCandidate) -> dict[str, Any]:
     return {
         "id": c.id, "issue": c.issue_fingerprint, "strategy": c.strategy, "status": c.status.value,
         "confidence": c.confidence, "confidence_parts": dict(c.confidence_parts), "patch": c.patch.diff,
-        "files": list(c.patch.files), "description": c.patch.description,
+        "files": list(c.patch.files), "description": c.patch.description, "base_commit": c.base_commit,
         "verification": verification_json(c.verification),
         "cost": {"tokens": c.cost.tokens, "seconds": c.cost.seconds, "usd": c.cost.usd},
     }
@@ -43,6 +48,9 @@ def outcome_json(o: FixOutcome) -> dict[str, Any]:
     return {
         "status": o.status,
         "reason": o.reason,
+        "queued": o.queued,
+        "commit": o.commit,
+        "commit_source": o.commit_source,
         "patch": best.patch.diff if best else None,
         "strategy": best.strategy if best else None,
         "description": best.patch.description if best else None,
@@ -52,7 +60,9 @@ def outcome_json(o: FixOutcome) -> dict[str, Any]:
                          for loc in o.context.locations],
         "unmatched_frames": list(o.context.unmatched_frames),
         "verification": verification_json(best.verification) if best else None,
-        "reproduction": o.reproduction.source if o.reproduction else None,
+        "reproduction": o.plan.source if o.plan and o.plan.source else None,
+        "replays": [{"name": r.name, "role": r.role, "test": r.test_name} for r in o.plan.replays] if o.plan else [],
+        "not_replayable": list(o.plan.not_replayable) if o.plan else [],
         "candidates": [candidate_json(c) for c in o.candidates],
         "cost": {"tokens": o.cost.tokens, "seconds": o.cost.seconds, "usd": o.cost.usd},
     }

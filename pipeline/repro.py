@@ -1,79 +1,98 @@
-"""Write a reproduction test from an event: call the crashing function with the captured arguments.
+"""Replays from an event: every in-app frame of the crash, called again with its captured arguments.
 
-Sentry serialises frame locals as JSON whose leaves are repr() strings ("'abc'", "0", "None") inside
-nested objects and arrays. A value is rebuilt only if every leaf is a Python literal; anything else
-(an object's repr, a truncated string) makes the argument unrecoverable and the reproduction is not
-written: a reproduction that calls the function with made-up values would prove nothing.
+The escaping exception's in-app frames, from the crash site out to the entry point, each become one
+replay when its arguments can be rebuilt: a pytest test that imports the frame's function and calls
+it with the literals the event captured. Before the patch a replay must fail with the event's
+exception type (the test fails with a marker line); after it, it must complete with no exception.
+Replaying the callers is what catches a patch that only moves the crash one frame up.
 
-The test fails with a marker line when the same exception type escapes, so verification can tell
-"reproduced" apart from "broke in some other way" (an ImportError, say).
+Sentry serialises locals as JSON whose leaves are repr() strings. A frame is replayable only when
+its values are literals and really are what the call passed; the plan says why each other frame is
+not (replay_args holds those checks: scrubbed markers, trimmed containers, reassigned parameters,
+receivers). The test file lives in a dot-folder of the worktree with its own pytest.ini, so neither
+the repo's test command nor the repo's pytest configuration ever meet it.
 """
 
 from __future__ import annotations
 
 import ast
 import keyword
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from pipeline.pysource import Undecodable, read_source
 from pipeline.records import CodeContext, ErrorEvent, Frame, Location
+from pipeline.replay_args import (
+    NotRebuildable,
+    Receiver,
+    call_values,
+    changed_before,
+    own_nodes,
+    rebuild,
+    receiver_of,
+    tainted,
+    vars_meta,
+)
 
 MARKER = "AUTOFIX-REPRODUCED"
-FILENAME = ".autofix-repro/test_autofix_reproduction.py"
+FOLDER = ".autofix-repro"
+FILENAME = f"{FOLDER}/test_autofix_replays.py"
+INI = f"{FOLDER}/pytest.ini"
+JUNIT = f"{FOLDER}/replays.xml"
 
+__all__ = ["FILENAME", "INI", "JUNIT", "MARKER", "NotRebuildable", "Replay", "ReplayPlan", "module_name",
+           "plan_replays", "rebuild"]
 
-class NotRebuildable(ValueError):
-    pass
+_Fn = ast.FunctionDef | ast.AsyncFunctionDef
 
 
 @dataclass(frozen=True)
-class Reproduction:
+class Replay:
+    index: int
+    name: str  # dotted: module + qualname
+    role: str  # crash | caller
     module: str
     qualname: str
     import_root: str  # repo-relative folder that must be on sys.path
     args: tuple[Any, ...]
     kwargs: Mapping[str, Any]
-    exception_type: str
-    source: str
-    path: str = FILENAME
-    via: str = "crash"  # "crash": calls the crashing function; "caller": an in-app caller of it
+    receiver: Receiver | None = None
+    generator: bool = False  # its body runs only when iterated
+    constructs: bool = False  # an __init__: replayed by calling its class
+
+    @property
+    def call_path(self) -> tuple[str, ...]:
+        """Attribute names from the module to what the replay calls."""
+        parts = tuple(self.qualname.split("."))
+        return parts[:-1] if self.constructs else parts
+
+    @property
+    def test_name(self) -> str:
+        return f"test_replay_{self.index}"
 
 
 @dataclass(frozen=True)
-class ReproAttempt:
-    reproduction: Reproduction | None
-    reason: str = ""
+class ReplayPlan:
+    """The replays of one event, crash site first, and why each other in-app frame has none."""
 
+    replays: tuple[Replay, ...]
+    not_replayable: tuple[str, ...]
+    exception_type: str
+    source: str = ""  # the pytest file; empty when there is no replay
+    path: str = FILENAME
+    ini: str = "[pytest]\n"
 
-def rebuild(value: Any) -> Any:
-    """The Python value behind Sentry's serialisation of a local variable."""
-    if value is None or isinstance(value, (bool, int, float)):
-        return value
-    if isinstance(value, str):
-        try:
-            return ast.literal_eval(value)
-        except (ValueError, SyntaxError, MemoryError, RecursionError) as exc:
-            raise NotRebuildable(value[:80]) from exc
-    if isinstance(value, list):
-        return [rebuild(v) for v in value]
-    if isinstance(value, dict):
-        return {k: rebuild(v) for k, v in value.items()}
-    raise NotRebuildable(repr(value)[:80])
+    @property
+    def reason(self) -> str:
+        if self.replays:
+            return ""
+        why = "; ".join(self.not_replayable) or "the event has no in-app frame"
+        return f"no frame of the event can be replayed: {why}"
 
-
-def _function_node(source: str, qualname: str) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
-    parts = qualname.split(".")
-    body: list[ast.stmt] = ast.parse(source).body
-    node: ast.AST | None = None
-    for part in parts:
-        node = next((n for n in body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
-                     and n.name == part), None)
-        if node is None:
-            return None
-        body = node.body
-    return node if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) else None
+    def by_test(self) -> dict[str, Replay]:
+        return {r.test_name: r for r in self.replays}
 
 
 def module_name(path: str, frame: Frame, repo_root: Path) -> tuple[str, str] | None:
@@ -97,133 +116,191 @@ def module_name(path: str, frame: Frame, repo_root: Path) -> tuple[str, str] | N
     return ".".join(parts), folder.as_posix() if folder.parts else ""
 
 
-def _call_values(
-    fn: ast.FunctionDef | ast.AsyncFunctionDef, frame_vars: Mapping[str, Any]
-) -> tuple[tuple[Any, ...], dict[str, Any]]:
+def plan_replays(event: ErrorEvent, context: CodeContext) -> ReplayPlan:
+    """A replay for every in-app frame of the escaping exception whose arguments can be rebuilt."""
+    exc = event.primary
+    if exc is None:
+        return ReplayPlan((), ("the event has no exception",), "")
+    crash = context.crash
+    if crash is None or crash.role != "crash" or event.crash_frame() is None:
+        return ReplayPlan((), ("the crash frame maps to no repo file",), exc.type)
+    root = Path(context.repo_root)
+    replays: list[Replay] = []
+    notes: list[str] = []
+    for location, frame, position in _located_frames(event, context):
+        meta = vars_meta(event, position)
+        found = _replay(location, frame, root, len(replays), meta)
+        if isinstance(found, Replay):
+            replays.append(found)
+        else:
+            notes.append(f"{location.role} {location.function} ({location.path}:{location.line}): {found}")
+    source = _render(replays, exc.type, event.id) if replays else ""
+    return ReplayPlan(tuple(replays), tuple(notes), exc.type, source)
+
+
+def _located_frames(event: ErrorEvent, context: CodeContext) -> list[tuple[Location, Frame, int]]:
+    """Each location of the escaping exception's stack, crash first, with its frame and the frame's
+    position in the exception's stack (the index `_meta` uses)."""
+    exc = event.primary
+    assert exc is not None
+    in_app = [i for i, f in enumerate(exc.frames) if f.in_app] or list(range(len(exc.frames)))
+    remaining = list(reversed(in_app))
+    pairs: list[tuple[Location, Frame, int]] = []
+    for location in context.locations:
+        short = location.function.rsplit(".", 1)[-1]
+        same = [i for i in remaining if exc.frames[i].function == short]
+        exact = [i for i in same if exc.frames[i].lineno == location.line]
+        if exact or same:
+            position = (exact or same)[0]
+            remaining.remove(position)
+            pairs.append((location, exc.frames[position], position))
+    return pairs
+
+
+def _replay(location: Location, frame: Frame, root: Path, index: int,
+            meta: Mapping[str, Any]) -> Replay | str:
+    """The replay of one frame, or why there is none."""
+    name = location.function
+    if "<locals>" in name or name.startswith("<"):
+        return f"{name} cannot be called from outside"
+    try:
+        source = read_source(root / location.path)
+    except (Undecodable, OSError) as exc:
+        return f"the file cannot be read: {exc}"
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as exc:
+        return f"the file does not parse: {exc.msg} (line {exc.lineno})"
+    found = _function_node(tree, name)
+    if found is None:
+        return f"function {name} not found in {location.path}"
+    fn, owner = found
+    names = module_name(location.path, frame, root)
+    if names is None or not all(p.isidentifier() and not keyword.iskeyword(p) for p in names[0].split(".")):
+        return f"{location.path} is not importable as a module"
+    bound = _bound_parameter(fn, owner)
+    # An __init__ frame is replayed by calling its class: the object is made fresh, as it was then.
+    constructs = bound is not None and bound[1] == "self" and fn.name == "__init__"
+    unused = {bound[0]} if bound is not None and (bound[1] == "cls" or constructs) else set()
+    try:
+        for param in _parameters(fn):
+            if param in frame.vars and param not in unused:
+                tainted(param, frame.vars[param], meta.get(param))
+        changed = changed_before(fn, location.line, ignore=unused)
+        if changed:
+            return changed
+        receiver = None
+        if bound is not None and bound[1] == "self" and not constructs:
+            assert owner is not None
+            receiver = receiver_of(bound[0], frame.vars.get(bound[0]), owner, name.split(".")[-1])
+        args, kwargs = call_values(fn, frame.vars, skip=bound[0] if bound else None)
+        if ast.literal_eval(repr((args, kwargs))) != (args, kwargs):
+            raise NotRebuildable("values do not round-trip as literals")
+    except (NotRebuildable, ValueError, SyntaxError) as err:
+        return str(err)
+    module, import_root = names
+    generator = any(isinstance(n, (ast.Yield, ast.YieldFrom)) for n in own_nodes(fn))
+    return Replay(index, f"{module}.{name}", location.role, module, name, import_root, args, kwargs,
+                  receiver, generator, constructs)
+
+
+def _function_node(tree: ast.Module, qualname: str) -> tuple[_Fn, ast.ClassDef | None] | None:
+    """The function a qualname names, and the class it is defined in (None: module level)."""
+    body: list[ast.stmt] = tree.body
+    node: ast.AST | None = None
+    owner: ast.ClassDef | None = None
+    for part in qualname.split("."):
+        if isinstance(node, ast.ClassDef):
+            owner = node
+        elif node is not None:
+            return None  # a function inside a function: not reachable from outside
+        node = next((n for n in reversed(body) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef,
+                                                                 ast.ClassDef)) and n.name == part), None)
+        if node is None:
+            return None
+        body = node.body
+    return (node, owner) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) else None
+
+
+def _bound_parameter(fn: _Fn, owner: ast.ClassDef | None) -> tuple[str, str] | None:
+    """(name, "self" | "cls") of the parameter Python binds for a method; None for plain functions."""
+    if owner is None:
+        return None
+    decorators = {d.id for d in fn.decorator_list if isinstance(d, ast.Name)}
+    if "staticmethod" in decorators:
+        return None
+    positional = [*fn.args.posonlyargs, *fn.args.args]
+    if not positional:
+        return None
+    return positional[0].arg, "cls" if "classmethod" in decorators else "self"
+
+
+def _parameters(fn: _Fn) -> list[str]:
     a = fn.args
-    positional = [*a.posonlyargs, *a.args]
-    defaults_from = len(positional) - len(a.defaults)
-    extra_args = rebuild(frame_vars[a.vararg.arg]) if a.vararg and a.vararg.arg in frame_vars else []
-    if not isinstance(extra_args, (list, tuple)):
-        raise NotRebuildable(f"*{a.vararg.arg if a.vararg else ''} is not a sequence")
-    # Extra positional values can only follow every named one given positionally (f(1, 2, *rest)).
-    by_position = len(a.posonlyargs) if not extra_args else len(positional)
-    args: list[Any] = []
-    kwargs: dict[str, Any] = {}
-    gap: str | None = None  # a positional parameter left to its default: later ones cannot follow it
-    for i, param in enumerate(positional):
-        if param.arg in frame_vars:
-            value = rebuild(frame_vars[param.arg])
-            if i >= by_position:
-                kwargs[param.arg] = value
-            elif gap is None:
-                args.append(value)
-            else:
-                raise NotRebuildable(f"argument {gap!r} was not captured but a later positional one was")
-        elif i < defaults_from:
-            raise NotRebuildable(f"argument {param.arg!r} was not captured")
-        elif i < by_position:
-            gap = gap or param.arg
-    if extra_args and gap is not None:
-        raise NotRebuildable(f"argument {gap!r} was not captured but *{a.vararg.arg if a.vararg else ''} was")
-    args.extend(extra_args)
-    for param, default in zip(a.kwonlyargs, a.kw_defaults, strict=True):
-        if param.arg in frame_vars:
-            kwargs[param.arg] = rebuild(frame_vars[param.arg])
-        elif default is None:
-            raise NotRebuildable(f"argument {param.arg!r} was not captured")
-    if a.kwarg and a.kwarg.arg in frame_vars:
-        extra = rebuild(frame_vars[a.kwarg.arg])
-        if isinstance(extra, dict):
-            kwargs.update(extra)
-    return tuple(args), kwargs
+    names = [p.arg for p in (*a.posonlyargs, *a.args, *a.kwonlyargs)]
+    names += [p.arg for p in (a.vararg, a.kwarg) if p is not None]
+    return names
 
 
-def _render(module: str, qualname: str, root: str, args: tuple[Any, ...], kwargs: Mapping[str, Any],
-            exc_type: str, event_id: str) -> str:
-    attrs = qualname.split(".")
-    return f'''"""Reproduction written by autofix from event {event_id!r}; the values are literals from the event."""
+def _render(replays: Sequence[Replay], exc_type: str, event_id: str) -> str:
+    roots = sorted({r.import_root for r in replays})
+    tests = "\n\n".join(_render_test(r) for r in replays)
+    return f'''"""Replays written by autofix from event {event_id!r}.
+
+Each test calls one frame of the crash again with the literal arguments the event captured: before
+the fix it fails with {MARKER} and the event's exception; after it, it must complete.
+"""
+import asyncio
 import importlib
+import inspect
 import os
 import sys
 
 import pytest
 
-sys.path.insert(0, os.path.join(os.environ.get("AUTOFIX_REPO", os.getcwd()), {root!r}))
+for _root in {roots!r}:
+    sys.path.insert(0, os.path.join(os.environ.get("AUTOFIX_REPO", os.getcwd()), _root))
 
-ARGS = {args!r}
-KWARGS = {dict(kwargs)!r}
+EXCEPTION = {exc_type.rsplit(".", 1)[-1]!r}
 
 
-def test_crash_does_not_recur():
-    target = importlib.import_module({module!r})
-    for name in {attrs!r}:
-        target = getattr(target, name)
+async def _wait(awaitable):
+    return await awaitable
+
+
+def _replay(module, qualname, args, kwargs, receiver=None, generator=False):
+    target = importlib.import_module(module)
+    if receiver is None:
+        for name in qualname:
+            target = getattr(target, name)
+    else:
+        for name in qualname[:-1]:
+            target = getattr(target, name)
+        obj = object.__new__(target)
+        for name, value in receiver.items():
+            object.__setattr__(obj, name, value)
+        target = getattr(obj, qualname[-1])
     try:
-        target(*ARGS, **KWARGS)
+        result = target(*args, **kwargs)
+        if inspect.isawaitable(result):
+            asyncio.run(_wait(result))
+        elif generator:
+            for _ in zip(range(100_000), result):
+                pass
     except Exception as exc:
-        if type(exc).__name__ == {exc_type.rsplit(".", 1)[-1]!r}:
+        if type(exc).__name__ == EXCEPTION:
             pytest.fail("{MARKER} " + type(exc).__name__ + ": " + str(exc)[:200])
         raise
+
+
+{tests}
 '''
 
 
-def synthesize(event: ErrorEvent, context: CodeContext) -> ReproAttempt:
-    """A reproduction through the innermost frame that can be called again from outside.
+def _render_test(replay: Replay) -> str:
+    receiver = dict(replay.receiver.attrs) if replay.receiver is not None else None
+    return f'''def {replay.test_name}():
+    """{replay.role} {replay.name}"""
+    _replay({replay.module!r}, {replay.call_path!r}, {replay.args!r}, {dict(replay.kwargs)!r},
+            receiver={receiver!r}, generator={replay.generator!r})'''
 
-    The crashing function comes first. When it cannot be called with what the event captured (a
-    method, whose receiver is an object; a nested function), its in-app callers are tried outward: a
-    module-level function whose arguments are literals reaches the same crash through the same path.
-    """
-    crash, exc = context.crash, event.primary
-    if crash is None or crash.role != "crash" or exc is None or event.crash_frame() is None:
-        return ReproAttempt(None, "the crash frame maps to no repo file")
-    first: ReproAttempt | None = None
-    for location, frame in _located_frames(event, context):
-        attempt = _through(location, frame, Path(context.repo_root), exc.type, event.id)
-        if attempt.reproduction is not None:
-            return attempt
-        first = first or attempt
-    assert first is not None  # the crash location always pairs with the crash frame
-    return first
-
-
-def _located_frames(event: ErrorEvent, context: CodeContext) -> list[tuple[Location, Frame]]:
-    """Each location of the escaping exception's stack with the frame it came from, crash first."""
-    exc = event.primary
-    assert exc is not None
-    frames = list(reversed([f for f in exc.frames if f.in_app] or list(exc.frames)))
-    pairs: list[tuple[Location, Frame]] = []
-    for location in context.locations:
-        short = location.function.rsplit(".", 1)[-1]
-        same_name = [f for f in frames if f.function == short]
-        exact = [f for f in same_name if f.lineno == location.line]
-        if exact or same_name:
-            frame = (exact or same_name)[0]
-            frames.remove(frame)
-            pairs.append((location, frame))
-    return pairs
-
-
-def _through(location: Location, frame: Frame, root: Path, exc_type: str, event_id: str) -> ReproAttempt:
-    name = location.function
-    if "<locals>" in name or name == "<module>":
-        return ReproAttempt(None, f"{name} cannot be called from outside")
-    fn = _function_node((root / location.path).read_text(encoding="utf-8"), name)
-    if fn is None:
-        return ReproAttempt(None, f"function {name} not found in {location.path}")
-    if "." in name and not any(isinstance(d, ast.Name) and d.id == "staticmethod" for d in fn.decorator_list):
-        return ReproAttempt(None, f"{name} is a method; its receiver cannot be rebuilt from the event")
-    names = module_name(location.path, frame, root)
-    if names is None or not all(p.isidentifier() and not keyword.iskeyword(p) for p in names[0].split(".")):
-        return ReproAttempt(None, f"{location.path} is not importable as a module")
-    try:
-        args, kwargs = _call_values(fn, frame.vars)
-        if ast.literal_eval(repr((args, kwargs))) != (args, kwargs):
-            raise NotRebuildable("values do not round-trip as literals")
-    except (NotRebuildable, ValueError, SyntaxError) as err:
-        return ReproAttempt(None, f"arguments of {name} cannot be rebuilt: {err}")
-    module, import_root = names
-    source = _render(module, name, import_root, args, kwargs, exc_type, event_id)
-    return ReproAttempt(Reproduction(module, name, import_root, args, kwargs, exc_type, source,
-                                     via=location.role))

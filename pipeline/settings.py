@@ -8,7 +8,8 @@ configured in the file only:
     path = "/srv/checkouts/shop"          # or remote_url = "git@github.com:acme/shop.git"
     default_branch = "main"
     sentry_projects = ["shop-backend"]
-    test_command = "python -m pytest -q"
+    test_command = "python -m pytest -q"  # else discovered (pytest config, tests/, tox.ini, Makefile)
+    setup_command = "pip wheel -w $AUTOFIX_WHEELHOUSE -r requirements/ci.txt"  # optional
     [repos.path_mappings]
     "/app/" = ""                           # stack-trace prefix -> repo-relative prefix
 
@@ -57,6 +58,10 @@ class RepoConfig(BaseModel):
     # Read-only inside the sandbox besides the system: what the test command needs from outside the
     # checkout, typically the repo's own virtualenv ("/srv/shop/.venv"); its bin/ goes first on PATH.
     sandbox_paths: list[Path] = Field(default_factory=list)
+    # How the repo's dependencies install, when requirements*.txt and pyproject do not say it: a shell
+    # command run on the host (with network, in a checkout of the commit, never the patch) that fills
+    # the folder $AUTOFIX_WHEELHOUSE with wheels; each one it leaves there goes into the repo's env.
+    setup_command: str | None = None
     github_repo: str | None = None  # "owner/name" when the code host is GitHub
     # Where approved fixes go: "git" pushes a branch to remote_url (self-hosted remotes); "github"
     # opens a pull request on github_repo through the API, with no local clone.
@@ -76,6 +81,20 @@ class GateConfig(BaseModel):
     min_confidence: Annotated[float, Field(ge=0, le=1)] = 0.6
     max_changed_lines: Annotated[int, Field(gt=0)] = 40
     max_files: Annotated[int, Field(gt=0)] = 3
+    # Queue only candidates whose repo tests ran. None: on for triage runs, off for `autofix fix`.
+    require_tests: bool | None = None
+
+    def tests_required(self, triage: bool) -> bool:
+        return triage if self.require_tests is None else self.require_tests
+
+
+class EnvConfig(BaseModel):
+    """Building repos' environments (AUTOFIX_HOME/envs/<key>): where the host finds packages."""
+
+    cache_dir: Path | None = None  # where envs are cached; None: AUTOFIX_HOME/envs (shareable by homes)
+    find_links: list[str] = Field(default_factory=list)  # extra wheel folders or URLs for pip
+    no_index: bool = False  # never ask a package index: find_links only (air-gapped hosts)
+    build_timeout_s: float = 900.0  # for each step: fetching wheels, making the venv, installing
 
 
 class GitHubAppConfig(BaseModel):
@@ -158,6 +177,7 @@ class Settings(BaseSettings):
     # folder on its path is one of these packages, even inside site-packages.
     in_app_packages: list[str] = Field(default_factory=list)
     gate: GateConfig = Field(default_factory=GateConfig)
+    repo_env: EnvConfig = Field(default_factory=EnvConfig)  # [repo_env] in the file
 
     _config_file: Path | None = PrivateAttr(default=None)
 
@@ -196,6 +216,11 @@ class Settings(BaseSettings):
     @property
     def resolved_store_url(self) -> str:
         return self.store_url or f"sqlite:///{(self.home / 'autofix.db').resolve()}"
+
+    @property
+    def envs_dir(self) -> Path:
+        """Where repos' environments are built and cached."""
+        return self.repo_env.cache_dir or self.home / "envs"
 
     @property
     def dsn_keys(self) -> frozenset[str]:

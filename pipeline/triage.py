@@ -34,14 +34,17 @@ def priority(issue: Issue) -> float:
 
 
 def best_event(events: Sequence[ErrorEvent]) -> ErrorEvent | None:
-    """The event to fix from: one whose crash frame captured local variables, newest first.
+    """The event to fix from: one whose crash frame captured local variables, then the one with the
+    most in-app frames free of scrubbed values (those can be replayed), newest first.
 
     An issue can group a Sentry event (with locals) and a log traceback (without) of one crash; only
     the first lets a reproduction be written, whichever arrived last.
     """
-    def richness(event: ErrorEvent) -> tuple[bool, datetime]:
+    def richness(event: ErrorEvent) -> tuple[bool, int, datetime]:
         frame = event.crash_frame()
-        return (bool(frame and frame.vars), event.timestamp or event.received_at)
+        exc = event.primary
+        clean = sum(1 for f in (exc.frames if exc else ()) if f.in_app and f.vars and "[Filtered" not in repr(f.vars))
+        return (bool(frame and frame.vars), clean, event.timestamp or event.received_at)
 
     return max(events, key=richness, default=None)
 
@@ -83,7 +86,9 @@ def prepare(store: Store, settings: Settings, issue: Issue,
     limits = Limits(timeout_s=settings.sandbox_timeout_s, memory_mb=settings.sandbox_memory_mb)
     request = FixRequest(event, replace(issue, repo=repo.name), repo.path, work_base, repo.test_command,
                          repo.path_mappings, settings.gate, limits, history, tuple(repo.sandbox_paths),
-                         tuple(store.hints_for(issue.fingerprint)), tried, learned)
+                         tuple(store.hints_for(issue.fingerprint)), tried, learned,
+                         default_branch=repo.default_branch, env_home=settings.envs_dir,
+                         env=settings.repo_env, setup_command=repo.setup_command, triage=True)
     return repo, request
 
 

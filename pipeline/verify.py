@@ -1,47 +1,79 @@
-"""Prove a patch in a sandbox: the reproduction fails before and passes after; the tests pass after.
+"""Prove a patch in a sandbox, against a baseline computed once per issue.
 
-Everything runs inside the Sandbox port (no network, only the worktree writable). The reproduction
-file lives in a dot-folder of the worktree: pytest does not collect dot-folders, so the repo's own
-test command never runs it, and it is not part of the patch.
+The baseline runs on the unpatched commit: every replay (each must fail with the event's exception
+to count as reproduced) and then the repo's tests. Each patch then gets a fresh worktree of the same
+commit: it must apply, its Python files must still compile and add no undefined name, every replay
+that reproduced must complete with no exception, and no test that passed on the base may fail.
+
+All runs go through the Sandbox port with the repo's environment (sandbox/env.py) mounted
+read-only and first on PATH. `verify_patch(setup, baseline, patch)` depends on nothing else, so a
+fixer that iterates can be handed `functools.partial(verify_patch, setup, baseline)` as its
+`verify(patch) -> Verification` callback.
 """
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
 
+from pipeline import static_checks
 from pipeline.errors import PatchDoesNotApply
+from pipeline.fixers.diffing import diff_files
 from pipeline.ports import Limits, RunResult, Sandbox
-from pipeline.records import Patch, SandboxRun, Verification
-from pipeline.repro import MARKER, Reproduction
-from sandbox.workspace import open_workspace
+from pipeline.records import Patch, ReplayResult, ReplayStatus, SandboxRun, Verification
+from pipeline.repro import FILENAME, FOLDER, INI, JUNIT, MARKER, ReplayPlan
+from pipeline.testruns import SuiteReport, compare, read_report
+from sandbox.env import RepoEnv
+from sandbox.workspace import Workspace, open_workspace
 
 log = structlog.get_logger(__name__)
 
+TESTS_JUNIT = f"{FOLDER}/tests.xml"
+
 
 @dataclass(frozen=True)
-class VerifyRequest:
+class VerifySetup:
+    """What every verification of one issue shares: where, with what, and which replays."""
+
     repo_root: Path
-    patch: Patch
-    reproduction: Reproduction | None
+    commit: str
+    sandbox: Sandbox
+    env: RepoEnv | None  # None only when there is nothing to run (no replay)
+    plan: ReplayPlan
     test_command: str | None
     work_base: Path
     limits: Limits = Limits()
-    ref: str = "HEAD"
-    tool_paths: tuple[Path, ...] = ()
+    tool_paths: tuple[Path, ...] = ()  # the repo's own tools (read-only; each one's bin/ on PATH)
+
+    @property
+    def repo_env(self) -> RepoEnv:
+        if self.env is None:
+            raise ValueError("verification needs the repo's environment once there is a replay to run")
+        return self.env
+
+    def run_env(self, workdir: Path) -> dict[str, str]:
+        bins = [p / "bin" for p in self.tool_paths if (p / "bin").is_dir()]
+        return {**self.repo_env.run_env(bins), "AUTOFIX_REPO": str(workdir), "COLUMNS": "300"}
+
+    @property
+    def ro_paths(self) -> tuple[Path, ...]:
+        return (*self.repo_env.ro_paths, *self.tool_paths)
 
 
-def _env(workdir: Path, tool_paths: Sequence[Path] = ()) -> dict[str, str]:
-    # A repo's own tools (its virtualenv, mounted read-only) come first; then the interpreter that
-    # runs autofix, which also runs the reproduction.
-    bins = [str(p / "bin") for p in tool_paths if (p / "bin").is_dir()]
-    path = ":".join([*bins, os.path.dirname(sys.executable), "/usr/local/bin", "/usr/bin", "/bin"])
-    return {"PATH": path, "AUTOFIX_REPO": str(workdir)}
+@dataclass(frozen=True)
+class Baseline:
+    """The unpatched commit's results: replays before, and the tests when they were run."""
+
+    replays: tuple[ReplayResult, ...]
+    runs: tuple[SandboxRun, ...]
+    tests: SuiteReport | None  # None: no test command, or nothing reproduced so tests were not needed
+
+    @property
+    def reproduced(self) -> tuple[ReplayResult, ...]:
+        return tuple(r for r in self.replays if r.before is ReplayStatus.REPRODUCED)
 
 
 def _record(kind: str, command: str, result: RunResult) -> SandboxRun:
@@ -49,70 +81,141 @@ def _record(kind: str, command: str, result: RunResult) -> SandboxRun:
                       result.timed_out)
 
 
-def _repro_command(repro: Reproduction) -> list[str]:
-    # The first python on the sandbox's PATH (see _env): a repo's mounted environment when there is
-    # one, else autofix's own (bwrap, local) or the image's (docker, where host paths do not exist).
-    return ["python", "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", repro.path]
+def _replay_command(setup: VerifySetup) -> list[str]:
+    return [str(setup.repo_env.python), "-m", "pytest", "-c", INI, "-p", "no:cacheprovider", "-q", "-rA",
+            f"--junit-xml={JUNIT}", FILENAME]
 
 
-def run_reproduction(request: VerifyRequest, sandbox: Sandbox) -> SandboxRun | None:
-    """Run the reproduction on the unpatched checkout, once per issue, shared by its patches."""
-    repro = request.reproduction
-    if repro is None:
-        return None
-    with open_workspace(request.repo_root, request.work_base, request.ref) as ws:
-        ws.write_file(repro.path, repro.source)
-        cmd = _repro_command(repro)
-        return _record("repro_before", " ".join(cmd[2:]),
-                       sandbox.run(ws.path, cmd, request.limits, _env(ws.path, request.tool_paths)))
+def _run_replays(setup: VerifySetup, ws: Workspace, kind: str) -> tuple[SandboxRun, dict[str, tuple[ReplayStatus, str]]]:
+    plan = setup.plan
+    ws.write_file(plan.path, plan.source)
+    ws.write_file(INI, plan.ini)
+    cmd = _replay_command(setup)
+    env = {**setup.run_env(ws.path), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    result = setup.sandbox.run(ws.path, cmd, setup.limits, env, setup.ro_paths)
+    report = read_report(result.exit_code, result.timed_out, result.output, ws.path / JUNIT)
+    statuses: dict[str, tuple[ReplayStatus, str]] = {}
+    for test_id, outcome in report.tests.items():
+        name = test_id.rsplit("::", 1)[-1]
+        if outcome.status == "passed":
+            statuses[name] = (ReplayStatus.PASSED, "")
+        elif outcome.status == "failed":
+            reproduced = MARKER in outcome.message
+            detail = outcome.message.replace("Failed: ", "", 1).replace(MARKER + " ", "", 1)
+            statuses[name] = (ReplayStatus.REPRODUCED if reproduced else ReplayStatus.OTHER_ERROR, detail)
+    if not report.tests and not result.timed_out:
+        # Nothing reported per test: the file did not even load (a broken environment, say).
+        detail = _last_line(result.output)
+        statuses = {r.test_name: (ReplayStatus.OTHER_ERROR, detail) for r in plan.replays}
+    return _record(kind, "python " + " ".join(cmd[1:]), result), statuses
 
 
-def reproduced(before: SandboxRun | None) -> bool:
-    """The reproduction failed with the event's exception (not with some unrelated error)."""
-    return before is not None and not before.passed and MARKER in before.output_tail
+def _run_tests(setup: VerifySetup, ws: Workspace, kind: str) -> tuple[SandboxRun, SuiteReport]:
+    assert setup.test_command is not None
+    junit = ws.write_file(TESTS_JUNIT, "")
+    junit.unlink()
+    env = {**setup.run_env(ws.path), "PYTEST_ADDOPTS": f"-rA -p no:cacheprovider --junit-xml={junit}"}
+    result = setup.sandbox.run(ws.path, ["sh", "-c", setup.test_command], setup.limits, env, setup.ro_paths)
+    report = read_report(result.exit_code, result.timed_out, result.output, junit)
+    return _record(kind, setup.test_command, result), report
 
 
-def verify(request: VerifyRequest, sandbox: Sandbox, before: SandboxRun | None) -> Verification:
-    """Apply the patch in a fresh worktree and run the reproduction, then the test command."""
-    runs: list[SandboxRun] = [before] if before is not None else []
-    repro = request.reproduction
-    with open_workspace(request.repo_root, request.work_base, request.ref) as ws:
-        env = _env(ws.path, request.tool_paths)
+def run_baseline(setup: VerifySetup) -> Baseline:
+    """Replays on the unpatched commit, then (if any reproduced) the tests; once per issue."""
+    if not setup.plan.replays:
+        return Baseline((), (), None)
+    with open_workspace(setup.repo_root, setup.work_base, setup.commit) as ws:
+        run, statuses = _run_replays(setup, ws, "replays_before")
+        replays = tuple(_before(r.name, r.role, statuses.get(r.test_name)) for r in setup.plan.replays)
+        runs = [run]
+        tests = None
+        if setup.test_command and any(r.before is ReplayStatus.REPRODUCED for r in replays):
+            tests_run, tests = _run_tests(setup, ws, "tests_before")
+            runs.append(tests_run)
+    log.info("baseline.ran", replays=len(replays), reproduced=sum(r.before is ReplayStatus.REPRODUCED for r in replays),
+             tests=None if tests is None else len(tests.passed))
+    return Baseline(replays, tuple(runs), tests)
+
+
+def verify_patch(setup: VerifySetup, baseline: Baseline, patch: Patch) -> Verification:
+    """The verdict on one patch against the baseline."""
+    notes = setup.plan.not_replayable
+    if not baseline.reproduced:
+        reason = setup.plan.reason or ("no replay failed with the event's exception before the patch: "
+                                       + "; ".join(r.describe() for r in baseline.replays))
+        return Verification(baseline.runs, False, False, None, reason=reason, replays=baseline.replays,
+                            not_replayable=notes)
+    runs = list(baseline.runs)
+    with open_workspace(setup.repo_root, setup.work_base, setup.commit) as ws:
+        touched = diff_files(patch.diff)
+        before = {path: _read(ws, path) for path in touched}
         try:
-            ws.apply(request.patch.diff)
+            ws.apply(patch.diff)
         except PatchDoesNotApply as exc:
-            log.info("patch.not_applied", patch=request.patch.id, reason=str(exc))
-            return Verification(tuple(runs), reproduced(before), False, None, applied=False, reason=str(exc))
-        repro_after = False
-        if repro is not None:
-            ws.write_file(repro.path, repro.source)
-            cmd = _repro_command(repro)
-            after = _record("repro_after", " ".join(cmd[2:]), sandbox.run(ws.path, cmd, request.limits, env))
-            runs.append(after)
-            repro_after = after.passed
-        tests_after: bool | None = None
-        # The suite is the slow part: skip it for a patch the reproduction already rejected.
-        if request.test_command and (repro is None or repro_after):
-            cmd = ["sh", "-c", request.test_command]
-            tests = _record("tests_after", request.test_command, sandbox.run(ws.path, cmd, request.limits, env))
-            runs.append(tests)
-            tests_after = tests.passed
-    was_reproduced = reproduced(before)
-    reason = _reason(repro, was_reproduced, repro_after, tests_after)
-    verification = Verification(tuple(runs), was_reproduced, repro_after, tests_after, reason=reason)
-    log.info("patch.verified" if verification.verified else "patch.not_verified",
-             patch=request.patch.id, reason=reason)
+            log.info("patch.not_applied", patch=patch.id, reason=str(exc))
+            return Verification(tuple(runs), True, False, None, applied=False,
+                                reason=f"the patch does not apply: {exc}", replays=baseline.replays,
+                                not_replayable=notes)
+        problems = static_checks.problems(before, {path: _read(ws, path) for path in touched})
+        run, statuses = _run_replays(setup, ws, "replays_after")
+        runs.append(run)
+        replays = tuple(_after(r, planned.test_name, statuses)
+                        for r, planned in zip(baseline.replays, setup.plan.replays, strict=True))
+        passes = all(r.after is ReplayStatus.PASSED for r in replays if r.before is ReplayStatus.REPRODUCED)
+        tests_ok: bool | None = None
+        tests_note = "tests not run: no test command configured or found"
+        newly: tuple[str, ...] = ()
+        if passes and not problems and baseline.tests is not None:
+            tests_run, after = _run_tests(setup, ws, "tests_after")
+            runs.append(tests_run)
+            verdict = compare(baseline.tests, after)
+            tests_ok, tests_note, newly = verdict.ok, verdict.note, verdict.newly_failing
+    reason = _reason(replays, problems, passes, tests_ok, tests_note)
+    verification = Verification(tuple(runs), True, passes, tests_ok, reason=reason, replays=replays,
+                                not_replayable=notes, newly_failing=newly, static_problems=problems)
+    log.info("patch.verified" if verification.verified else "patch.not_verified", patch=patch.id, reason=reason)
     return verification
 
 
-def _reason(repro: Reproduction | None, reproduced: bool, repro_after: bool, tests_after: bool | None) -> str:
-    if repro is None:
-        return "no reproduction could be written from the event"
-    if not reproduced:
-        return "the reproduction did not fail with the event's exception before the patch"
-    if not repro_after:
-        return "the reproduction still fails after the patch"
-    if tests_after is False:
-        return "the test command fails after the patch"
-    through = f" (through caller {repro.qualname})" if repro.via == "caller" else ""
-    return f"reproduced before{through}, passes after" + ("" if tests_after is None else ", tests pass")
+def _read(ws: Workspace, path: str) -> bytes | None:
+    try:
+        return ws.read_bytes(path)
+    except OSError:
+        return None
+
+
+def _before(name: str, role: str, status: tuple[ReplayStatus, str] | None) -> ReplayResult:
+    before, detail = status or (ReplayStatus.NOT_RUN, "")
+    return ReplayResult(name, role, before, None, detail)
+
+
+def _after(replay: ReplayResult, test_name: str, statuses: dict[str, tuple[ReplayStatus, str]]) -> ReplayResult:
+    """The replay with its result after the patch; only a replay that reproduced is judged after."""
+    if replay.before is not ReplayStatus.REPRODUCED:
+        return replay
+    status, detail = statuses.get(test_name, (ReplayStatus.NOT_RUN, ""))
+    return ReplayResult(replay.name, replay.role, replay.before, status,
+                        detail if status is not ReplayStatus.PASSED else replay.detail)
+
+
+def _reason(replays: Sequence[ReplayResult], problems: Sequence[str], passes: bool, tests_ok: bool | None,
+            tests_note: str) -> str:
+    if problems:
+        return "; ".join(problems)
+    if not passes:
+        failing = [r for r in replays if r.before is ReplayStatus.REPRODUCED and r.after is not ReplayStatus.PASSED]
+        first = failing[0]
+        how = {ReplayStatus.REPRODUCED: "still raises", ReplayStatus.OTHER_ERROR: "raises"}.get(
+            first.after or ReplayStatus.NOT_RUN, "did not complete")
+        what = f" {first.detail}" if first.detail and how != "did not complete" else ""
+        more = f" (and {len(failing) - 1} more)" if len(failing) > 1 else ""
+        return f"after the patch the {first.role} replay {first.name} {how}{what}{more}"
+    if tests_ok is False:
+        return tests_note
+    done = ", ".join(f"{r.role} {r.name}" for r in replays if r.before is ReplayStatus.REPRODUCED)
+    return f"replays fail with the event's exception before the patch and complete after it ({done}); {tests_note}"
+
+
+def _last_line(output: str) -> str:
+    lines = [line.strip() for line in output.strip().splitlines() if line.strip()]
+    return lines[-1][:300] if lines else "(no output)"

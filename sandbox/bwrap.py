@@ -48,9 +48,11 @@ class BubblewrapSandbox:
 
     def __init__(self, config: BwrapConfig | None = None) -> None:
         self.config = config or BwrapConfig()
+        # Its installation is mounted read-only (see _readonly_paths), so it runs inside as well.
+        self.python = base_python()
         self.executable = _find_executable(self.config.executable)
         self.ro_paths = _readonly_paths(self.config)
-        self.python = base_python()  # mounted with the caller's Python, so it runs inside
+
         # Forbidding nested user namespaces needs a user namespace of our own, which a setuid
         # bwrap cannot make; there we go on without it (the sandbox holds no capabilities anyway).
         self.disable_userns = True

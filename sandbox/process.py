@@ -27,6 +27,15 @@ _CHUNK = 65536
 _DRAIN_GRACE_S = 1.0
 
 
+def base_python() -> str:
+    """The base interpreter of the running Python (not a venv's link to it), resolved.
+
+    This is what `Sandbox.python` is for the backends that run host processes: it creates the
+    virtualenvs of repos' environments, and its installation is visible inside the sandbox.
+    """
+    return os.path.realpath(getattr(sys, "_base_executable", None) or sys.executable)
+
+
 def clean_env(home: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """A minimal environment built from scratch: nothing is inherited from the caller's.
 
@@ -44,15 +53,6 @@ def clean_env(home: str, extra: Mapping[str, str] | None = None) -> dict[str, st
     }
     env.update(extra or {})
     return env
-
-
-def base_python() -> str:
-    """The interpreter this Python's virtualenv was made from (itself when not in a venv).
-
-    A sandbox makes a repo's virtualenv with it; the autofix venv's own interpreter would drag
-    autofix's packages into every repo's environment.
-    """
-    return str(getattr(sys, "_base_executable", None) or sys.executable)
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,9 @@
 """Workspaces: a repo at a commit plus an optional patch, materialised as a detached git worktree.
 
+Which commit: the one the event's release names (a tag or a sha) when it resolves in the repo, else
+the head of the default branch (`commit_for_release`); verification, the templates' reading of
+the source and publishing all use that one commit.
+
 A worktree shares the repo's object store, so opening one is cheap and leaves the caller's checkout
 untouched. Patches are applied with `--index` so files they add count as part of the change;
 files written with `write_file` (a reproduction test, say) are kept out of `diff()`.
@@ -10,6 +14,7 @@ similar inherited from whatever started us.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import uuid
@@ -79,6 +84,11 @@ class Workspace:
             raise PatchDoesNotApply(exc.output) from exc
         log.info("workspace.patch_applied", path=str(self.path), bytes=len(text))
 
+    def read_bytes(self, rel: str) -> bytes | None:
+        """A file's bytes as the worktree has them now; None when there is no such file."""
+        target = self._inside(rel)
+        return target.read_bytes() if target.is_file() else None
+
     def write_file(self, rel: str, text: str) -> Path:
         """Write a file that is not part of the patch (a reproduction test); diff() leaves it out."""
         target = self._inside(rel)
@@ -110,6 +120,40 @@ def _resolve_commit(repo_root: Path, ref: str) -> str:
         return git(repo_root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}").strip()
     except GitError as exc:
         raise InvalidInput(str(repo_root), f"{ref!r} does not name a commit") from exc
+
+
+def _release_refs(release: str) -> list[str]:
+    """Refs a release string may name: "shop@1.4.2" -> 1.4.2, v1.4.2, shop@1.4.2, shop-1.4.2, ..."""
+    names = [release, f"v{release}"]
+    if "@" in release:
+        package, version = release.rsplit("@", 1)
+        names = [version, f"v{version}", release, f"{package}-{version}", f"{package}-v{version}"]
+    refs = [f"refs/tags/{n}" for n in names if n]
+    refs += [n for n in names if re.fullmatch(r"[0-9a-f]{7,40}", n)]  # a release named by its sha
+    return refs
+
+
+def commit_for_release(repo_root: Path, release: str | None, default_branch: str | None) -> tuple[str, str]:
+    """(commit, how it was chosen): the release's tag or sha where it resolves, else the default
+    branch's head (the checkout's HEAD when no default branch is given)."""
+    repo_root = repo_root.resolve()
+    _resolve_commit(repo_root, "HEAD")  # a clear error when this is not a git checkout
+    for ref in _release_refs(release) if release else []:
+        try:
+            return git(repo_root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}").strip(), \
+                f"release {release} -> {ref.removeprefix('refs/tags/')}"
+        except GitError:
+            continue
+    if default_branch:
+        for ref in (f"refs/heads/{default_branch}", f"refs/remotes/origin/{default_branch}"):
+            try:
+                return git(repo_root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}").strip(), \
+                    f"head of {default_branch}" + (f" (release {release} names no tag or commit)" if release else "")
+            except GitError:
+                continue
+        raise InvalidInput(str(repo_root), f"the default branch {default_branch!r} does not exist")
+    return _resolve_commit(repo_root, "HEAD"), "HEAD of the checkout" + (
+        f" (release {release} names no tag or commit)" if release else "")
 
 
 @contextmanager

@@ -23,6 +23,12 @@ if TYPE_CHECKING:
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
+@pytest.fixture(scope="session")
+def repo_env_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cache of repo environments for the whole session: each distinct env is built once."""
+    return tmp_path_factory.mktemp("repo-envs")
+
+
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'autofix.db'}"

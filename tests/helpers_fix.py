@@ -66,3 +66,25 @@ def init_repo(root: Path, files: Mapping[str, str]) -> Path:
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", "initial")
     return root
+
+
+def build_wheel(package_dir: Path, name: str, version: str, dest: Path) -> Path:
+    """A pure-Python wheel of one package folder, written by hand (no build backend, no network)."""
+    import base64
+    import hashlib
+    import zipfile
+
+    dest.mkdir(parents=True, exist_ok=True)
+    info = f"{name}-{version}.dist-info"
+    files = {f"{package_dir.name}/{p.relative_to(package_dir).as_posix()}": p.read_bytes()
+             for p in sorted(package_dir.rglob("*.py"))}
+    files[f"{info}/METADATA"] = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode()
+    files[f"{info}/WHEEL"] = b"Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    record = [f"{arc},sha256={base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()},"
+              f"{len(data)}" for arc, data in files.items()]
+    files[f"{info}/RECORD"] = ("\n".join([*record, f"{info}/RECORD,,"]) + "\n").encode()
+    wheel = dest / f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        for arc, data in files.items():
+            zf.writestr(arc, data)
+    return wheel

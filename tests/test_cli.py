@@ -55,7 +55,13 @@ def test_fix_prints_a_verified_candidate_for_a_recorded_event(tmp_path: Path) ->
     assert out["localization"][0] == {"path": "shop/users.py", "function": "display_name", "line": 10,
                                       "role": "crash"}
     kinds = [run["kind"] for run in out["verification"]["runs"]]
-    assert kinds == ["repro_before", "repro_after", "tests_after"]
+    assert kinds == ["replays_before", "tests_before", "replays_after", "tests_after"]
+    assert out["queued"] is True
+    assert out["commit"] == git(repo, "rev-parse", "HEAD").strip()
+    assert [(r["role"], r["name"]) for r in out["replays"]] == [("caller", "shop.api.get_profile")]
+    assert out["not_replayable"][0].startswith("crash display_name (shop/users.py:10): argument 'profile' was "
+                                               "scrubbed ([Filtered:email]")
+    assert [(r["before"], r["after"]) for r in out["verification"]["replays"]] == [("reproduced", "passed")]
     assert 0 < out["confidence"] <= 1
     assert set(out["cost"]) >= {"tokens", "seconds"}
 
@@ -112,8 +118,8 @@ def test_demo_queues_verified_fixes_and_approve_all_pushes_branches_that_pass_th
     for row in verified:
         pr = store.get_pull_request(row["candidate_id"])
         assert pr is not None and pr.branch == row["branch"]
-        for part in ("**Error**", "### Root cause", "### Evidence", "repro_before", "repro_after", "tests_after",
-                     "Verification log", "```diff"):
+        for part in ("**Error**", "### Root cause", "### Evidence", "replays_before", "replays_after", "tests_after",
+                     "| caller | `shop.api.", "Verified on commit", "Verification log", "```diff"):
             assert part in pr.body, part
     store.close()
 
@@ -142,8 +148,9 @@ def test_the_reviewer_flow_through_the_cli_ingests_triages_queues_approves_and_r
         f'[[repos]]\nname = "shop"\npath = "{repo}"\nremote_url = "{remote}"\n'
         'test_command = "python -m pytest -q -p no:cacheprovider"\n'
     )
+    # Event 2, not 1: every frame of event 1 holds the customer's scrubbed email, so none replays.
     events = [str(EXAMPLES / "events" / name) for name in
-              ("1-checkout-coupon-null.json", "3-profile-without-nickname.json")]
+              ("2-checkout-coupon-absent.json", "3-profile-without-nickname.json")]
     assert autofix("ingest", *events, home=tmp_path).returncode == 0
     triaged = autofix("triage", "--json", home=tmp_path)
     assert triaged.returncode == 0, triaged.stderr[-2000:]

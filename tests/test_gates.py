@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline.fixers.diffing import unified_diff
-from pipeline.gates import WEIGHTS, confidence_parts, decide, score
+from pipeline.gates import TESTS_NOT_RUN, WEIGHTS, confidence_parts, decide, score
 from pipeline.records import CandidateStatus, Cost, Patch, SandboxRun, Verification
 from pipeline.settings import GateConfig
 
@@ -42,9 +42,43 @@ def test_confidence_is_the_sum_of_its_parts_for_a_verified_template_patch() -> N
     assert candidate.status is CandidateStatus.AWAITING_REVIEW
 
 
-def test_missing_test_command_earns_half_the_test_weight() -> None:
+def test_tests_not_run_earn_half_the_test_weight_under_a_name_that_says_so() -> None:
     parts = confidence_parts(patch(), verification(tests=None), GATE)
-    assert parts["tests_pass"] == pytest.approx(WEIGHTS["tests_pass"] / 2)
+    assert "tests_pass" not in parts
+    assert parts[TESTS_NOT_RUN] == pytest.approx(WEIGHTS["tests_pass"] / 2)
+
+
+def test_require_tests_holds_a_verified_candidate_whose_tests_did_not_run() -> None:
+    v = verification(tests=None)
+    assert decide(patch(), v, 1.0, GATE, require_tests=False).admitted
+    held = decide(patch(), v, 1.0, GATE, require_tests=True)
+    assert held.reasons == ("tests not run, and the policy requires them (gate.require_tests)",)
+    assert decide(patch(), verification(tests=True), 1.0, GATE, require_tests=True).admitted
+
+
+def test_require_tests_is_on_for_triage_runs_unless_the_gate_says_otherwise() -> None:
+    assert GateConfig().tests_required(triage=True) is True
+    assert GateConfig().tests_required(triage=False) is False
+    assert GateConfig(require_tests=False).tests_required(triage=True) is False
+    assert GateConfig(require_tests=True).tests_required(triage=False) is True
+
+
+def test_the_gate_counts_the_files_the_diff_touches_not_the_ones_the_fixer_names() -> None:
+    diff = "".join(unified_diff(f"m{i}.py", "x = 1\n", "x = 2\n") for i in range(3))
+    claims_one = patch(diff=diff, files=("m0.py",))
+    decision = decide(claims_one, verification(), 1.0, GATE)
+    assert decision.reasons == ("touches 3 files (policy allows 2)",)
+    nothing = decide(patch(diff="not a diff", files=("app.py",)), verification(), 1.0, GATE)
+    assert "the diff changes no file" in nothing.reasons
+
+
+def test_static_problems_make_a_candidate_unverified() -> None:
+    v = verification()
+    assert v.verified
+    from dataclasses import replace
+    broken = replace(v, static_problems=("app.py: the patch adds an undefined name 'nope'",))
+    assert not broken.verified
+    assert not decide(patch(), broken, 1.0, GATE).admitted
 
 
 def test_strategy_prior_ranks_template_over_revert_over_llm_over_unknown() -> None:
@@ -74,7 +108,8 @@ def test_unverified_candidate_without_a_reason_still_says_why() -> None:
 
 
 def test_verified_candidate_touching_too_many_files_is_held() -> None:
-    decision = decide(patch(files=("a.py", "b.py", "c.py")), verification(), 1.0, GATE)
+    diff = "".join(unified_diff(name, "x = 1\n", "x = 2\n") for name in ("a.py", "b.py", "c.py"))
+    decision = decide(patch(diff=diff, files=("a.py", "b.py", "c.py")), verification(), 1.0, GATE)
     assert not decision.admitted
     assert decision.reasons == ("touches 3 files (policy allows 2)",)
 

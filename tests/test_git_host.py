@@ -134,3 +134,22 @@ def test_local_path_serves_as_the_remote_when_no_url_is_set(
 ) -> None:
     pr = _open(host, RepoConfig(name="shop", path=remote))
     assert bare_git(remote, "rev-parse", "refs/heads/autofix/c1") == pr.commit_sha
+
+
+def test_a_branch_starts_at_the_commit_the_patch_was_verified_on_even_after_main_moved(
+    host: GitCodeHost, repo: RepoConfig, remote: Path, tmp_path: Path
+) -> None:
+    verified_on = bare_git(remote, "rev-parse", "refs/heads/main")
+    later = tmp_path / "later"
+    git(tmp_path, "clone", "-q", str(remote), str(later))
+    (later / "README").write_text("shop, moved on\n")
+    git(later, "commit", "-q", "-am", "main moves on")
+    git(later, "push", "-q", "origin", "main")
+
+    pr = host.open_pull_request(repo, "autofix/c2", PATCH, "Fix", "body", "c2", WHEN, base_commit=verified_on)
+
+    assert bare_git(remote, "rev-parse", f"{pr.commit_sha}^") == verified_on
+    assert git(remote, "show", f"{pr.commit_sha}:README").stdout == "shop\n"
+
+    with pytest.raises(PatchDoesNotApply, match="is not on .*refusing to publish it on another"):
+        host.open_pull_request(repo, "autofix/c3", PATCH, "Fix", "body", "c3", WHEN, base_commit="1" * 40)

@@ -1,4 +1,4 @@
-"""Reproductions from events: rebuilt arguments, importable module names, and a test that really runs."""
+"""Replays from events: rebuilt arguments, importable module names, reasons, and a test file that really runs."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from helpers_fix import event, exc, frame, line_of, write_tree
 
 from pipeline.records import CodeContext, Location
-from pipeline.repro import MARKER, NotRebuildable, ReproAttempt, module_name, rebuild, synthesize
+from pipeline.repro import MARKER, NotRebuildable, Replay, ReplayPlan, module_name, plan_replays, rebuild
 
 
 @pytest.mark.parametrize(("serialised", "value"), [
@@ -87,13 +87,22 @@ def outer():
 '''
 
 
+class Attempt:
+    """The plan for a one-frame event: its replay, or the reason it has none."""
+
+    def __init__(self, plan: ReplayPlan) -> None:
+        self.plan = plan
+        self.reproduction: Replay | None = plan.replays[0] if plan.replays else None
+        self.reason = "; ".join(plan.not_replayable)
+
+
 def _attempt(repo: Path, rel: str, function: str, crash: str, vars: dict[str, Any], *,
-             module: str | None = None, exc_type: str = "ZeroDivisionError") -> ReproAttempt:
+             module: str | None = None, exc_type: str = "ZeroDivisionError") -> Attempt:
     source = (repo / rel).read_text()
     line = line_of(source, crash)
     f = frame(function.rsplit(".", 1)[-1], "/srv/" + rel, line, module=module, vars=vars)
     ctx = CodeContext(str(repo), (Location(rel, function, line),))
-    return synthesize(event(exc(exc_type, "boom", f), event_id="evt-42"), ctx)
+    return Attempt(plan_replays(event(exc(exc_type, "boom", f), event_id="evt-42"), ctx))
 
 
 @pytest.fixture
@@ -116,7 +125,7 @@ def test_positional_arguments_are_passed_by_name_and_kw_only_defaults_may_be_mis
     assert (r.module, r.qualname, r.import_root) == ("shop.pricing", "unit_price", "")
     assert r.args == ()
     assert r.kwargs == {"total": 10, "count": 0, "currency": "USD"}
-    assert r.exception_type == "ZeroDivisionError"
+    assert attempt.plan.exception_type == "ZeroDivisionError"
 
 
 def test_missing_argument_with_a_default_is_left_to_the_default(repo: Path) -> None:
@@ -143,14 +152,14 @@ def test_non_literal_argument_refuses(repo: Path) -> None:
     attempt = _attempt(repo, "shop/pricing.py", "unit_price", "total / count",
                        {"total": "<Money object at 0x7f>", "count": "0"})
     assert attempt.reproduction is None
-    assert "cannot be rebuilt" in attempt.reason
+    assert "argument 'total' is not a literal" in attempt.reason
 
 
 def test_method_refuses_but_a_static_method_is_called_through_its_class(repo: Path) -> None:
     method = _attempt(repo, "shop/pricing.py", "Cart.total", "self.items[0]", {"self": "<Cart>"},
                       exc_type="IndexError")
     assert method.reproduction is None
-    assert "is a method" in method.reason
+    assert "its receiver 'self' is '<Cart>', which shows no attributes" in method.reason
     static = _attempt(repo, "shop/pricing.py", "Cart.share", "amount / people",
                       {"amount": "3", "people": "0"})
     assert static.reproduction is not None
@@ -164,8 +173,9 @@ def test_nested_function_and_module_code_refuse(repo: Path) -> None:
 
 def test_crash_location_that_is_only_a_caller_refuses(repo: Path) -> None:
     ctx = CodeContext(str(repo), (Location("shop/pricing.py", "greet", 9, role="caller"),))
-    attempt = synthesize(event(exc("ValueError", "x", frame("greet", "x.py", 9))), ctx)
-    assert attempt.reproduction is None
+    plan = plan_replays(event(exc("ValueError", "x", frame("greet", "x.py", 9))), ctx)
+    assert plan.replays == ()
+    assert plan.reason == "no frame of the event can be replayed: the crash frame maps to no repo file"
 
 
 def test_positional_only_parameters_are_passed_positionally(repo: Path) -> None:
@@ -192,7 +202,7 @@ def test_captured_star_args_keep_the_named_parameters_positional(repo: Path, tmp
     r = attempt.reproduction
     assert r is not None
     assert (r.args, r.kwargs) == ((1, 2, 3), {})
-    assert _run_pytest(repo, r.path, r.source).count(MARKER) >= 1
+    assert _run_pytest(repo, attempt.plan.path, attempt.plan.source).count(MARKER) >= 1
 
 
 def test_module_name_comes_from_the_frame_when_it_fits_the_path(repo: Path) -> None:
@@ -238,19 +248,19 @@ def _run_pytest(repo: Path, rel: str, source: str) -> str:
 def test_rendered_reproduction_is_python_that_fails_with_the_marker_then_passes_once_fixed(repo: Path) -> None:
     attempt = _attempt(repo, "shop/pricing.py", "unit_price", "total / count",
                        {"total": "10", "count": "0", "rounding": "1"})
-    r = attempt.reproduction
-    assert r is not None, attempt.reason
-    ast.parse(r.source)
-    assert "evt-42" in r.source
+    plan = attempt.plan
+    assert attempt.reproduction is not None, attempt.reason
+    ast.parse(plan.source)
+    assert "evt-42" in plan.source
 
-    before = _run_pytest(repo, r.path, r.source)
+    before = _run_pytest(repo, plan.path, plan.source)
     assert before.startswith("exit=1")
     assert f"{MARKER} ZeroDivisionError: division by zero" in before
 
     fixed = PRICING.replace("    return round(total / count", "    if not count:\n        return 0, currency\n"
                             "    return round(total / count")
     (repo / "shop/pricing.py").write_text(fixed)
-    after = _run_pytest(repo, r.path, r.source)
+    after = _run_pytest(repo, plan.path, plan.source)
     assert after.startswith("exit=0"), after
     assert MARKER not in after
 
@@ -258,21 +268,22 @@ def test_rendered_reproduction_is_python_that_fails_with_the_marker_then_passes_
 def test_reproduction_failing_some_other_way_carries_no_marker(repo: Path) -> None:
     attempt = _attempt(repo, "src/app/core.py", "greet", "greeting +", {"name": "None"},
                        module="app.core", exc_type="AttributeError")
-    r = attempt.reproduction
-    assert r is not None
-    assert MARKER in _run_pytest(repo, r.path, r.source)
+    plan = attempt.plan
+    assert attempt.reproduction is not None
+    assert MARKER in _run_pytest(repo, plan.path, plan.source)
     (repo / "src/app/core.py").write_text(PRICING.replace("return greeting", "raise KeyError('x')\n    return greeting"))
-    other = _run_pytest(repo, r.path, r.source)
+    other = _run_pytest(repo, plan.path, plan.source)
     assert other.startswith("exit=1")
     assert "KeyError" in other and MARKER not in other
 
 
-def test_a_crash_in_a_method_is_reproduced_through_its_module_level_caller(tmp_path: Path) -> None:
+def test_a_crash_in_a_method_whose_receiver_is_an_opaque_object_is_replayed_through_its_caller(
+    tmp_path: Path,
+) -> None:
     from datetime import datetime
 
     from pipeline.context.retrieve import retrieve
     from pipeline.records import ErrorEvent, ExceptionInfo, Frame
-    from pipeline.repro import synthesize
 
     pkg = tmp_path / "textkit"
     pkg.mkdir()
@@ -298,8 +309,221 @@ def test_a_crash_in_a_method_is_reproduced_through_its_module_level_caller(tmp_p
     )
     event = ErrorEvent("e1", "sentry-event", "python", (ExceptionInfo("KeyError", "'abc'", frames=frames),),
                        datetime.now(UTC))
-    attempt = synthesize(event, retrieve(event, tmp_path))
+    plan = plan_replays(event, retrieve(event, tmp_path))
+    assert [(r.role, r.qualname) for r in plan.replays] == [("caller", "replace_all")]
+    assert plan.replays[0].kwargs == {"text": "abc", "table": {}}
+    assert len(plan.not_replayable) == 1
+    assert plan.not_replayable[0].startswith("crash Replacer.lookup (textkit/replace.py:6): method lookup: "
+                                             "its receiver 'self' is")
+
+
+# --- what makes a frame not replayable -------------------------------------------------------------
+
+CHANGES = '''"""Parameters changed before the crash line, or not."""
+
+
+def reassigned(a, b):
+    b = b - 1
+    return a / b
+
+
+def changed_after(a, b):
+    c = a / b
+    b = 2
+    return c
+
+
+def augmented(total, n):
+    n -= 1
+    return total / n
+
+
+def popped(items):
+    items.pop()
+    return 1 / len(items)
+
+
+def item_set(data):
+    data["k"] = 0
+    return 1 / data["k"]
+
+
+def loop_rebinds(n, steps):
+    for _ in range(steps):
+        q = 1 / n
+        n = n - 1
+    return q
+
+
+def other_locals_only(a, b):
+    c = b
+    c = c - b
+    return a / c
+'''
+
+
+@pytest.mark.parametrize(("function", "crash", "vars", "reason"), [
+    ("reassigned", "    return a / b", {"a": "1", "b": "0"}, "parameter 'b' is reassigned on line 5, before line 6"),
+    ("augmented", "total / n", {"total": "1", "n": "0"}, "parameter 'n' is reassigned on line 16"),
+    ("popped", "1 / len(items)", {"items": "[]"}, "parameter 'items' is changed in place (.pop())"),
+    ("item_set", "1 / data[", {"data": {"k": "0"}}, "parameter 'data' is changed in place (item set)"),
+    ("loop_rebinds", "q = 1 / n", {"n": "0", "steps": "3"}, "parameter 'n' is reassigned on line 33, in a loop that runs line 32 again"),
+])
+def test_a_parameter_changed_before_the_crash_line_makes_the_frame_not_replayable(
+    repo: Path, function: str, crash: str, vars: dict[str, Any], reason: str
+) -> None:
+    write_tree(repo, {"shop/changes.py": CHANGES})
+    attempt = _attempt(repo, "shop/changes.py", function, crash, vars)
+    assert attempt.reproduction is None
+    assert reason in attempt.reason
+    assert "the event shows its value at the crash, not the one the call passed" in attempt.reason
+
+
+@pytest.mark.parametrize(("function", "crash", "vars"), [
+    ("changed_after", "c = a / b", {"a": "1", "b": "0"}),
+    ("other_locals_only", "return a / c", {"a": "1", "b": "2", "c": "0"}),
+])
+def test_changes_after_the_crash_line_or_to_other_locals_leave_the_frame_replayable(
+    repo: Path, function: str, crash: str, vars: dict[str, Any]
+) -> None:
+    write_tree(repo, {"shop/changes.py": CHANGES})
+    attempt = _attempt(repo, "shop/changes.py", function, crash, vars)
     assert attempt.reproduction is not None, attempt.reason
-    assert attempt.reproduction.qualname == "replace_all"
-    assert attempt.reproduction.via == "caller"
-    assert attempt.reproduction.kwargs == {"text": "abc", "table": {}}
+
+
+@pytest.mark.parametrize(("vars", "reason"), [
+    ({"total": "'[Filtered:email]'", "count": "0"}, "argument 'total' was scrubbed ([Filtered:email]"),
+    ({"total": {"card": "'[Filtered:card]'"}, "count": "0"}, "argument 'total' was scrubbed ([Filtered:card]"),
+    ({"total": "'[Filtered]'", "count": "0"}, "argument 'total' was scrubbed ([Filtered]"),  # the SDK's own
+    ({"total": [str(i) for i in range(10)], "count": "0"}, "argument 'total' holds exactly 10 items"),
+    ({"total": {"inner": {str(i): "1" for i in range(10)}}, "count": "0"}, "holds exactly 10 items"),
+    ({"total": "'aaaaaaaaaaaaaaaaaaaaaaaaaaaa...", "count": "0"}, "was cut at the SDK's length limit"),
+])
+def test_scrubbed_and_trimmed_arguments_make_the_frame_not_replayable(
+    repo: Path, vars: dict[str, Any], reason: str
+) -> None:
+    attempt = _attempt(repo, "shop/pricing.py", "unit_price", "total / count", vars)
+    assert attempt.reproduction is None
+    assert reason in attempt.reason
+
+
+def test_a_meta_length_in_the_raw_payload_marks_a_trimmed_argument() -> None:
+    from pipeline.replay_args import tainted
+
+    with pytest.raises(NotRebuildable, match="trimmed by the SDK \\(it had 15 items"):
+        tainted("values", ["1", "2"], {"": {"len": 15}})
+    with pytest.raises(NotRebuildable, match="a string was cut"):
+        tainted("text", "'abc'", {"": {"rem": [["!limit", "x", 509, 512]]}})
+    tainted("deep", "[[1]]", {"": {"rem": [["!limit", "x"]]}})  # a whole value repr'd at the depth limit
+
+
+def test_vars_meta_finds_the_frames_entry_in_the_payload() -> None:
+    from pipeline.replay_args import vars_meta
+
+    f = frame("f", "a.py", 1, vars={"values": ["1"]})
+    e = event(exc("ZeroDivisionError", "x", f))
+    meta = {"exception": {"values": {"0": {"stacktrace": {"frames": {"0": {"vars": {"values": {"": {"len": 40}}}}}}}}}}
+    from dataclasses import replace
+    assert vars_meta(replace(e, raw={"exception": {}, "_meta": meta}), 0) == {"values": {"": {"len": 40}}}
+    webhook = {"data": {"event": {"exception": {}, "_meta": meta}}}
+    assert vars_meta(replace(e, raw=webhook), 0) == {"values": {"": {"len": 40}}}
+    assert vars_meta(e, 0) == {}
+
+
+RECEIVERS = '''"""Receivers."""
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Point:
+    x: int
+    y: int = 0
+    label: str = field(default="", repr=False)
+
+    def slope(self):
+        return self.y / self.x
+
+
+@dataclass
+class Pair:
+    a: int
+    b: int
+
+    def ratio(self):
+        return self.a / self.b
+
+    @classmethod
+    def build(cls, a, b):
+        return a / b
+'''
+
+
+@pytest.mark.parametrize(("function", "crash", "self_repr", "reason"), [
+    ("Pair.ratio", "self.a / self.b", "Pair(a=1, b=0)", None),
+    ("Point.slope", "self.y / self.x", "Point(x=0, y=1)", "the receiver's repr leaves out label"),
+    ("Pair.ratio", "self.a / self.b", "Other(a=1, b=0)", "its receiver is a Other, not the in-app class Pair"),
+    ("Pair.ratio", "self.a / self.b", "Pair(a=Decimal('1'), b=0)", "attribute 'a' is not a literal"),
+    ("Pair.ratio", "self.a / self.b", "<shop.Pair object at 0x1>", "which shows no attributes"),
+])
+def test_a_receiver_is_rebuilt_only_from_a_repr_of_its_own_class_with_literal_attributes(
+    repo: Path, function: str, crash: str, self_repr: str, reason: str | None
+) -> None:
+    write_tree(repo, {"shop/receivers.py": RECEIVERS})
+    attempt = _attempt(repo, "shop/receivers.py", function, crash, {"self": f"{self_repr!r}"[1:-1]})
+    if reason is None:
+        assert attempt.reproduction is not None, attempt.reason
+        assert attempt.reproduction.receiver is not None
+        assert attempt.reproduction.receiver.attrs == {"a": 1, "b": 0}
+        out = _run_pytest(repo, attempt.plan.path, attempt.plan.source)
+        assert f"{MARKER} ZeroDivisionError" in out
+    else:
+        assert attempt.reproduction is None
+        assert reason in attempt.reason
+
+
+def test_a_classmethod_is_called_through_its_class_without_its_cls_argument(repo: Path) -> None:
+    write_tree(repo, {"shop/receivers.py": RECEIVERS})
+    attempt = _attempt(repo, "shop/receivers.py", "Pair.build", "return a / b",
+                       {"cls": "<class 'shop.receivers.Pair'>", "a": "1", "b": "0"})
+    assert attempt.reproduction is not None, attempt.reason
+    assert (attempt.reproduction.args, attempt.reproduction.kwargs) == ((), {"a": 1, "b": 0})
+    assert f"{MARKER} ZeroDivisionError" in _run_pytest(repo, attempt.plan.path, attempt.plan.source)
+
+
+def test_generators_and_coroutines_are_run_to_the_crash(repo: Path) -> None:
+    write_tree(repo, {"shop/lazy.py": "async def fetch(n):\n    return 1 / n\n\n\n"
+                                       "def each(n):\n    yield 1\n    yield 1 / n\n"})
+    for function, crash in (("fetch", "return 1 / n"), ("each", "yield 1 / n")):
+        attempt = _attempt(repo, "shop/lazy.py", function, crash, {"n": "0"})
+        assert attempt.reproduction is not None, attempt.reason
+        assert f"{MARKER} ZeroDivisionError" in _run_pytest(repo, attempt.plan.path, attempt.plan.source)
+
+
+def test_a_file_in_a_declared_encoding_is_read_and_an_undecodable_one_is_skipped_with_a_reason(
+    repo: Path,
+) -> None:
+    latin = "# -*- coding: latin-1 -*-\ndef f(n):\n    return 'caf\xe9' * (1 // n)\n".encode("latin-1")
+    (repo / "shop" / "latin.py").write_bytes(latin)
+    f = frame("f", "shop/latin.py", 3, vars={"n": "0"})
+    ctx = CodeContext(str(repo), (Location("shop/latin.py", "f", 3),))
+    plan = plan_replays(event(exc("ZeroDivisionError", "x", f)), ctx)
+    assert [r.qualname for r in plan.replays] == ["f"]
+
+    (repo / "shop" / "broken.py").write_bytes(b"def f(n):\n    return '\xff\xfe' * (1 // n)\n")
+    f = frame("f", "shop/broken.py", 2, vars={"n": "0"})
+    ctx = CodeContext(str(repo), (Location("shop/broken.py", "f", 2),))
+    plan = plan_replays(event(exc("ZeroDivisionError", "x", f)), ctx)
+    assert plan.replays == ()
+    assert "the file cannot be read: shop/broken.py does not decode as utf-8" in plan.not_replayable[0].replace(
+        str(repo) + "/", "")
+
+
+def test_an_init_frame_is_replayed_by_calling_its_class_whatever_its_self_shows(repo: Path) -> None:
+    write_tree(repo, {"shop/grid.py": "class Grid:\n    def __init__(self, text, width):\n        self.text = text\n"
+                                      "        self.rows = len(text) // width\n"})
+    attempt = _attempt(repo, "shop/grid.py", "Grid.__init__", "len(text) // width",
+                       {"self": "<shop.grid.Grid object at 0x1>", "text": "'abc'", "width": "0"})
+    r = attempt.reproduction
+    assert r is not None, attempt.reason
+    assert (r.call_path, r.constructs, r.receiver, r.kwargs) == (("Grid",), True, None, {"text": "abc", "width": 0})
+    assert f"{MARKER} ZeroDivisionError" in _run_pytest(repo, attempt.plan.path, attempt.plan.source)

@@ -32,6 +32,8 @@ from pipeline.records import (
     IssueStatus,
     Patch,
     PullRequest,
+    ReplayResult,
+    ReplayStatus,
     Review,
     SandboxRun,
     Verification,
@@ -130,6 +132,15 @@ def make_candidate(
         tests_pass_after=None,
         applied=True,
         reason="ok",
+        replays=(
+            ReplayResult("shop.cart.total", "crash", ReplayStatus.REPRODUCED, ReplayStatus.PASSED),
+            ReplayResult("shop.api.checkout", "caller", ReplayStatus.REPRODUCED, ReplayStatus.OTHER_ERROR,
+                         "TypeError: type NoneType doesn't define __round__ method"),
+            ReplayResult("shop.api.serve", "caller", ReplayStatus.PASSED),
+        ),
+        not_replayable=("crash Cart.total (shop/cart.py:3): argument 'items' was scrubbed",),
+        newly_failing=("tests/test_cart.py::test_total",),
+        static_problems=("shop/cart.py: the patch adds an undefined name 'nope'",),
     )
     candidate = FixCandidate(
         issue_fingerprint=fingerprint,
@@ -146,6 +157,7 @@ def make_candidate(
         cost=Cost(tokens=100, seconds=3.5, usd=0.01),
         status=CandidateStatus.AWAITING_REVIEW,
         created_at=T0,
+        base_commit="0123456789abcdef0123456789abcdef01234567",
     )
     return dataclasses.replace(candidate, **changes)  # type: ignore[arg-type]
 

@@ -500,3 +500,36 @@ def test_an_undefined_name_with_no_close_match_gets_no_patch() -> None:
     site = find_site(source, 2, "total")
     assert site is not None
     assert list(name_typo(site, ExceptionInfo("NameError", "name 'vat_rate' is not defined"))) == []
+
+
+CALLERS = '''def average(values):
+    return sum(values) / len(values)
+
+
+def summary(ratings):
+    return {"mean": round(average(ratings), 2)}
+
+
+def first_word(text):
+    return text.split()[0]
+
+
+def greet(name):
+    return "Hello, " + first_word(name).capitalize()
+'''
+
+
+@pytest.mark.parametrize(("crash", "crash_line", "caller", "caller_line", "needs"), [
+    ("average", "return sum(values)", "summary", "round(average", [("0", "round(average(ratings), 2)")]),
+    ("first_word", "return text.split", "greet", "first_word(name)", [('""', "first_word(name).capitalize")]),
+])
+def test_caller_needs_reads_what_the_caller_does_with_the_result(
+    tmp_path: Path, crash: str, crash_line: str, caller: str, caller_line: str, needs: list[tuple[str, str]]
+) -> None:
+    from pipeline.fixers.templates import caller_needs
+
+    (tmp_path / "m.py").write_text(CALLERS)
+    here = Location("m.py", crash, line_of(CALLERS, crash_line))
+    ctx = CodeContext(str(tmp_path), (here, Location("m.py", caller, line_of(CALLERS, caller_line), role="caller")))
+    assert list(caller_needs(ctx, here)) == needs
+    assert caller_needs(CodeContext(str(tmp_path), (here,)), here) == ()

@@ -33,3 +33,9 @@ def test_frequent_fixable_issues_rank_above_rare_unfixable_ones() -> None:
         return Issue("fp-" + fix_class, "t", "c", fix_class, T0, T0, count=count)
 
     assert priority(issue("KeyError", 50)) > priority(issue("KeyError", 2)) > priority(issue("RecursionError", 2))
+
+
+def test_an_older_event_whose_frames_hold_no_scrubbed_value_is_chosen_over_a_newer_scrubbed_one() -> None:
+    clean = _event("clean", T0, {"customer": {"name": "'Alan'"}})
+    scrubbed = _event("scrubbed", T0 + timedelta(minutes=5), {"customer": {"email": "'[Filtered:email]'"}})
+    assert best_event([clean, scrubbed]) is clean

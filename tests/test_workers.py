@@ -82,6 +82,7 @@ class Deployment:
 
     root: Path
     visibility_timeout_s: int = 3600
+    envs: Path | None = None  # a repo-environment cache shared across tests, so attempts stay short
     workers: list[Worker] = field(default_factory=list)
     extra_env: dict[str, str] = field(default_factory=dict)
 
@@ -100,6 +101,7 @@ class Deployment:
         (self.root / "autofix.toml").write_text(
             f'home = "{self.home}"\n\n[[repos]]\nname = "shop"\npath = "{repo}"\nremote_url = "{remote}"\n'
             f"test_command = {json.dumps(test_command)}\n"
+            + (f'\n[repo_env]\ncache_dir = "{self.envs}"\n' if self.envs else "")
         )
 
     def env(self) -> dict[str, str]:
@@ -151,8 +153,8 @@ def client(broker: redis.Redis) -> Iterator[Any]:
 
 
 @pytest.fixture
-def deployment(tmp_path: Path, broker: redis.Redis) -> Iterator[Deployment]:
-    deployment = Deployment(tmp_path)
+def deployment(tmp_path: Path, broker: redis.Redis, repo_env_cache: Path) -> Iterator[Deployment]:
+    deployment = Deployment(tmp_path, envs=repo_env_cache)
     yield deployment
     for worker in deployment.workers:
         worker.stop()

@@ -1,7 +1,9 @@
 """A code host that is just a git remote: the pull request is a pushed branch.
 
 Commits are made with the candidate's creation time as author and committer date, so publishing the
-same candidate twice (a redelivered task) produces the same commit and the push is a no-op.
+same candidate twice (a redelivered task) produces the same commit and the push is a no-op. The
+branch starts at the commit the candidate was verified on, not wherever the default branch has moved
+since: what is pushed is exactly what was proven.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 
 import structlog
 
-from pipeline.errors import ConfigError, PatchDoesNotApply, PermanentError, TransientError
+from pipeline.errors import ConfigError, PatchDoesNotApply, TransientError
 from pipeline.ports import PullRequestStatus
 from pipeline.records import Patch, PullRequest
 from pipeline.settings import RepoConfig
@@ -57,10 +59,15 @@ class GitCodeHost:
         except GitError as exc:
             raise TransientError(f"cannot clone {remote}: {exc.output}") from exc
         try:
-            try:
-                git(checkout, "checkout", "--quiet", "-B", branch, *([base_sha] if base_sha else []))
-            except GitError as exc:
-                raise PermanentError(f"{remote} has no commit {base_sha} to branch from: {exc.output}") from exc
+            start = ["HEAD"]
+            if base_sha:
+                try:
+                    git(checkout, "cat-file", "-e", f"{base_sha}^{{commit}}")
+                except GitError as exc:
+                    raise PatchDoesNotApply(f"the commit the patch was verified on ({base_sha[:12]}) is not "
+                                            f"on {remote}: refusing to publish it on another") from exc
+                start = [base_sha]
+            git(checkout, "checkout", "--quiet", "-B", branch, *start)
             try:
                 git(checkout, "apply", "--index", "--whitespace=nowarn", "-", stdin=patch.diff)
             except GitError as exc:

@@ -36,6 +36,8 @@ from pipeline.records import (
     IssueStatus,
     Patch,
     PullRequest,
+    ReplayResult,
+    ReplayStatus,
     Review,
     SandboxRun,
     Verification,
@@ -101,6 +103,7 @@ def fill_candidate_row(row: CandidateRow, candidate: FixCandidate) -> CandidateR
     row.status = CandidateStatus(candidate.status).value
     row.created_at = as_utc(candidate.created_at)
     row.reproduction = candidate.reproduction
+    row.base_commit = candidate.base_commit
     row.verification = _verification_row(candidate.verification)
     row.runs = _run_rows(candidate.verification)
     return row
@@ -115,6 +118,10 @@ def _verification_row(verification: Verification | None) -> VerificationRow | No
         tests_pass_after=verification.tests_pass_after,
         applied=verification.applied,
         reason=verification.reason,
+        replays=[_columns(replay) for replay in verification.replays],
+        not_replayable=list(verification.not_replayable),
+        newly_failing=list(verification.newly_failing),
+        static_problems=list(verification.static_problems),
     )
 
 
@@ -141,6 +148,7 @@ def candidate_from_row(row: CandidateRow) -> FixCandidate:
         status=CandidateStatus(row.status),
         created_at=row.created_at,
         reproduction=row.reproduction,
+        base_commit=row.base_commit,
     )
 
 
@@ -156,7 +164,17 @@ def _verification_from_rows(
         tests_pass_after=summary.tests_pass_after,
         applied=summary.applied,
         reason=summary.reason,
+        replays=tuple(_replay(item) for item in summary.replays),
+        not_replayable=tuple(str(note) for note in summary.not_replayable),
+        newly_failing=tuple(str(test) for test in summary.newly_failing),
+        static_problems=tuple(str(problem) for problem in summary.static_problems),
     )
+
+
+def _replay(item: dict[str, Any]) -> ReplayResult:
+    after = item.get("after")
+    return ReplayResult(str(item["name"]), str(item["role"]), ReplayStatus(item["before"]),
+                        ReplayStatus(after) if after is not None else None, str(item.get("detail", "")))
 
 
 # --- reviews and pull requests -------------------------------------------------------------------

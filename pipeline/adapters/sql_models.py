@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -118,6 +119,7 @@ class CandidateRow(Base):
     status: Mapped[str] = mapped_column(String(32), index=True)
     created_at: Mapped[datetime]
     reproduction: Mapped[str | None] = mapped_column(Text)
+    base_commit: Mapped[str] = mapped_column(String(64), server_default="")
 
     verification: Mapped[VerificationRow | None] = relationship(
         cascade="all, delete-orphan", passive_deletes=True
@@ -140,6 +142,11 @@ class VerificationRow(Base):
     tests_pass_after: Mapped[bool | None] = mapped_column(Boolean)
     applied: Mapped[bool] = mapped_column(Boolean)
     reason: Mapped[str] = mapped_column(Text)
+    # Each replay as {name, role, before, after, detail}; the others as lists of strings.
+    replays: Mapped[list[Any]] = mapped_column(server_default=text("'[]'"))
+    not_replayable: Mapped[list[Any]] = mapped_column(server_default=text("'[]'"))
+    newly_failing: Mapped[list[Any]] = mapped_column(server_default=text("'[]'"))
+    static_problems: Mapped[list[Any]] = mapped_column(server_default=text("'[]'"))
 
 
 class VerificationRunRow(Base):

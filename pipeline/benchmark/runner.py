@@ -3,7 +3,11 @@
 For each case: unpack the buggy sdist as a git checkout, run the case's reproduction under the real
 sentry-sdk to capture an event, run `autofix fix` on the checkout with that event (a separate process,
 exactly as a user would), then apply the candidate to a fresh copy of the buggy source and run the
-case's repro.py, whose assertions the pipeline never saw. The corpus's own checker module
+case's repro.py, whose assertions the pipeline never saw. A case's `requires` reach autofix the way
+a user's repo declares them: a requirements file in the checkout, from which autofix builds the
+repo's environment (cached under bench/.cache/envs across runs). `queued` is the gate's decision
+on the best candidate, and `delivered` (correct by the hidden check AND queued for review) is the
+headline figure. The corpus's own checker module
 (bench/check_corpus.py, beside the suite) fetches and unpacks the sdists, so the cache is shared.
 """
 
@@ -38,7 +42,7 @@ class CaseResult:
     exception: str
     status: str  # verified | unverified | no_fix | error
     produced: bool  # a candidate patch exists
-    queued: bool  # the candidate passed verification and the gate
+    queued: bool  # the gate admitted the best candidate: it would wait for a reviewer
     correct: bool  # the hidden check passes with the candidate applied
     rank: int | None  # position of the really-fixed function in the localisation (1-based)
     seconds: float
@@ -64,8 +68,13 @@ def _git(cwd: Path, *args: str) -> None:
     git(cwd, "-c", "user.name=bench", "-c", "user.email=bench@localhost", *args)
 
 
-def _checkout(source: Path, dest: Path) -> Path:
+REQUIREMENTS = "requirements-bench.txt"  # the case's `requires`, as a user's repo would declare them
+
+
+def _checkout(source: Path, dest: Path, requires: Sequence[str] = ()) -> Path:
     shutil.copytree(source, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    if requires:
+        (dest / REQUIREMENTS).write_text("".join(f"{r}\n" for r in requires))
     _git(dest, "init", "-q")
     _git(dest, "add", "-A", "-f")
     _git(dest, "commit", "-q", "-m", "buggy release")
@@ -138,14 +147,16 @@ def run_case(case: Any, corpus: ModuleType, work: Path) -> CaseResult:
         deps = corpus.install_requires(case.requires)
     except Exception as exc:  # noqa: BLE001 - the corpus checker's own errors (pip, archives)
         return result("error", f"sources unavailable: {exc}")
-    checkout = _checkout(source, work / "repo")
+    checkout = _checkout(source, work / "repo", case.requires)
     event = work / "event.json"
     problem = _capture(case, checkout / case.source_root, deps, event)
     if problem:
         return result("error", problem)
     done = subprocess.run(
         [sys.executable, "-m", "pipeline", "fix", "--repo", str(checkout), "--event", str(event), "--json"],
-        env=_env(AUTOFIX_HOME=str(work / "home")), cwd=work, capture_output=True, text=True, timeout=FIX_TIMEOUT_S,
+        env=_env(AUTOFIX_HOME=str(work / "home"),
+                 AUTOFIX_REPO_ENV=json.dumps({"cache_dir": str(corpus.CACHE / "envs")})),
+        cwd=work, capture_output=True, text=True, timeout=FIX_TIMEOUT_S,
     )
     # Exit 0: verified; 1: ran, unverified or no fix (both print the JSON outcome); anything else failed.
     if done.returncode not in (0, 1):
@@ -161,7 +172,7 @@ def run_case(case: Any, corpus: ModuleType, work: Path) -> CaseResult:
         return result(out["status"], out["reason"], rank=rank, tokens=tokens, usd=usd)
     correct, detail = _hidden_check(case, corpus, source, deps, out["patch"], work)
     return result(out["status"], f"{out['reason']}; hidden check: {detail}", produced=True,
-                  queued=out["status"] == "verified", correct=correct, rank=rank, tokens=tokens, usd=usd,
+                  queued=bool(out["queued"]), correct=correct, rank=rank, tokens=tokens, usd=usd,
                   strategy=out["strategy"])
 
 
@@ -207,8 +218,10 @@ def totals(results: Sequence[CaseResult]) -> dict[str, Any]:
         "candidates": sum(r.produced for r in results),
         "queued": len(queued),
         "queued_correct": sum(r.correct for r in queued),
+        "delivered": sum(r.correct for r in queued),  # correct AND queued: what a reviewer would merge
         "correct": sum(r.correct for r in results),
         "fix_rate": round(sum(r.correct for r in results) / n, 4) if n else 0.0,
+        "delivered_rate": round(sum(r.correct for r in queued) / n, 4) if n else 0.0,
         "precision": round(sum(r.correct for r in queued) / len(queued), 4) if queued else None,
         "recall_at_1": round(sum(1 for k in ranks if k is not None and k <= 1) / n, 4) if n else 0.0,
         "recall_at_5": round(sum(1 for k in ranks if k is not None and k <= 5) / n, 4) if n else 0.0,
@@ -225,12 +238,14 @@ def as_json(results: Sequence[CaseResult]) -> dict[str, Any]:
 
 def markdown(results: Sequence[CaseResult]) -> str:
     t = totals(results)
-    lines = ["| case | exception | rank | status | correct | strategy | seconds |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| case | exception | rank | status | queued | correct | strategy | seconds |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in results:
-        lines.append(f"| {r.id} | {r.exception} | {r.rank or '-'} | {r.status} | {'yes' if r.correct else 'no'} "
-                     f"| {r.strategy or '-'} | {r.seconds:.1f} |")
+        lines.append(f"| {r.id} | {r.exception} | {r.rank or '-'} | {r.status} | {'yes' if r.queued else 'no'} "
+                     f"| {'yes' if r.correct else 'no'} | {r.strategy or '-'} | {r.seconds:.1f} |")
     precision = "n/a" if t["precision"] is None else f"{t['precision']:.2f}"
     lines += ["", f"**{t['cases']} cases** ({t['packages']} packages, {t['exception_classes']} exception classes): "
+              f"delivered {t['delivered']}/{t['cases']} (correct and queued), "
               f"fix rate {t['fix_rate']:.2f} ({t['correct']}/{t['cases']}), precision {precision} "
               f"({t['queued_correct']} correct of {t['queued']} queued), recall@1 {t['recall_at_1']:.2f}, "
               f"recall@5 {t['recall_at_5']:.2f}, median {t['median_seconds']:.1f} s, {t['tokens']} tokens."]

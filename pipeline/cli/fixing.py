@@ -61,7 +61,8 @@ def fix(
     d = deps()
     with status(f"fixing {issue.culprit or issue.title}"), tempfile.TemporaryDirectory(prefix="autofix-fix-") as work:
         outcome = fix_issue(FixRequest(scrubbed, issue, root, Path(work), test_cmd, mappings,
-                                       gate=d.settings.gate), d.fixers, d.sandbox)
+                                       gate=d.settings.gate, env_home=d.settings.envs_dir,
+                                       env=d.settings.repo_env), d.fixers, d.sandbox)
     best = outcome.best
     if output is not None:
         if best is None:
@@ -71,7 +72,10 @@ def fix(
     if as_json:
         print_json(outcome_json(outcome))
     else:
-        out().print(Text.assemble((outcome.status, "bold"), ": ", outcome.reason))
+        queued = "queued for review" if outcome.queued else "not queued"
+        # Text, not markup: a reason can quote event data such as "[Filtered:email]".
+        out().print(Text.assemble((outcome.status, "bold"), f" ({queued}, commit {outcome.commit[:12]}): ",
+                                  outcome.reason))
         if best is not None:
             say(f"candidate {best.id}: strategy {best.strategy}, confidence {best.confidence:.2f}")
             say(f"patch written to {output}" if output is not None else best.patch.diff)

@@ -3,6 +3,8 @@
 Frames come from the stack trace; each in-app frame is mapped to a repo file and then to the innermost
 function enclosing its line. When the checkout has drifted from the release that crashed, the frame's
 context line is looked for near the reported line so that locations still point at the right code.
+Files are read in their declared encoding (PEP 263); one that does not decode is skipped, and the
+unmatched frames say why.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 import structlog
 
 from pipeline.context.mapping import RepoIndex, map_frame
+from pipeline.pysource import Undecodable, read_source
 from pipeline.records import CodeContext, ErrorEvent, Frame, Location
 
 log = structlog.get_logger(__name__)
@@ -70,7 +73,7 @@ def _settle_line(lines: list[str], frame: Frame) -> int | None:
 
 
 def _locate(root: Path, rel: str, frame: Frame, role: str) -> Location | None:
-    source = (root / rel).read_text(encoding="utf-8", errors="replace")
+    source = read_source(root / rel)  # Undecodable: the caller skips the frame and says why
     lines = source.splitlines()
     line = _settle_line(lines, frame)
     if line is None:
@@ -104,7 +107,11 @@ def retrieve(
                 unmatched.append(f"{frame.filename}:{frame.lineno} in {frame.function}")
                 continue
             role = "crash" if depth == 0 and position == 0 else "caller"
-            loc = _locate(repo_root, rel, frame, role)
+            try:
+                loc = _locate(repo_root, rel, frame, role)
+            except Undecodable as exc:
+                unmatched.append(f"{frame.filename}:{frame.lineno} in {frame.function} (skipped: {exc})")
+                continue
             if loc is None or (loc.path, loc.function) in seen:
                 continue
             seen.add((loc.path, loc.function))

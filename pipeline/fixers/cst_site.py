@@ -23,6 +23,9 @@ class CrashSite:
     in_loop: bool  # the statement sits in a loop inside the function
     expressions: list[cst.CSTNode] = field(default_factory=list)  # nodes starting on the crash line
     parents: dict[cst.CSTNode, cst.CSTNode] = field(default_factory=dict)
+    # What the direct caller does with the function's result, as (neutral value, the caller's code):
+    # a `return None` guard only moves the crash up when the caller does `round(f(x), 2)`.
+    caller_needs: tuple[tuple[str, str], ...] = ()
 
     def code(self, node: cst.CSTNode) -> str:
         return self.module.code_for_node(node)

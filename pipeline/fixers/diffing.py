@@ -26,10 +26,15 @@ def changed_lines(diff: str) -> int:
 
 
 def diff_files(diff: str) -> tuple[str, ...]:
-    """Repo-relative paths a diff touches, in order."""
+    """Repo-relative paths a diff touches (changed, added or deleted), in order."""
     files: list[str] = []
+    old: str | None = None
     for line in diff.splitlines():
-        if line.startswith("+++ ") and not line.startswith("+++ /dev/null"):
-            path = line[4:].split("\t")[0].strip()
-            files.append(path[2:] if path.startswith("b/") else path)
+        if line.startswith("--- "):
+            old = line[4:].split("\t")[0].strip()
+        elif line.startswith("+++ "):
+            new = line[4:].split("\t")[0].strip()
+            path = old if new == "/dev/null" and old is not None else new
+            if path != "/dev/null":
+                files.append(path[2:] if path.startswith(("a/", "b/")) else path)
     return tuple(dict.fromkeys(files))

@@ -31,7 +31,8 @@ import structlog
 
 from pipeline.fixers.cst_site import CrashSite, contains_yield, find_site, is_pure
 from pipeline.fixers.diffing import unified_diff
-from pipeline.records import CodeContext, ErrorEvent, ExceptionInfo, Issue, Patch, Review
+from pipeline.pysource import Undecodable, decode_source
+from pipeline.records import CodeContext, ErrorEvent, ExceptionInfo, Issue, Location, Patch, Review
 
 log = structlog.get_logger(__name__)
 
@@ -106,10 +107,19 @@ def neutral_for_use(site: CrashSite, node: cst.CSTNode) -> str:
     if call is not None:
         if m.matches(call, m.Call(func=m.Name("len") | m.Name("sorted") | m.Name("list"))):
             return "[]"
-        if m.matches(call, m.Call(func=m.Name("sum") | m.Name("int") | m.Name("float"))):
+        if m.matches(call, m.Call(func=m.Name("sum") | m.Name("int") | m.Name("float") | m.Name("round")
+                                  | m.Name("abs") | m.Name("max") | m.Name("min") | m.Name("divmod"))):
             return "0"
         if m.matches(call, m.Call(func=m.Name("str"))):
             return '""'
+    if isinstance(parent, (cst.For, cst.CompFor)) and parent.iter is node:
+        return "[]"
+    if isinstance(parent, cst.ComparisonTarget) or (
+        isinstance(parent, cst.Comparison) and parent.left is node
+        and any(isinstance(t.operator, (cst.LessThan, cst.LessThanEqual, cst.GreaterThan, cst.GreaterThanEqual))
+                for t in parent.comparisons)
+    ):
+        return "0"
     if isinstance(parent, cst.FormattedStringExpression):
         return '""'
     if isinstance(parent, (cst.Return,)):
@@ -160,11 +170,16 @@ def _replace(site: CrashSite, node: cst.CSTNode, new_code: str) -> str:
 
 
 def _exits(site: CrashSite) -> list[tuple[str, str]]:
-    """The ways to leave early: (statement, description). `continue` first inside a loop."""
+    """The ways to leave early: (statement, description). `continue` first inside a loop, then a
+    value the caller can use when its code shows one, then the function's own neutral value."""
     exits: list[tuple[str, str]] = []
     if site.in_loop:
         exits.append(("continue", "skip the item"))
     neutral = neutral_return(site) if site.function is not None else None
+    if neutral:  # a function that returns nothing by design ("") has no value for its caller
+        for value, where in site.caller_needs:
+            if value != neutral:
+                exits.append((f"return {value}", f"return {value}, which the caller's `{where}` can use"))
     if neutral is not None:
         exits.append((f"return {neutral}".rstrip(), f"return {neutral or 'early'}"))
     return exits
@@ -420,6 +435,40 @@ def name_typo(site: CrashSite, exc: ExceptionInfo) -> Iterator[Rewrite]:
                                   f"`{wrong}` is not defined; the file defines `{right}`")
 
 
+def caller_needs(context: CodeContext, crash: Location) -> tuple[tuple[str, str], ...]:
+    """What the direct caller does with the crashing function's result, as neutral values.
+
+    The caller is the next location outward; its line must call the crash function by name.
+    """
+    callers = [loc for loc in context.locations if loc.role == "caller"]
+    if not callers:
+        return ()
+    caller = callers[0]
+    try:
+        source = decode_source((Path(context.repo_root) / caller.path).read_bytes(), caller.path)
+    except (Undecodable, OSError):
+        return ()
+    site = find_site(source, caller.line, caller.function)
+    if site is None:
+        return ()
+    short = crash.function.rsplit(".", 1)[-1]
+    needs: list[tuple[str, str]] = []
+    for node in site.expressions:
+        if not isinstance(node, cst.Call):
+            continue
+        func = node.func
+        name = func.value if isinstance(func, cst.Name) else func.attr.value if isinstance(func, cst.Attribute) else None
+        if name != short:
+            continue
+        value = neutral_for_use(site, node)
+        use = site.parent(node)
+        outer = site.parent(use) if isinstance(use, cst.Arg) else use
+        shown = site.code(outer) if outer is not None else short
+        if value != "None" and (value, shown) not in needs:
+            needs.append((value, shown.strip().splitlines()[0][:60]))
+    return tuple(needs)
+
+
 TEMPLATES: tuple[Template, ...] = (none_guard, key_default, zero_guard, iter_fallback, index_guard,
                                    operand_default, name_typo)
 
@@ -439,12 +488,17 @@ class TemplateFixer:
         crash, exc = context.crash, event.primary
         if crash is None or crash.role != "crash" or exc is None:
             return []
-        # Bytes, not read_text: universal newlines would turn CRLF into LF and the diff would not apply.
-        source = (Path(context.repo_root) / crash.path).read_bytes().decode("utf-8")
+        try:
+            # Bytes, not read_text: universal newlines would turn CRLF into LF and the diff would not apply.
+            source = decode_source((Path(context.repo_root) / crash.path).read_bytes(), crash.path)
+        except Undecodable as exc_info:
+            log.info("template.undecodable", path=crash.path, reason=str(exc_info))
+            return []
         site = find_site(source, crash.line, crash.function)
         if site is None:
             log.info("template.no_site", path=crash.path, line=crash.line)
             return []
+        site.caller_needs = caller_needs(context, crash)
         patches: dict[str, Patch] = {}
         for template in self.templates:
             for rewrite in template(site, exc):

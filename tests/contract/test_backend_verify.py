@@ -1,8 +1,9 @@
 """Verification on every backend, end to end on the example service, with the repo's environment.
 
-The repo's environment is made inside the sandbox (`repo_env`) and mounted read-only; its venv's
-bin/ leads PATH, so the reproduction (`python -m pytest`) and the test command run with the venv's
-interpreter, on docker as on bwrap. Moved here from tests/test_verify.py and run on each backend.
+The flow builds the repo's environment inside the sandbox (sandbox/env.py: wheels fetched on the host,
+the venv made and installed offline inside), mounts it read-only, and runs the replays and the test
+command with its interpreter, on docker as on bwrap. A repo's own tools (`tool_paths`) are mounted
+too and lead PATH.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from pipeline.ports import Sandbox
 from pipeline.sources import load_path
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-FIXABLE = ("1-checkout-coupon-null", "3-profile-without-nickname", "4-summary-of-empty-draft",
+FIXABLE = ("2-checkout-coupon-absent", "3-profile-without-nickname", "4-summary-of-empty-draft",
            "5-summary-of-gift-card-order")
+TEST_COMMAND = "python -m pytest -q -p no:cacheprovider"
 
 
 @pytest.fixture
@@ -38,47 +40,50 @@ def toolenv(tmp_path: Path) -> Path:
     tool = root / "bin" / "repo-tests"
     tool.write_text('#!/bin/sh\nexec python -m pytest -q -p no:cacheprovider "$@"\n')
     tool.chmod(0o755)
+    root.chmod(0o755)
     return root
 
 
-def _request(repo: Path, tmp_path: Path, tool_paths: tuple[Path, ...], event: str = "3-profile-without-nickname",
-             test_command: str = "repo-tests") -> FixRequest:
+def _request(repo: Path, tmp_path: Path, envs: Path, tool_paths: tuple[Path, ...] = (),
+             event: str = "3-profile-without-nickname", test_command: str = TEST_COMMAND) -> FixRequest:
     event_, issue = group(load_path(EXAMPLES / "events" / f"{event}.json")[0])
-    return FixRequest(event_, issue, repo, tmp_path / "work", test_command=test_command, tool_paths=tool_paths)
+    return FixRequest(event_, issue, repo, tmp_path / "work", test_command=test_command, tool_paths=tool_paths,
+                      env_home=envs)
 
 
 def test_a_repos_own_tools_are_mounted_and_first_on_path(
-    sandbox_mounting: Callable[..., Sandbox], repo: Path, toolenv: Path, repo_env: Path, tmp_path: Path
+    sandbox_mounting: Callable[..., Sandbox], repo: Path, toolenv: Path, repo_env_cache: Path, tmp_path: Path
 ) -> None:
-    sandbox = sandbox_mounting(toolenv, repo_env)
-    outcome = fix_issue(_request(repo, tmp_path, (toolenv, repo_env / "venv")), [TemplateFixer()], sandbox)
+    sandbox = sandbox_mounting(toolenv)
+    request = _request(repo, tmp_path, repo_env_cache, (toolenv,), test_command="repo-tests")
+
+    outcome = fix_issue(request, [TemplateFixer()], sandbox)
 
     assert outcome.status == "verified", outcome.reason
-    runs = outcome.best.verification.runs  # type: ignore[union-attr]
-    assert [run.kind for run in runs] == ["repro_before", "repro_after", "tests_after"]
-    assert "passed" in runs[-1].output_tail
+    v = outcome.best.verification  # type: ignore[union-attr]
+    assert [run.kind for run in v.runs] == ["replays_before", "tests_before", "replays_after", "tests_after"]
+    assert v.tests_pass_after is True and "passed" in v.runs[-1].output_tail
 
 
-def test_without_the_mount_the_test_command_is_not_found_and_nothing_is_verified(
-    sandbox: Sandbox, repo: Path, tmp_path: Path
+def test_without_the_mount_the_test_command_is_not_found_and_the_tests_give_no_evidence(
+    sandbox: Sandbox, repo: Path, repo_env_cache: Path, tmp_path: Path
 ) -> None:
-    outcome = fix_issue(_request(repo, tmp_path, ()), [TemplateFixer()], sandbox)
+    outcome = fix_issue(_request(repo, tmp_path, repo_env_cache, test_command="repo-tests"), [TemplateFixer()],
+                        sandbox)
 
-    assert outcome.status == "unverified"
-    assert outcome.reason == "the test command fails after the patch"
-    tests = outcome.best.verification.runs[-1]  # type: ignore[union-attr]
-    assert tests.kind == "tests_after" and tests.exit_code == 127  # sh: command not found
+    v = outcome.best.verification  # type: ignore[union-attr]
+    tests = v.runs[1]
+    assert tests.kind == "tests_before" and tests.exit_code == 127  # sh: command not found
+    assert v.tests_pass_after is None
 
 
 @pytest.mark.parametrize("event", FIXABLE)
-def test_every_fixable_example_crash_is_reproduced_fixed_and_tested(
-    sandbox_mounting: Callable[..., Sandbox], event: str, repo: Path, repo_env: Path, tmp_path: Path
+def test_every_fixable_example_crash_is_replayed_fixed_and_tested(
+    sandbox: Sandbox, event: str, repo: Path, repo_env_cache: Path, tmp_path: Path
 ) -> None:
-    sandbox = sandbox_mounting(repo_env)
-    fix = _request(repo, tmp_path, (repo_env / "venv",), event, "python -m pytest -q -p no:cacheprovider")
-
-    outcome = fix_issue(fix, [TemplateFixer()], sandbox)
+    outcome = fix_issue(_request(repo, tmp_path, repo_env_cache, event=event), [TemplateFixer()], sandbox)
 
     assert outcome.status == "verified", outcome.reason
-    before, after, tests = outcome.best.verification.runs  # type: ignore[union-attr]
-    assert before.exit_code == 1 and after.exit_code == 0 and tests.exit_code == 0
+    v = outcome.best.verification  # type: ignore[union-attr]
+    assert v.reproduced and v.repro_passes_after and v.tests_pass_after is True
+    assert all(run.exit_code == 0 for run in v.runs if run.kind in ("replays_after", "tests_after"))

@@ -1,0 +1,1 @@
+"""An app that needs a third-party package (tinyfmt) to import at all."""
