@@ -1,22 +1,27 @@
-"""Ingest: parse, scrub, group and store events. Everything parses before anything is stored.
+"""Ingest: mark, scrub, group and store events. Everything parses before anything is stored.
 
 A file that fails to parse stores nothing of itself; a duplicate event id is dropped by the store.
+Log frames are marked in-app by the configured rules (pipeline/sources/in_app.py) and message
+events are named by the mined templates (pipeline/log_templates.py) before grouping, so that
+`autofix ingest`, the follower and the workers give one event one fingerprint.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import structlog
 
 from pipeline.grouping import group
+from pipeline.log_templates import Templates
 from pipeline.ports import Store
 from pipeline.records import ErrorEvent
 from pipeline.scrub import scrub_event
 from pipeline.sources import load_path
-from pipeline.sources.in_app import mark_in_app
+from pipeline.sources.in_app import InAppRules
 
 log = structlog.get_logger(__name__)
 
@@ -28,17 +33,24 @@ class IngestReport:
     issues: set[str] = field(default_factory=set)  # fingerprints touched
 
 
-def ingest_events(store: Store, events: Iterable[ErrorEvent], in_app_packages: Collection[str] = ()) -> IngestReport:
+def ingest_events(
+    store: Store,
+    events: Iterable[ErrorEvent],
+    in_app: InAppRules | Collection[str] = (),
+    templates: Templates | None = None,
+) -> IngestReport:
+    rules = in_app if isinstance(in_app, InAppRules) else InAppRules.of(in_app)
     report = IngestReport()
-    for raw in events:
-        event, issue = group(scrub_event(mark_in_app(raw, in_app_packages)))
-        if store.record_event(event, issue):
-            report.stored.append(event.id)
-            report.issues.add(issue.fingerprint)
-            log.info("event.stored", event_id=event.id, fingerprint=issue.fingerprint)
-        else:
-            report.duplicates.append(event.id)
-            log.info("event.duplicate_dropped", event_id=event.id)
+    with templates.session() if templates is not None else nullcontext():
+        for raw in events:
+            event, issue = group(scrub_event(rules.mark(raw)), templates)
+            if store.record_event(event, issue):
+                report.stored.append(event.id)
+                report.issues.add(issue.fingerprint)
+                log.info("event.stored", event_id=event.id, fingerprint=issue.fingerprint)
+            else:
+                report.duplicates.append(event.id)
+                log.info("event.duplicate_dropped", event_id=event.id)
     return report
 
 
@@ -47,5 +59,10 @@ def parse_paths(paths: Sequence[Path]) -> list[ErrorEvent]:
     return [event for path in paths for event in load_path(path)]
 
 
-def ingest_paths(store: Store, paths: Sequence[Path], in_app_packages: Collection[str] = ()) -> IngestReport:
-    return ingest_events(store, parse_paths(paths), in_app_packages)
+def ingest_paths(
+    store: Store,
+    paths: Sequence[Path],
+    in_app: InAppRules | Collection[str] = (),
+    templates: Templates | None = None,
+) -> IngestReport:
+    return ingest_events(store, parse_paths(paths), in_app, templates)

@@ -5,7 +5,7 @@ Small typed request and response records live here too, beside the Protocol that
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -18,6 +18,7 @@ from pipeline.records import (
     FixCandidate,
     Issue,
     IssueStatus,
+    LogCursor,
     Patch,
     PullRequest,
     Review,
@@ -104,6 +105,21 @@ class CodeHost(Protocol):
 # --- Store ---------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class RegroupPlan:
+    """What `autofix regroup` changes, applied by the store in one transaction.
+
+    `issues` is every issue as it is to be stored afterwards (inserted or replaced whole); `events`
+    the events whose fingerprint or in-app marks changed, with their new values; `candidates` moves
+    each listed candidate to another issue; `removed` are the fingerprints no event keeps.
+    """
+
+    issues: tuple[Issue, ...] = ()
+    events: tuple[ErrorEvent, ...] = ()
+    candidates: Mapping[str, str] = field(default_factory=dict)  # candidate id -> issue fingerprint
+    removed: tuple[str, ...] = ()
+
+
 class Store(Protocol):
     """Persistence of every record. Writes are idempotent on the record's id."""
 
@@ -134,6 +150,23 @@ class Store(Protocol):
     def save_pull_request(self, pr: PullRequest) -> None: ...
     def get_pull_request(self, candidate_id: str) -> PullRequest | None: ...
     def list_pull_requests(self) -> list[PullRequest]: ...
+
+    # Clusters, regrouping and followed logs (issue 12).
+    def list_events(self, after: str | None = None, limit: int = 500) -> list[ErrorEvent]:
+        """Every stored event in id order, a page at a time: the ids after `after`."""
+        ...
+
+    def issues_in_cluster(self, cluster_id: str) -> list[Issue]: ...
+
+    def set_cluster_status(
+        self, cluster_id: str, status: IssueStatus, among: Collection[IssueStatus]
+    ) -> list[str]:
+        """Set `status` on the cluster's issues whose status is in `among`; their fingerprints."""
+        ...
+
+    def apply_regroup(self, plan: RegroupPlan) -> None: ...
+    def get_log_cursor(self, path: str) -> LogCursor | None: ...
+    def save_log_cursor(self, cursor: LogCursor) -> None: ...
 
 
 @dataclass(frozen=True)

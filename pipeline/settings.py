@@ -42,6 +42,9 @@ class RepoConfig(BaseModel):
     # checkout, typically the repo's own virtualenv ("/srv/shop/.venv"); its bin/ goes first on PATH.
     sandbox_paths: list[Path] = Field(default_factory=list)
     github_repo: str | None = None  # "owner/name" when the code host is GitHub
+    # The repo's top-level packages: their log frames are in-app. Empty: the packages its checkout
+    # holds (folders with an __init__.py at the root or under src/).
+    packages: list[str] = Field(default_factory=list)
 
     @field_validator("path")
     @classmethod

@@ -10,8 +10,10 @@ from functools import cached_property
 
 from pipeline.adapters.git_host import GitCodeHost
 from pipeline.fixers.templates import TemplateFixer
+from pipeline.log_templates import Templates
 from pipeline.ports import CodeHost, Fixer, Sandbox, Store
 from pipeline.settings import RepoConfig, Settings
+from pipeline.sources.in_app import InAppRules
 
 
 class Deps:
@@ -48,3 +50,13 @@ class Deps:
     @cached_property
     def code_host(self) -> CodeHost:
         return GitCodeHost(self.settings.home)
+
+    @cached_property
+    def in_app(self) -> InAppRules:
+        """Which log frames are the apps' own: configured packages and prefixes, else the guess."""
+        return InAppRules.from_settings(self.settings)
+
+    @cached_property
+    def templates(self) -> Templates:
+        """The message templates mined so far (Drain3 state in AUTOFIX_HOME)."""
+        return Templates(self.settings.home)

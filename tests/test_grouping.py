@@ -142,7 +142,9 @@ def test_stackless_exceptions_group_on_type_and_parameterised_value() -> None:
         ("at 2024-05-01T12:00:00.123Z and 12:30:01", "at <datetime> and <time>"),
         ("object at 0x7f3a2b10 hash deadbeef12345678", "object at <hex> hash <hex>"),
         ("took 2.5ms, retry 3 of 5 from 192.168.0.1", "took <float>ms, retry <int> of <int> from <ip>"),
-        ("KeyError 'user_id' in utf8 codec v2", "KeyError 'user_id' in utf8 codec v2"),
+        ("KeyError 'user_id' in utf8 codec v2", "KeyError <quoted> in utf8 codec v2"),
+        ('no template "weekly" for user\'s digest', "no template <quoted> for user's digest"),
+        ("sha1 da39a3ee5e6b4b0d3255bfef95601890afd80709 on 01/05/2024", "sha1 <hex> on <datetime>"),
     ],
 )
 def test_parameterize_replaces_variable_parts_and_keeps_names(text: str, expected: str) -> None:
@@ -152,18 +154,34 @@ def test_parameterize_replaces_variable_parts_and_keeps_names(text: str, expecte
 @pytest.mark.parametrize(
     ("exc_type", "value", "expected"),
     [
-        ("AttributeError", "'NoneType' object has no attribute 'name'", "AttributeError:NoneType"),
-        ("AttributeError", "'Order' object has no attribute 'nme'", "AttributeError"),
-        ("TypeError", "'NoneType' object is not subscriptable", "TypeError:NoneType-subscript"),
-        ("TypeError", "'NoneType' object is not iterable", "TypeError:NoneType-iterable"),
-        ("TypeError", "cannot unpack non-iterable NoneType object", "TypeError:NoneType-iterable"),
-        ("TypeError", "unsupported operand type(s) for +: 'int' and 'str'", "TypeError:unsupported-operand"),
-        ("TypeError", 'can only concatenate str (not "int") to str', "TypeError:unsupported-operand"),
-        ("TypeError", "f() missing 1 required positional argument: 'x'", "TypeError"),
-        ("KeyError", "'sku'", "KeyError"),
-        ("ModuleNotFoundError", "No module named 'yaml'", "ImportError"),
-        ("RecursionError", "maximum recursion depth exceeded", "RecursionError"),
-        ("OrderNotFound", "order 4 not found", "OrderNotFound"),
+        ("AttributeError", "'NoneType' object has no attribute 'name'", "none-attribute"),
+        ("AttributeError", "'Order' object has no attribute 'nme'", "missing-attribute"),
+        ("TypeError", "'NoneType' object is not subscriptable", "none-subscript"),
+        ("TypeError", "'NoneType' object is not callable", "none-call"),
+        ("TypeError", "'NoneType' object is not iterable", "none-iterable"),
+        ("TypeError", "cannot unpack non-iterable NoneType object", "none-iterable"),
+        ("TypeError", "unsupported operand type(s) for +: 'int' and 'str'", "type-mismatch"),
+        ("TypeError", 'can only concatenate str (not "int") to str', "type-mismatch"),
+        ("TypeError", "f() missing 1 required positional argument: 'x'", "wrong-arguments"),
+        ("TypeError", "Object of type datetime is not JSON serializable", "type-error"),
+        ("KeyError", "'sku'", "missing-key"),
+        ("IndexError", "list index out of range", "index-range"),
+        ("ZeroDivisionError", "float division by zero", "zero-division"),
+        ("ValueError", "invalid literal for int() with base 10: 'two'", "parse-value"),
+        ("JSONDecodeError", "Expecting value: line 1 column 1 (char 0)", "parse-value"),
+        ("ValueError", "math domain error", "value-error"),
+        ("UnboundLocalError", "cannot access local variable 'total' where it is not associated with a value",
+         "unbound-local"),
+        ("StopIteration", "", "exhausted-iterator"),
+        ("ModuleNotFoundError", "No module named 'yaml'", "import-error"),
+        ("RecursionError", "maximum recursion depth exceeded", "recursion"),
+        ("NameError", "name 'totl' is not defined", "undefined-name"),
+        ("TimeoutError", "timed out", "external"),
+        ("ConnectionRefusedError", "[Errno 111] Connection refused", "external"),
+        ("ReadTimeout", "HTTPSConnectionPool(host='api', port=443): Read timed out.", "external"),
+        ("RuntimeError", "upstream timed out after 30s", "external"),
+        ("FileNotFoundError", "[Errno 2] No such file or directory: '/etc/shop.toml'", "external"),
+        ("OrderNotFound", "order 4 not found", "other"),
     ],
 )
 def test_fix_class_comes_from_the_escaping_exception(exc_type: str, value: str, expected: str) -> None:
@@ -171,7 +189,16 @@ def test_fix_class_comes_from_the_escaping_exception(exc_type: str, value: str, 
 
 
 def test_fix_class_of_a_message_event() -> None:
-    assert fix_class(message("payment failed")) == "Message"
+    assert fix_class(message("payment failed")) == "message"
+    assert fix_class(message("stock reservation for EGG-6 timed out after 1500ms")) == "external"
+
+
+def test_an_exception_raised_on_purpose_is_raised_and_one_wrapping_a_timeout_is_external() -> None:
+    site = frame("load_account", "raise AccountNotFound(f'no account {account_id}')")
+    assert fix_class(crash(site, exc_type="AccountNotFound", value="no account 7")) == "raised"
+    wrapped = crash(site, exc_type="ServiceDown", value="accounts unavailable")
+    timeout = ExceptionInfo(type="TimeoutError", value="timed out", frames=(frame("fetch", "sock.recv(1024)"),))
+    assert fix_class(replace(wrapped, exceptions=(timeout, *wrapped.exceptions))) == "external"
 
 
 def test_title_and_culprit_are_sentry_like() -> None:
@@ -189,7 +216,8 @@ def test_group_sets_the_fingerprint_and_opens_a_new_issue() -> None:
     assert len(issue.fingerprint) == 32 and int(issue.fingerprint, 16) >= 0
     assert (issue.count, issue.status, issue.latest_event_id) == (1, IssueStatus.NEW, event.id)
     assert issue.first_seen == issue.last_seen == event.timestamp
-    assert (issue.fix_class, issue.culprit) == ("OrderNotFound", "fixture_app.fetch_order")
+    assert (issue.fix_class, issue.culprit) == ("raised", "fixture_app.fetch_order")
+    assert issue.cluster_id is not None and len(issue.cluster_id) == 16
     assert issue.title == "OrderNotFound: order o-4040 not found for jane.doe@example.com"
 
 

@@ -21,17 +21,23 @@ CHAINS = [
 
 
 def types(path: Path) -> list[list[str]]:
-    return [[e.qualified_type for e in event.exceptions] for event in parse_log_file(path)]
+    return [[e.qualified_type for e in event.exceptions] for event in parse_log_file(path) if event.exceptions]
 
 
 def test_each_traceback_is_one_event_with_its_chain_cause_first_and_the_group_skipped() -> None:
     assert types(DATA / "app.log") == CHAINS
 
 
+def test_the_record_of_an_unreadable_exception_group_is_kept_as_an_error_message() -> None:
+    messages = [e for e in parse_log_file(DATA / "app.log") if not e.exceptions]
+    assert [(e.message, e.level, e.logger) for e in messages] == [("batch failed", "error", "shop")]
+
+
 def test_every_line_behind_its_own_timestamp_prefix_parses_the_same() -> None:
     assert types(DATA / "app_cri.log") == CHAINS
     plain, prefixed = parse_log_file(DATA / "app.log"), parse_log_file(DATA / "app_cri.log")
     assert [e.exceptions for e in plain] == [e.exceptions for e in prefixed]
+    assert [(e.message, e.level, e.logger) for e in plain] == [(e.message, e.level, e.logger) for e in prefixed]
 
 
 def test_frames_carry_file_line_function_and_source_without_carets() -> None:
@@ -64,7 +70,7 @@ def test_events_are_log_python_events_with_the_record_timestamp() -> None:
 def test_event_ids_are_stable_and_distinct() -> None:
     first, second = parse_log_file(DATA / "app.log"), parse_log_file(DATA / "app.log")
     assert [e.id for e in first] == [e.id for e in second]
-    assert len({e.id for e in first}) == 3
+    assert len({e.id for e in first}) == 4
 
 
 TEXT = b"""\
@@ -119,4 +125,4 @@ def test_undecodable_bytes_do_not_cost_the_traceback() -> None:
 
 
 def test_load_path_reads_a_log_file_as_log() -> None:
-    assert [e.source for e in load_path(DATA / "app.log")] == ["log"] * 3
+    assert [e.source for e in load_path(DATA / "app.log")] == ["log"] * 4

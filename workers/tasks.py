@@ -26,7 +26,7 @@ from pipeline.ingest import ingest_events
 from pipeline.records import CandidateStatus, FixCandidate, Issue, IssueStatus
 from pipeline.review import approve
 from pipeline.sources import parse_payload
-from pipeline.triage import attempt, pick
+from pipeline.triage import attempt, close_cluster, pick
 from workers.app import current_deps, task
 
 log = structlog.get_logger(__name__)
@@ -46,8 +46,9 @@ _CLOSING = {"merged": IssueStatus.MERGED, "closed": IssueStatus.CLOSED}
 @task(**_RETRY)
 def ingest_event(payload: dict[str, Any], source: str) -> dict[str, list[str]]:
     """Store one Sentry event (any JSON shape); enqueue a fix attempt for a new issue."""
-    store = current_deps().store
-    report = ingest_events(store, [parse_payload(payload, source)])
+    deps = current_deps()
+    store = deps.store
+    report = ingest_events(store, [parse_payload(payload, source)], deps.in_app, deps.templates)
     enqueued = []
     for fingerprint in sorted(report.issues):
         issue = store.get_issue(fingerprint)
@@ -136,7 +137,7 @@ def sync_pull_requests() -> dict[str, str]:
             continue
         candidate = store.get_candidate(pr.candidate_id)
         if candidate is not None:
-            store.set_issue_status(candidate.issue_fingerprint, _CLOSING[state])
+            close_cluster(store, candidate.issue_fingerprint, _CLOSING[state])  # merged: the whole cluster
         store.save_pull_request(replace(pr, state=state))
         changed[pr.candidate_id] = state
         log.info("pull_request.synced", candidate_id=pr.candidate_id, state=state)

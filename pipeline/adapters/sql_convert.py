@@ -18,6 +18,7 @@ from pipeline.adapters.sql_models import (
     CandidateRow,
     EventRow,
     IssueRow,
+    LogCursorRow,
     PullRequestRow,
     ReviewRow,
     VerificationRow,
@@ -31,6 +32,7 @@ from pipeline.records import (
     FixCandidate,
     Issue,
     IssueStatus,
+    LogCursor,
     Patch,
     PullRequest,
     Review,
@@ -56,6 +58,12 @@ def event_row(event: ErrorEvent, fingerprint: str) -> EventRow:
         event=_EVENT.dump_python(event, mode="json", exclude={"raw"}),
         raw=dict(event.raw),
     )
+
+
+def event_values(event: ErrorEvent) -> dict[str, Any]:
+    """The parsed-event columns of a stored event, for a bulk UPDATE by id (regrouping)."""
+    return {"id": event.id, "fingerprint": event.fingerprint,
+            "event": _EVENT.dump_python(event, mode="json", exclude={"raw"})}
 
 
 def event_from_row(row: EventRow) -> ErrorEvent:
@@ -171,6 +179,14 @@ def pull_request_values(pr: PullRequest) -> dict[str, Any]:
 
 def pull_request_from_row(row: PullRequestRow) -> PullRequest:
     return _record(PullRequest, row)
+
+
+def log_cursor_values(cursor: LogCursor) -> dict[str, Any]:
+    return _columns(cursor)
+
+
+def log_cursor_from_row(row: LogCursorRow) -> LogCursor:
+    return _record(LogCursor, row)
 
 
 # --- flat records ----------------------------------------------------------------------------------

@@ -11,12 +11,12 @@ the same event id at once both try, one insert wins, the other rolls back its wh
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import structlog
-from sqlalchemy import Engine, case, select
+from sqlalchemy import Engine, case, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, selectinload
@@ -25,9 +25,12 @@ from pipeline.adapters.sql_convert import (
     candidate_from_row,
     event_from_row,
     event_row,
+    event_values,
     fill_candidate_row,
     issue_from_row,
     issue_values,
+    log_cursor_from_row,
+    log_cursor_values,
     pull_request_from_row,
     pull_request_values,
     review_from_row,
@@ -39,16 +42,19 @@ from pipeline.adapters.sql_models import (
     CandidateRow,
     EventRow,
     IssueRow,
+    LogCursorRow,
     PullRequestRow,
     ReviewRow,
 )
 from pipeline.errors import InvalidInput, StoreUnavailable
+from pipeline.ports import RegroupPlan
 from pipeline.records import (
     CandidateStatus,
     ErrorEvent,
     FixCandidate,
     Issue,
     IssueStatus,
+    LogCursor,
     PullRequest,
     Review,
 )
@@ -280,6 +286,73 @@ class SqlStore:
         query = select(PullRequestRow).order_by(PullRequestRow.created_at, PullRequestRow.id)
         with self._reading() as session:
             return [pull_request_from_row(row) for row in session.scalars(query)]
+
+    # --- clusters, regrouping, followed logs ---------------------------------------------------------
+
+    def list_events(self, after: str | None = None, limit: int = 500) -> list[ErrorEvent]:
+        query = select(EventRow).order_by(EventRow.id).limit(limit)
+        if after is not None:
+            query = query.where(EventRow.id > after)
+        with self._reading() as session:
+            return [event_from_row(row) for row in session.scalars(query)]
+
+    def issues_in_cluster(self, cluster_id: str) -> list[Issue]:
+        """The cluster's issues, most events first."""
+        query = (
+            select(IssueRow)
+            .where(IssueRow.cluster_id == cluster_id)
+            .order_by(IssueRow.count.desc(), IssueRow.fingerprint)
+        )
+        with self._reading() as session:
+            return [issue_from_row(row) for row in session.scalars(query)]
+
+    def set_cluster_status(
+        self, cluster_id: str, status: IssueStatus, among: Collection[IssueStatus]
+    ) -> list[str]:
+        wanted = [IssueStatus(s).value for s in among]
+        query = (
+            select(IssueRow)
+            .where(IssueRow.cluster_id == cluster_id, IssueRow.status.in_(wanted))
+            .with_for_update()
+        )
+        with self._writing() as session:
+            rows = list(session.scalars(query))
+            for row in rows:
+                row.status = IssueStatus(status).value
+            return sorted(row.fingerprint for row in rows)
+
+    def apply_regroup(self, plan: RegroupPlan) -> None:
+        """Issues first (so every new fingerprint exists), then events and candidates move onto them,
+        then the issues nothing refers to any more go; one transaction, so a failure changes nothing."""
+        with self._writing() as session:
+            for issue in plan.issues:
+                values = issue_values(issue)
+                changed = {name: value for name, value in values.items() if name != "fingerprint"}
+                stmt = self._insert(IssueRow).values(values)
+                session.execute(stmt.on_conflict_do_update(index_elements=[IssueRow.fingerprint], set_=changed))
+            if plan.events:
+                session.execute(update(EventRow), [event_values(e) for e in plan.events])
+            if plan.candidates:
+                session.execute(
+                    update(CandidateRow),
+                    [{"id": cid, "issue_fingerprint": fp} for cid, fp in plan.candidates.items()],
+                )
+            if plan.removed:
+                session.execute(delete(IssueRow).where(IssueRow.fingerprint.in_(plan.removed)))
+        log.info("store.regrouped", issues=len(plan.issues), events=len(plan.events),
+                 candidates=len(plan.candidates), removed=len(plan.removed))
+
+    def get_log_cursor(self, path: str) -> LogCursor | None:
+        with self._reading() as session:
+            row = session.get(LogCursorRow, path)
+            return log_cursor_from_row(row) if row is not None else None
+
+    def save_log_cursor(self, cursor: LogCursor) -> None:
+        values = log_cursor_values(cursor)
+        stmt = self._insert(LogCursorRow).values(values)
+        changed = {name: value for name, value in values.items() if name != "path"}
+        with self._writing() as session:
+            session.execute(stmt.on_conflict_do_update(index_elements=[LogCursorRow.path], set_=changed))
 
     # --- sessions ----------------------------------------------------------------------------------
 

@@ -21,29 +21,47 @@ def fix(
     repo: Annotated[Path, typer.Option(help="A git checkout of the code that crashed.")],
     event: Annotated[Path, typer.Option(help="The event: Sentry JSON, envelope, webhook or log file.")],
     test_cmd: Annotated[str | None, typer.Option(help="The repo's test command, run after the patch.")] = None,
+    index: Annotated[int | None, typer.Option(help="Fix only the N-th event of the file (0-based); "
+                                              "default: each one.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """One-shot: fix one event in a checkout and print the candidate. Needs no server or config."""
+    """One-shot: fix one event in a checkout and print the candidate. Needs no server or config.
+
+    A log file holds several tracebacks: each is fixed (one JSON object per traceback, in a list),
+    or only the one --index picks."""
     from pipeline.flow import FixRequest, fix_issue
     from pipeline.grouping import group
     from pipeline.scrub import scrub_event
     from pipeline.sources import load_path
+    from pipeline.sources.in_app import InAppRules, repo_packages
 
     events = [e for e in load_path(event) if e.exceptions]
     if not events:
         raise AutofixError(f"{event}: holds no event with an exception")
-    scrubbed, issue = group(scrub_event(events[-1]))
+    if index is not None:
+        if not 0 <= index < len(events):
+            raise AutofixError(f"{event}: --index {index} is out of range: it holds {len(events)} event(s) "
+                               "with an exception")
+        events = [events[index]]
+    rules = InAppRules.of(repo_packages(repo.resolve()))  # the checkout's own packages are the app
     d = deps()
-    with tempfile.TemporaryDirectory(prefix="autofix-fix-") as work:
-        outcome = fix_issue(FixRequest(scrubbed, issue, repo.resolve(), Path(work), test_cmd,
-                                       gate=d.settings.gate), d.fixers, d.sandbox)
+    outcomes = []
+    for one in events:
+        scrubbed, issue = group(scrub_event(rules.mark(one)))
+        with tempfile.TemporaryDirectory(prefix="autofix-fix-") as work:
+            outcomes.append(fix_issue(FixRequest(scrubbed, issue, repo.resolve(), Path(work), test_cmd,
+                                                 gate=d.settings.gate), d.fixers, d.sandbox))
     if as_json:
-        print_json(outcome_json(outcome))
+        shown = [outcome_json(o) for o in outcomes]
+        print_json(shown[0] if len(shown) == 1 else shown)
         return
-    out().print(f"[bold]{outcome.status}[/bold]: {outcome.reason}")
-    if outcome.best is not None:
-        out().print(f"strategy {outcome.best.strategy}, confidence {outcome.best.confidence:.2f}")
-        out().print(outcome.best.patch.diff, markup=False, highlight=False)
+    for number, outcome in enumerate(outcomes):
+        if len(outcomes) > 1:
+            out().print(f"[bold]event {number}[/bold]")
+        out().print(f"[bold]{outcome.status}[/bold]: {outcome.reason}")
+        if outcome.best is not None:
+            out().print(f"strategy {outcome.best.strategy}, confidence {outcome.best.confidence:.2f}")
+            out().print(outcome.best.patch.diff, markup=False, highlight=False)
 
 
 @app.command()
