@@ -11,9 +11,9 @@ The fingerprint follows how Sentry groups Python events:
   consecutive identical frames once (recursion), never line numbers; when no frame of the event is
   in-app, all frames (Sentry's system variant); an exception whose stack contributes nothing adds
   its parameterised value;
-- without a stack: the exception type and parameterised value; without an exception, a logging
-  template when the SDK sent one, else the message's mined template (Drain3, see log_templates)
-  or its parameterised text.
+- without a stack: the exception type and parameterised value; without an exception, the
+  message's mined template (Drain3, see log_templates; the SDK's logging template, when it sent
+  one, is mined like the lines it formats) or, with no miner, the parameterised template or text.
 
 One deliberate difference from Sentry: the program's launcher does not contribute. A stack's
 leading in-app frames that only launch the code below them (the script run as ``__main__``, a
@@ -73,6 +73,8 @@ _PARAMETERS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("<int>", re.compile(r"(?<![\w.])-?\d+(?![\d.])")),
 )
 _SPACE = re.compile(r"\s+")
+_PRINTF = re.compile(r"%(?:\([^)]*\))?[-#0 +]*\d*(?:\.\d+)?([sdirfgexXoc])")
+_PRINTF_MASKS = {"d": "<int>", "i": "<int>", "f": "<float>", "g": "<float>", "e": "<float>", "x": "<hex>"}
 _VARIABLE = re.compile(r"^\{\{\s*([\w.]+)\s*\}\}$")
 
 
@@ -130,10 +132,16 @@ def _default_components(event: ErrorEvent, templates: TemplateNamer | None) -> l
     primary = event.primary
     if primary is not None:
         return [f"type:{primary.qualified_type}", f"value:{parameterize(primary.value)}"]
-    if event.message_template:
-        return [f"message:{parameterize(event.message_template)}"]
-    text = parameterize(event.message or "")
-    return [f"template:{templates(text)}" if templates is not None and text else f"message:{text}"]
+    if templates is not None and (event.message_template or event.message):
+        text = _as_message(event.message_template) if event.message_template else event.message or ""
+        return [f"template:{templates(parameterize(text))}"]
+    return [f"message:{parameterize(event.message_template or event.message or '')}"]
+
+
+def _as_message(template: str) -> str:
+    """A logging call's %-template as its messages look once parameterised ("%dms" -> "<int>ms"), so
+    that the SDK's template and the formatted lines of a log file mine into one template."""
+    return _PRINTF.sub(lambda m: _PRINTF_MASKS.get(m[1], "<*>"), template.replace("%%", "%"))
 
 
 def _frame_components(exc: ExceptionInfo, app_only: bool) -> list[str]:
@@ -166,6 +174,11 @@ def _without_comment(line: str) -> str:
         elif ch == "#":
             return line[:i]
     return line
+
+
+def frame_key(frame: Frame) -> str:
+    """Where a frame is, as the fingerprint sees it plus its line number (source_lines' key)."""
+    return f"{_where(frame)}|{_function(frame)}|{frame.lineno}"
 
 
 def _function(frame: Frame) -> str:

@@ -1,16 +1,18 @@
 """Ingest: mark, scrub, group and store events. Everything parses before anything is stored.
 
 A file that fails to parse stores nothing of itself; a duplicate event id is dropped by the store.
-Log frames are marked in-app by the configured rules (pipeline/sources/in_app.py) and message
-events are named by the mined templates (pipeline/log_templates.py) before grouping, so that
-`autofix ingest`, the follower and the workers give one event one fingerprint.
+Before grouping, log frames are marked in-app by the configured rules (pipeline/sources/in_app.py),
+frames that came without their source line get the one remembered for their place
+(pipeline/source_lines.py; the stored event keeps what it carried) and message events are named
+by the mined templates (pipeline/log_templates.py), so that `autofix ingest`, the follower and the
+workers give one event one fingerprint.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
-from contextlib import nullcontext
-from dataclasses import dataclass, field
+from contextlib import ExitStack
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import structlog
@@ -18,8 +20,9 @@ import structlog
 from pipeline.grouping import group
 from pipeline.log_templates import Templates
 from pipeline.ports import Store
-from pipeline.records import ErrorEvent
+from pipeline.records import ErrorEvent, Issue
 from pipeline.scrub import scrub_event
+from pipeline.source_lines import SourceLines
 from pipeline.sources import load_path
 from pipeline.sources.in_app import InAppRules
 
@@ -38,12 +41,17 @@ def ingest_events(
     events: Iterable[ErrorEvent],
     in_app: InAppRules | Collection[str] = (),
     templates: Templates | None = None,
+    lines: SourceLines | None = None,
 ) -> IngestReport:
     rules = in_app if isinstance(in_app, InAppRules) else InAppRules.of(in_app)
     report = IngestReport()
-    with templates.session() if templates is not None else nullcontext():
+    with ExitStack() as stack:
+        if templates is not None:
+            stack.enter_context(templates.session())
+        if lines is not None:
+            stack.enter_context(lines.session())
         for raw in events:
-            event, issue = group(scrub_event(rules.mark(raw)), templates)
+            event, issue = prepare(raw, rules, templates, lines)
             if store.record_event(event, issue):
                 report.stored.append(event.id)
                 report.issues.add(issue.fingerprint)
@@ -52,6 +60,18 @@ def ingest_events(
                 report.duplicates.append(event.id)
                 log.info("event.duplicate_dropped", event_id=event.id)
     return report
+
+
+def prepare(
+    raw: ErrorEvent, rules: InAppRules, templates: Templates | None = None, lines: SourceLines | None = None
+) -> tuple[ErrorEvent, Issue]:
+    """The event as it is stored (marked, scrubbed, fingerprinted) and a new Issue for it."""
+    event = scrub_event(rules.mark(raw))
+    if lines is None:
+        return group(event, templates)
+    lines.learn(event)
+    _, issue = group(lines.fill(event), templates)
+    return replace(event, fingerprint=issue.fingerprint), issue
 
 
 def parse_paths(paths: Sequence[Path]) -> list[ErrorEvent]:
@@ -64,5 +84,6 @@ def ingest_paths(
     paths: Sequence[Path],
     in_app: InAppRules | Collection[str] = (),
     templates: Templates | None = None,
+    lines: SourceLines | None = None,
 ) -> IngestReport:
-    return ingest_events(store, parse_paths(paths), in_app, templates)
+    return ingest_events(store, parse_paths(paths), in_app, templates, lines)

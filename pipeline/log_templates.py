@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import structlog
+from drain3.drain import Drain, Node
 from drain3.persistence_handler import PersistenceHandler
 from drain3.template_miner import TemplateMiner
 from drain3.template_miner_config import TemplateMinerConfig
@@ -32,7 +33,10 @@ log = structlog.get_logger(__name__)
 
 STATE_FILE = "drain3.json"
 NAMES_FILE = "drain3-names.json"  # Drain3 cluster id -> the name it was given when it was founded
-SIMILARITY = 0.6  # Drain3's 0.4 merges "failed to connect to <ip>" with "failed to parse file <x>"
+# The share of a message's tokens that must equal its template's (a template's <*> counts as equal:
+# see _Drain). Drain3's 0.4 merges "failed to connect to <ip>" with "failed to parse file <x>"; 0.8
+# keeps "stock for <x> above reorder level" apart from "... below reorder level".
+SIMILARITY = 0.8
 
 
 class _Snapshot(PersistenceHandler):  # type: ignore[misc]
@@ -53,7 +57,28 @@ class _Snapshot(PersistenceHandler):  # type: ignore[misc]
             return None
 
 
+class _Drain(Drain):  # type: ignore[misc]
+    """Drain whose similarity counts a template's <*> as matching: Drain3 counts it as a mismatch
+    when it adds a message, so a template with several parameters (an SDK's logging template)
+    could never take in the lines it formats at a threshold that keeps near misses apart."""
+
+    def tree_search(self, root_node: Node, tokens: list[str], sim_th: float, include_params: bool) -> object:
+        return super().tree_search(root_node, tokens, sim_th, True)
+
+
 class _Miner(TemplateMiner):  # type: ignore[misc]
+    def __init__(self, handler: PersistenceHandler | None, config: TemplateMinerConfig) -> None:
+        super().__init__(None, config)
+        self.drain = _Drain(
+            sim_th=config.drain_sim_th, depth=config.drain_depth, max_children=config.drain_max_children,
+            max_clusters=config.drain_max_clusters, extra_delimiters=config.drain_extra_delimiters,
+            param_str=config.mask_prefix + "*" + config.mask_suffix,
+            parametrize_numeric_tokens=config.parametrize_numeric_tokens,
+        )
+        self.persistence_handler = handler
+        if handler is not None:
+            self.load_state()
+
     def get_snapshot_reason(self, change_type: str, cluster_id: int) -> str | None:
         return None  # Templates.save decides when; Drain3 would rewrite the file per new cluster
 

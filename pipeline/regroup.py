@@ -12,6 +12,7 @@ awaiting review become one issue awaiting review. A new issue that is nobody's h
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -20,6 +21,7 @@ import structlog
 from pipeline.grouping import TemplateNamer, group
 from pipeline.ports import RegroupPlan, Store
 from pipeline.records import ErrorEvent, Issue, IssueStatus
+from pipeline.source_lines import SourceLines
 from pipeline.sources.in_app import InAppRules
 
 log = structlog.get_logger(__name__)
@@ -51,23 +53,27 @@ class _NewIssue:
 
 
 def plan(store: Store, rules: InAppRules, templates: TemplateNamer | None = None,
-         page: int = 500) -> tuple[RegroupPlan, RegroupReport]:
+         lines: SourceLines | None = None, page: int = 500) -> tuple[RegroupPlan, RegroupReport]:
     """What regrouping would change, computed without writing anything."""
+    if lines is not None:  # learn from every event first, so the order events came in does not matter
+        for batch in _pages(store, page):
+            for stored in batch:
+                lines.learn(rules.mark(stored))
     new_issues: dict[str, _NewIssue] = {}
     shares: defaultdict[str, Counter[str]] = defaultdict(Counter)  # old fp -> new fp -> events
     changed: list[ErrorEvent] = []
     total = moved = 0
-    after: str | None = None
-    while batch := store.list_events(after=after, limit=page):
+    for batch in _pages(store, page):
         for stored in batch:
             total += 1
-            event, issue = group(rules.mark(stored), templates)
+            marked = rules.mark(stored)
+            _, issue = group(lines.fill(marked) if lines is not None else marked, templates)
+            event = replace(marked, fingerprint=issue.fingerprint)
             _count(new_issues, event, issue)
             shares[stored.fingerprint or ""][issue.fingerprint] += 1
             moved += issue.fingerprint != stored.fingerprint
             if event.fingerprint != stored.fingerprint or event.exceptions != stored.exceptions:
-                changed.append(replace(event, raw=stored.raw))
-        after = batch[-1].id
+                changed.append(event)
     old_issues = {issue.fingerprint: issue for issue in store.list_issues()}
     heirs = {old: _heir(old, counts) for old, counts in shares.items()}
     issues = tuple(_issue(fp, new, [old_issues[o] for o, h in heirs.items() if h == fp and o in old_issues])
@@ -87,14 +93,21 @@ def plan(store: Store, rules: InAppRules, templates: TemplateNamer | None = None
 
 
 def regroup(store: Store, rules: InAppRules, templates: TemplateNamer | None = None,
-            dry_run: bool = False) -> RegroupReport:
+            lines: SourceLines | None = None, dry_run: bool = False) -> RegroupReport:
     """Regroup the store (or, with `dry_run`, only say what would change)."""
-    regroup_plan, report = plan(store, rules, templates)
+    regroup_plan, report = plan(store, rules, templates, lines)
     if not dry_run:
         store.apply_regroup(regroup_plan)
     log.info("store.regrouped" if not dry_run else "store.regroup_planned", events=report.events,
              moved=report.moved, issues_before=report.issues_before, issues_after=report.issues_after)
     return report
+
+
+def _pages(store: Store, page: int) -> Iterator[list[ErrorEvent]]:
+    after: str | None = None
+    while batch := store.list_events(after=after, limit=page):
+        yield batch
+        after = batch[-1].id
 
 
 def _count(new_issues: dict[str, _NewIssue], event: ErrorEvent, issue: Issue) -> None:

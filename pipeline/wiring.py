@@ -13,6 +13,7 @@ from pipeline.fixers.templates import TemplateFixer
 from pipeline.log_templates import Templates
 from pipeline.ports import CodeHost, Fixer, Sandbox, Store
 from pipeline.settings import RepoConfig, Settings
+from pipeline.source_lines import SourceLines
 from pipeline.sources.in_app import InAppRules
 
 
@@ -60,3 +61,8 @@ class Deps:
     def templates(self) -> Templates:
         """The message templates mined so far (Drain3 state in AUTOFIX_HOME)."""
         return Templates(self.settings.home)
+
+    @cached_property
+    def source_lines(self) -> SourceLines:
+        """Source lines remembered for frames that arrive without one (state in AUTOFIX_HOME)."""
+        return SourceLines(self.settings.home)

@@ -48,7 +48,8 @@ def ingest_event(payload: dict[str, Any], source: str) -> dict[str, list[str]]:
     """Store one Sentry event (any JSON shape); enqueue a fix attempt for a new issue."""
     deps = current_deps()
     store = deps.store
-    report = ingest_events(store, [parse_payload(payload, source)], deps.in_app, deps.templates)
+    report = ingest_events(store, [parse_payload(payload, source)], deps.in_app, deps.templates,
+                           deps.source_lines)
     enqueued = []
     for fingerprint in sorted(report.issues):
         issue = store.get_issue(fingerprint)

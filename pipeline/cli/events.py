@@ -36,7 +36,7 @@ def ingest(
             raise typer.BadParameter(f"{path}: no such file", param_hint="PATHS")
     events = parse_paths(paths)
     d = deps()
-    report = ingest_events(d.store, events, d.in_app, d.templates)
+    report = ingest_events(d.store, events, d.in_app, d.templates, d.source_lines)
     out().print(f"stored {len(report.stored)} event(s), dropped {len(report.duplicates)} duplicate(s), "
                 f"{len(report.issues)} issue(s) touched")
 

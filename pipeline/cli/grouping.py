@@ -22,8 +22,8 @@ def regroup(
     from pipeline.regroup import regroup as run_regroup
 
     d = deps()
-    with d.templates.session():
-        report = run_regroup(d.store, d.in_app, d.templates, dry_run=dry_run)
+    with d.templates.session(), d.source_lines.session():
+        report = run_regroup(d.store, d.in_app, d.templates, d.source_lines, dry_run=dry_run)
     if as_json:
         print_json({"dry_run": dry_run, "events": report.events, "moved": report.moved,
                     "issues_before": report.issues_before, "issues_after": report.issues_after,
@@ -65,4 +65,4 @@ def follow_file(path: Path, poll_s: float, idle_flush_s: float) -> None:
 
 
 def _sink(d: Any, events: list[Any], ingest: Any) -> None:
-    ingest(d.store, events, d.in_app, d.templates)
+    ingest(d.store, events, d.in_app, d.templates, d.source_lines)

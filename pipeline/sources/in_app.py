@@ -1,7 +1,8 @@
 """Which frames of a log traceback are the application's own code (in-app).
 
-Sentry SDKs mark their frames themselves and those marks are kept as sent. A log file only has
-paths, so log frames are marked here, and with no configuration in the common case:
+Sentry SDKs mark their frames themselves and those marks are kept as sent (but for frozen
+standard-library modules, see InAppRules.mark). A log file only has paths, so log frames are
+marked here, and with no configuration in the common case:
 
 - the guess: a frame under site-packages or dist-packages, in the standard library
   (``lib/pythonX.Y/``), in a virtualenv (``.venv/``, ``venv/``, ``.tox/``, ...), in a console script
@@ -108,9 +109,16 @@ class InAppRules:
         return _in_packages(path, self.packages)
 
     def mark(self, event: ErrorEvent) -> ErrorEvent:
-        """The event with its log frames marked; events from an SDK keep the marks it sent."""
+        """The event with its log frames marked; events from an SDK keep the marks it sent, except
+        that a frozen standard-library module is never in-app (sentry-python's default rule joins
+        "<frozen runpy>" to the working folder and then counts it as the project's)."""
         if event.source != "log":
-            return event
+            if not any(f.in_app and _frozen(f) for exc in event.exceptions for f in exc.frames):
+                return event
+            return replace(event, exceptions=tuple(
+                replace(exc, frames=tuple(replace(f, in_app=False) if f.in_app and _frozen(f) else f
+                                          for f in exc.frames))
+                for exc in event.exceptions))
         exceptions = tuple(self._mark_stack(exc, event.logger) for exc in event.exceptions)
         return replace(event, exceptions=exceptions)
 
@@ -120,6 +128,10 @@ class InAppRules:
             flags = _logger_refined(exc.frames, flags, logger)
         frames = tuple(f if f.in_app == flag else replace(f, in_app=flag) for f, flag in zip(exc.frames, flags, strict=True))
         return exc if frames == exc.frames else replace(exc, frames=frames)
+
+
+def _frozen(frame: Frame) -> bool:
+    return frame.filename.startswith("<frozen ") or "/<frozen " in normalised(frame.abs_path or "")
 
 
 def _in_packages(path: str, packages: Collection[str]) -> bool:
