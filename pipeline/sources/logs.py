@@ -147,7 +147,7 @@ def _scan_lines(scan: _Scan, lines: list[Line], final: bool) -> int | None:
                 chain = read_chain(lines, i, start)
             except Incomplete:
                 if not final:
-                    return _hold_from(scan, i)
+                    return _hold_from(scan, lines, i, text[:start])
                 chain = None
             if chain is None:
                 log.info("log.traceback_skipped", source=scan.source, offset=lines[i].offset,
@@ -156,7 +156,7 @@ def _scan_lines(scan: _Scan, lines: list[Line], final: bool) -> int | None:
                 i += 1
                 continue
             if not final and all(not line.text.strip() for line in lines[chain.end :]):
-                return _hold_from(scan, i)  # a chained exception may still follow
+                return _hold_from(scan, lines, i, chain.prefix)  # a chained exception may still follow
             record = _record_of(scan, chain.prefix)
             if scan.pending is not None and record is not scan.pending[1]:
                 _flush_pending(scan, lines)
@@ -176,8 +176,13 @@ def _scan_lines(scan: _Scan, lines: list[Line], final: bool) -> int | None:
     return None
 
 
-def _hold_from(scan: _Scan, i: int) -> int:
-    return scan.pending[0] if scan.pending is not None and scan.pending[0] < i else i
+def _hold_from(scan: _Scan, lines: list[Line], i: int, prefix: str) -> int:
+    """Where to read again from: the traceback's header, or the record line above it that it uses
+    (a record line it does not use is done with: an error one becomes its message event now)."""
+    if scan.pending is not None and scan.pending[0] < i and _record_of(scan, prefix) is scan.pending[1]:
+        return scan.pending[0]
+    _flush_pending(scan, lines)
+    return i
 
 
 def _flush_pending(scan: _Scan, lines: list[Line]) -> None:
