@@ -28,6 +28,8 @@ from pipeline.sources.in_app import InAppRules
 
 log = structlog.get_logger(__name__)
 
+BATCH = 200  # events stored per transaction: a log's thousands of tracebacks are not a commit each
+
 
 @dataclass
 class IngestReport:
@@ -50,16 +52,27 @@ def ingest_events(
             stack.enter_context(templates.session())
         if lines is not None:
             stack.enter_context(lines.session())
+        batch: list[tuple[ErrorEvent, Issue]] = []
         for raw in events:
-            event, issue = prepare(raw, rules, templates, lines)
-            if store.record_event(event, issue):
-                report.stored.append(event.id)
-                report.issues.add(issue.fingerprint)
-                log.info("event.stored", event_id=event.id, fingerprint=issue.fingerprint)
-            else:
-                report.duplicates.append(event.id)
-                log.info("event.duplicate_dropped", event_id=event.id)
+            batch.append(prepare(raw, rules, templates, lines))
+            if len(batch) >= BATCH:
+                _record(store, batch, report)
+        _record(store, batch, report)
     return report
+
+
+def _record(store: Store, batch: list[tuple[ErrorEvent, Issue]], report: IngestReport) -> None:
+    for (event, issue), stored in zip(batch, store.record_events(batch), strict=True):
+        if stored:
+            report.stored.append(event.id)
+            report.issues.add(issue.fingerprint)
+            log.debug("event.stored", event_id=event.id, fingerprint=issue.fingerprint)
+        else:
+            report.duplicates.append(event.id)
+            log.info("event.duplicate_dropped", event_id=event.id)
+    if batch:
+        log.info("events.ingested", events=len(batch), stored=len(report.stored))
+    batch.clear()
 
 
 def prepare(

@@ -60,6 +60,13 @@ def event_row(event: ErrorEvent, fingerprint: str) -> EventRow:
     )
 
 
+def event_insert_values(event: ErrorEvent, fingerprint: str) -> dict[str, Any]:
+    """A stored event's columns, for a bulk INSERT (event_row's values, without the ORM object)."""
+    return {"id": event.id, "fingerprint": fingerprint, "source": event.source, "project": event.project,
+            "received_at": as_utc(event.received_at),
+            "event": _EVENT.dump_python(event, mode="json", exclude={"raw"}), "raw": dict(event.raw)}
+
+
 def event_values(event: ErrorEvent) -> dict[str, Any]:
     """The parsed-event columns of a stored event, for a bulk UPDATE by id (regrouping)."""
     return {"id": event.id, "fingerprint": event.fingerprint,

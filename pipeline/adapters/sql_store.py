@@ -11,12 +11,13 @@ the same event id at once both try, one insert wins, the other rolls back its wh
 from __future__ import annotations
 
 import threading
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import structlog
-from sqlalchemy import Engine, case, delete, select, update
+from sqlalchemy import Engine, case, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, selectinload
@@ -24,6 +25,7 @@ from sqlalchemy.orm import Session, selectinload
 from pipeline.adapters.sql_convert import (
     candidate_from_row,
     event_from_row,
+    event_insert_values,
     event_row,
     event_values,
     fill_candidate_row,
@@ -121,8 +123,45 @@ class SqlStore:
         log.debug("event.recorded", event_id=event.id, fingerprint=issue.fingerprint)
         return True
 
-    def _issue_counted(self, event: ErrorEvent, issue: Issue) -> _Insert:
-        """INSERT the issue as given, or count this event against the stored one (keeping status)."""
+    def record_events(self, pairs: Sequence[tuple[ErrorEvent, Issue]]) -> list[bool]:
+        """record_event for each pair, in one transaction (one commit for a whole batch of a log).
+
+        Ids already stored, or repeated in the batch, are dropped as record_event drops them. If a
+        concurrent writer stores one of them meanwhile, the batch is rolled back and stored one
+        event at a time instead, which settles each id exactly."""
+        for event, issue in pairs:
+            if event.fingerprint != issue.fingerprint:
+                return [self.record_event(e, i) for e, i in pairs]  # raises for the mismatched one
+        if not pairs:
+            return []
+        try:
+            with self._writing() as session:
+                wanted = [event.id for event, _ in pairs]
+                seen = set(session.scalars(select(EventRow.id).where(EventRow.id.in_(wanted))))
+                stored: list[bool] = []
+                fresh: dict[str, list[tuple[ErrorEvent, Issue]]] = {}
+                for event, issue in pairs:
+                    stored.append(event.id not in seen)
+                    if event.id not in seen:
+                        seen.add(event.id)
+                        fresh.setdefault(issue.fingerprint, []).append((event, issue))
+                for members in fresh.values():  # one upsert per issue, counting all its new events
+                    first, last = members[0][1], members[-1][0]
+                    merged = replace(first, count=len(members), first_seen=min(i.first_seen for _, i in members),
+                                     last_seen=max(i.last_seen for _, i in members), latest_event_id=last.id)
+                    session.execute(self._issue_counted(last, merged, len(members)))
+                rows = [event_insert_values(e, e.fingerprint or "") for members in fresh.values() for e, _ in members]
+                if rows:
+                    session.execute(insert(EventRow), rows)
+        except IntegrityError:
+            return [self.record_event(e, i) for e, i in pairs]
+        dropped = len(stored) - sum(stored)
+        log.debug("events.recorded", events=sum(stored), duplicates_dropped=dropped)
+        return stored
+
+    def _issue_counted(self, event: ErrorEvent, issue: Issue, events: int = 1) -> _Insert:
+        """INSERT the issue as given, or count `events` events (the last being `event`) against the
+        stored one, keeping its status."""
         values = issue_values(issue)
         values["latest_event_id"] = issue.latest_event_id or event.id
         stmt = self._insert(IssueRow).values(values)
@@ -130,7 +169,7 @@ class SqlStore:
         return stmt.on_conflict_do_update(
             index_elements=[IssueRow.fingerprint],
             set_={
-                "count": IssueRow.count + 1,
+                "count": IssueRow.count + events,
                 "first_seen": case(
                     (new.first_seen < IssueRow.first_seen, new.first_seen), else_=IssueRow.first_seen
                 ),

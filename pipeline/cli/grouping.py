@@ -31,13 +31,13 @@ def regroup(
                     "candidates_moved": report.candidates_moved})
         return
     verb = "would move" if dry_run else "moved"
-    out().print(f"{report.events} event(s): {verb} {report.moved}; issues {report.issues_before} -> "
-                f"{report.issues_after}; {len(report.merged)} merged, {len(report.split)} split, "
-                f"{report.candidates_moved} candidate(s) moved")
-    for new, olds in sorted(report.merged.items()):
-        out().print(f"  merged {', '.join(o[:12] for o in olds)} -> {new[:12]}")
-    for old, news in sorted(report.split.items()):
-        out().print(f"  split {old[:12]} -> {', '.join(n[:12] for n in news)}")
+    lines = [f"{report.events} event(s): {verb} {report.moved}; issues {report.issues_before} -> "
+             f"{report.issues_after}; {len(report.merged)} merged, {len(report.split)} split, "
+             f"{report.candidates_moved} candidate(s) moved"]
+    lines += [f"  merged {', '.join(o[:12] for o in olds)} -> {new[:12]}" for new, olds in sorted(report.merged.items())]
+    lines += [f"  split {old[:12]} -> {', '.join(n[:12] for n in news)}" for old, news in sorted(report.split.items())]
+    for line in lines:
+        out().print(line, soft_wrap=True, highlight=False, markup=False)
 
 
 def follow_file(path: Path, poll_s: float, idle_flush_s: float) -> None:
@@ -55,13 +55,13 @@ def follow_file(path: Path, poll_s: float, idle_flush_s: float) -> None:
     try:
         follower = Follower(path, d.store, lambda events: _sink(d, events, ingest_events),
                             poll_s=poll_s, idle_flush_s=idle_flush_s)
-        err().print(f"following {path} (SIGTERM or Ctrl-C stops)", highlight=False)
+        err().print(f"following {path} (SIGTERM or Ctrl-C stops)", highlight=False, markup=False, soft_wrap=True)
         report = follower.run(stop)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     out().print(f"followed {path}: {report.events} event(s), {report.tracebacks} traceback(s), "
-                f"{report.rotations} rotation(s)")
+                f"{report.rotations} rotation(s)", soft_wrap=True, highlight=False, markup=False)
 
 
 def _sink(d: Any, events: list[Any], ingest: Any) -> None:

@@ -102,8 +102,10 @@ class Follower:
 
     # --- reading -----------------------------------------------------------------------------------
 
-    def _read(self, current: _Open, final: bool) -> bool:
-        """Scan from the cursor to the end of the file; True when the cursor moved."""
+    def _read(self, current: _Open, final: bool, idle: bool = False) -> bool:
+        """Scan from the cursor to the end of the file; True when the cursor moved. `idle`: the
+        file has been quiet, so take what is complete (a traceback without its exception line is
+        not); `final`: the file will not grow again, so take everything."""
         if current.head is None:
             start = os.pread(current.file.fileno(), 512, 0)
             if not head_complete(start):
@@ -115,7 +117,7 @@ class Follower:
             if not data:
                 return moved
             scan = scan_log(data, self.key, stream=self.stream, head=current.head, base_offset=current.offset,
-                            final=final and len(data) < _CHUNK, strict=False)
+                            final=(final or idle) and len(data) < _CHUNK, strict=False, hold_incomplete=idle)
             if scan.consumed == 0:
                 if len(data) >= _CHUNK:  # one record longer than a chunk: take it as it is
                     scan = scan_log(data, self.key, stream=self.stream, head=current.head,
@@ -173,7 +175,7 @@ class Follower:
             self._truncated(current)
             return True
         if st.st_size > current.offset and time.monotonic() - current.grew_at >= self.idle_flush_s:
-            return self._read(current, final=True)  # a record left incomplete: take it as it is
+            return self._read(current, final=False, idle=True)  # take what a pause has left complete
         return False
 
     def _head_changed(self, current: _Open) -> bool:
@@ -236,8 +238,7 @@ class Follower:
         else:
             with open(copy, "rb") as file:
                 self._drain(file, cursor.offset, cursor.head, str(copy))
-            if not same_file:
-                self._catch_up(copy)
+            self._catch_up(copy)
         return fresh
 
     def _catch_up(self, old: Path) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 
 from pipeline.records import ExceptionInfo, Frame
 from pipeline.sources.in_app import guess_in_app
-from pipeline.sources.log_records import Record, find_timestamp, level_name
+from pipeline.sources.log_records import Record, find_timestamp, level_name, record
 from pipeline.sources.tracebacks import parse_traceback_text
 
 _MESSAGE_KEYS = ("event", "message", "msg")
@@ -50,13 +50,8 @@ def load_record(text: str) -> Mapping[str, Any] | None:
 
 def read_record(obj: Mapping[str, Any]) -> JsonRecord:
     level = next((lv for key in _LEVEL_KEYS if (lv := level_name(obj.get(key))) is not None), None)
-    record = Record(
-        timestamp=_timestamp(obj),
-        level=level,
-        logger=_first_str(obj, _LOGGER_KEYS),
-        message=_first_str(obj, _MESSAGE_KEYS) or "",
-    )
-    return JsonRecord(record, _exceptions(obj))
+    made = record(_timestamp(obj), level, _first_str(obj, _LOGGER_KEYS), _first_str(obj, _MESSAGE_KEYS) or "")
+    return JsonRecord(made, _exceptions(obj))
 
 
 def _first_str(obj: Mapping[str, Any], keys: Sequence[str]) -> str | None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 
 ERROR_LEVELS = frozenset({"error", "critical"})
 _LEVELS = {
@@ -35,39 +36,48 @@ TIMESTAMP = re.compile(
     r"\s?(?P<tz>Z|[+-]\d{2}:?\d{2})?"
 )
 _LEADING_TIMESTAMP = re.compile(r"^\[?" + TIMESTAMP.pattern + r"\]?\s*(?:(?:stdout|stderr) [FP] |-\s+)?")
-_LAYOUTS = (
-    re.compile(rf"^(?P<level>{_LEVEL}):(?P<logger>{_NAME}):(?P<msg>.*)$", re.IGNORECASE),
-    re.compile(rf"^(?P<logger>{_NAME}) - (?P<level>{_LEVEL}) - (?P<msg>.*)$", re.IGNORECASE),
-    re.compile(rf"^(?:\[\d+\]\s+)?\[(?P<level>{_LEVEL})\]\s+(?P<msg>.*)$", re.IGNORECASE),
+_LAYOUTS = (  # the common layouts first; each is anchored, so a miss costs little
     re.compile(rf"^(?P<level>{_LEVEL})\s+in\s+(?P<logger>{_NAME}):\s+(?P<msg>.*)$", re.IGNORECASE),
     re.compile(
         rf"^\[?(?P<level>{_LEVEL})\s*\]?:?(?:\s+\d+)?(?:\s+\[(?P<logger>{_NAME})\]:?)?(?:\s+(?P<msg>.*))?$",
         re.IGNORECASE,
     ),
+    re.compile(rf"^(?P<level>{_LEVEL}):(?P<logger>{_NAME}):(?P<msg>.*)$", re.IGNORECASE),
+    re.compile(rf"^(?P<logger>{_NAME}) - (?P<level>{_LEVEL}) - (?P<msg>.*)$", re.IGNORECASE),
+    re.compile(rf"^(?:\[\d+\]\s+)?\[(?P<level>{_LEVEL})\]\s+(?P<msg>.*)$", re.IGNORECASE),
 )
 
 
 @dataclass(frozen=True)
 class Record:
-    timestamp: datetime | None
     level: str | None  # debug | info | warning | error | critical
     logger: str | None
     message: str
+    stamp: re.Match[str] | None = None  # the leading timestamp, turned into a datetime on demand
 
     @property
     def is_error(self) -> bool:
         return self.level in ERROR_LEVELS
 
+    @cached_property
+    def timestamp(self) -> datetime | None:
+        return as_datetime(self.stamp) if self.stamp is not None else None
+
+
+def record(timestamp: datetime | None, level: str | None, logger: str | None, message: str) -> Record:
+    """A record whose timestamp is already known (a JSON line's)."""
+    made = Record(level, logger, message)
+    made.__dict__["timestamp"] = timestamp  # fills the cached property
+    return made
+
 
 def parse_record(text: str) -> Record | None:
     """The record a line starts, or None when the line only continues the one above it."""
-    stamp: datetime | None = None
+    stamp: re.Match[str] | None = None
     rest = text
-    while match := _LEADING_TIMESTAMP.match(rest):
-        stamp = stamp or as_datetime(match)
+    while (match := _LEADING_TIMESTAMP.match(rest)) is not None and match.end():
+        stamp = stamp or match
         rest = rest[match.end() :]
-        if not match.group(0):
-            break
     for layout in _LAYOUTS:
         found = layout.match(rest)
         if found is None:
@@ -76,9 +86,9 @@ def parse_record(text: str) -> Record | None:
         if stamp is None and level != level.upper() and not rest.startswith("["):
             continue  # "Error: boom" is an exception line, not a record; levelnames are upper case
         logger = found.groupdict().get("logger")
-        return Record(stamp, _LEVELS[level.lower()], logger, (found["msg"] or "").strip())
+        return Record(_LEVELS[level.lower()], logger, (found["msg"] or "").strip(), stamp)
     if stamp is not None:
-        return Record(stamp, None, None, rest.strip())
+        return Record(None, None, rest.strip(), stamp)
     return None
 
 

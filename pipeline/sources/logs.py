@@ -104,17 +104,20 @@ def scan_log(
     base_offset: int = 0,
     final: bool = True,
     strict: bool = True,
+    hold_incomplete: bool = False,
 ) -> LogScan:
     """The events in `data`, which starts at byte `base_offset` of the file (whose first-line hash
-    is `head`). With `final`, everything is read; without, see the module docstring. `strict`
-    refuses NUL bytes near the start (a binary file); a follower drops them instead (a file
-    truncated under a writer that does not append is padded with them)."""
+    is `head`). With `final`, everything is read; without, see the module docstring; with both
+    `final` and `hold_incomplete` (a follower whose file has been quiet a while), everything but a
+    traceback still missing its exception line. `strict` refuses NUL bytes near the start (a binary
+    file); a follower drops them instead (a file truncated under a writer that does not append is
+    padded with them)."""
     if strict and b"\x00" in data[:_BINARY_SNIFF]:
         raise InvalidInput(source, "holds NUL bytes: binary, not a log file")
     end = len(data) if final else data.rfind(b"\n") + 1
     lines = _split(data[:end], base_offset)
     scan = _Scan(source, stream or source, head or head_of(data), received_at or utcnow())
-    hold = _scan_lines(scan, lines, final)
+    hold = _scan_lines(scan, lines, final, hold_incomplete)
     consumed = end if hold is None else lines[hold].offset - base_offset
     read = len(lines) if hold is None else hold
     log.debug("log.scanned", source=source, events=len(scan.events), lines=read, final=final)
@@ -131,7 +134,7 @@ def _split(data: bytes, base_offset: int) -> list[Line]:
     return lines
 
 
-def _scan_lines(scan: _Scan, lines: list[Line], final: bool) -> int | None:
+def _scan_lines(scan: _Scan, lines: list[Line], final: bool, hold_incomplete: bool = False) -> int | None:
     """Read `lines` into scan.events; the index to hold back from when not final, else None."""
     i = 0
     while i < len(lines):
@@ -146,7 +149,7 @@ def _scan_lines(scan: _Scan, lines: list[Line], final: bool) -> int | None:
             try:
                 chain = read_chain(lines, i, start)
             except Incomplete:
-                if not final:
+                if not final or hold_incomplete:
                     return _hold_from(scan, lines, i, text[:start])
                 chain = None
             if chain is None:
