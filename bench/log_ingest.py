@@ -26,13 +26,13 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from pipeline.adapters.sql_store import SqlStore  # noqa: E402
-from pipeline.ingest import ingest_events  # noqa: E402
-from pipeline.log_templates import Templates  # noqa: E402
-from pipeline.source_lines import SourceLines  # noqa: E402
-from pipeline.sources.follow import Follower  # noqa: E402
-from pipeline.sources.in_app import InAppRules  # noqa: E402
-from pipeline.sources.logs import scan_log  # noqa: E402
+from pipeline.adapters.sql_store import SqlStore
+from pipeline.ingest import ingest_events
+from pipeline.log_templates import Templates
+from pipeline.source_lines import SourceLines
+from pipeline.sources.follow import Follower
+from pipeline.sources.in_app import InAppRules
+from pipeline.sources.logs import scan_log
 
 
 def write_log(path: Path, lines: int) -> dict[str, Any]:

@@ -97,7 +97,7 @@ def run_demo(examples: Path, base: Settings, approve_all: bool = False, keep: Pa
                                               c.confidence), default=None)
         rows.append({
             "fingerprint": issue.fingerprint, "title": issue.title, "culprit": issue.culprit,
-            "fix_class": issue.fix_class,
+            "fix_class": issue.fix_class, "cluster": issue.cluster_id,
             "count": issue.count, "status": issue.status.value,
             "candidate_id": best.id if best else None, "strategy": best.strategy if best else None,
             "verification": _verification_label(best), "confidence": best.confidence if best else None,

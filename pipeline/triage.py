@@ -166,17 +166,11 @@ def triage(store: Store, settings: Settings, fixers: Sequence[Fixer], sandbox_fo
     report = TriageReport()
     work_base = settings.home / "worktrees"
     work_base.mkdir(parents=True, exist_ok=True)
-    chosen = pick(store, limit)
-    for issue in (i for status in _OPEN for i in store.list_issues(status)):
-        why = skip_reason(store, issue)
-        if why is not None:
-            report.skipped[issue.fingerprint] = why
-            store.set_issue_status(issue.fingerprint, IssueStatus.TRIAGED)
     attempts = 0
-    for first in chosen:
+    for first in pick(store, limit):
         for issue in _cluster_queue(store, first):
             if attempts >= limit:
-                return report
+                break
             attempts += 1
             result = attempt(store, settings, fixers, sandbox_for, issue, work_base)
             if isinstance(result, str):
@@ -186,6 +180,11 @@ def triage(store: Store, settings: Settings, fixers: Sequence[Fixer], sandbox_fo
             report.outcomes[issue.fingerprint] = result
             if any(c.status is CandidateStatus.AWAITING_REVIEW for c in result.candidates):
                 break
+    for issue in (i for status in _OPEN for i in store.list_issues(status)):
+        why = skip_reason(store, issue)  # never attempted, or waiting for its cluster's fix
+        if why is not None:
+            report.skipped[issue.fingerprint] = why
+            store.set_issue_status(issue.fingerprint, IssueStatus.TRIAGED)
     return report
 
 

@@ -144,6 +144,8 @@ def test_one_fix_is_offered_for_a_cluster_and_merging_it_closes_the_wrapped_cous
 
     assert list(report.outcomes) == [profile.fingerprint]
     assert report.outcomes[profile.fingerprint].status == "verified"
+    assert report.skipped[digest.fingerprint].startswith(f"cluster {profile.cluster_id} already has a fix offered")
+    assert deps.store.get_issue(digest.fingerprint).status is IssueStatus.TRIAGED  # type: ignore[union-attr]
     [offered] = deps.store.list_candidates(CandidateStatus.AWAITING_REVIEW)
     pr = approve(deps.store, deps.code_host, settings, offered.id, "ada")
     clone = tmp_path / "clone"
