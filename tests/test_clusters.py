@@ -183,3 +183,14 @@ def load_path_all(name: str) -> list:  # type: ignore[type-arg]
     from pipeline.sources import load_path
 
     return load_path(EXAMPLES / "events" / name)
+
+
+def test_an_issue_stored_before_clusters_gets_one_from_its_next_event(store: SqlStore) -> None:
+    from pipeline.ingest import prepare
+
+    first, second = (prepare(e, InAppRules()) for e in load_path_all("1-checkout-coupon-null.json")
+                     + load_path_all("2-checkout-coupon-absent.json"))
+    store.record_event(first[0], dataclasses.replace(first[1], cluster_id=None))
+    assert store.get_issue(first[1].fingerprint).cluster_id is None  # type: ignore[union-attr]
+    store.record_event(*second)
+    assert store.get_issue(first[1].fingerprint).cluster_id == second[1].cluster_id  # type: ignore[union-attr]

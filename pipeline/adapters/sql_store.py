@@ -17,7 +17,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import structlog
-from sqlalchemy import Engine, case, delete, insert, select, update
+from sqlalchemy import Engine, case, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, selectinload
@@ -177,6 +177,8 @@ class SqlStore:
                     (new.last_seen > IssueRow.last_seen, new.last_seen), else_=IssueRow.last_seen
                 ),
                 "latest_event_id": event.id,
+                # An issue stored before clusters existed gets one from its next event.
+                "cluster_id": func.coalesce(IssueRow.cluster_id, new.cluster_id),
             },
         )
 
