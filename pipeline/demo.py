@@ -86,6 +86,7 @@ class DemoRow:
     title: str
     culprit: str
     fix_class: str
+    cluster: str | None
     count: int
     status: str
     candidate_id: str | None
@@ -120,7 +121,8 @@ def _row(deps: Deps, issue: Issue, branches: dict[str, str]) -> DemoRow:
     candidates = deps.store.list_candidates(issue_fingerprint=issue.fingerprint)
     best = max(candidates, key=lambda c: (c.verification is not None and c.verification.verified, c.confidence),
                default=None)
-    return DemoRow(issue.fingerprint, issue.title, issue.culprit, issue.fix_class, issue.count, issue.status.value,
+    return DemoRow(issue.fingerprint, issue.title, issue.culprit, issue.fix_class, issue.cluster_id, issue.count,
+                   issue.status.value,
                    best.id if best else None, best.strategy if best else None, _verification_label(best),
                    best.confidence if best else None, branches.get(issue.fingerprint))
 

@@ -5,7 +5,7 @@ Small typed request and response records live here too, beside the Protocol that
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -19,6 +19,7 @@ from pipeline.records import (
     Hint,
     Issue,
     IssueStatus,
+    LogCursor,
     Patch,
     PullRequest,
     Review,
@@ -172,6 +173,21 @@ class CIHost(CodeHost, Protocol):
 # --- Store ---------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class RegroupPlan:
+    """What `autofix regroup` changes, applied by the store in one transaction.
+
+    `issues` is every issue as it is to be stored afterwards (inserted or replaced whole); `events`
+    the events whose fingerprint or in-app marks changed, with their new values; `candidates` moves
+    each listed candidate to another issue; `removed` are the fingerprints no event keeps.
+    """
+
+    issues: tuple[Issue, ...] = ()
+    events: tuple[ErrorEvent, ...] = ()
+    candidates: Mapping[str, str] = field(default_factory=dict)  # candidate id -> issue fingerprint
+    removed: tuple[str, ...] = ()
+
+
 class Store(Protocol):
     """Persistence of every record. Writes are idempotent on the record's id."""
 
@@ -182,6 +198,10 @@ class Store(Protocol):
         one gets count + 1, last_seen = max, latest_event_id = this event, and keeps its status.
         Returns False, changing nothing, when an event with this id is already stored.
         """
+        ...
+
+    def record_events(self, pairs: Sequence[tuple[ErrorEvent, Issue]]) -> list[bool]:
+        """record_event for each (event, issue) pair, in order, in as few transactions as it can."""
         ...
 
     def get_event(self, event_id: str) -> ErrorEvent | None: ...
@@ -217,6 +237,23 @@ class Store(Protocol):
     def outcomes(self) -> list[Outcome]:
         """Every reviewer decision and pull-request outcome, with its candidate's class and strategy."""
         ...
+
+    # Clusters, regrouping and followed logs (issue 12).
+    def list_events(self, after: str | None = None, limit: int = 500) -> list[ErrorEvent]:
+        """Every stored event in id order, a page at a time: the ids after `after`."""
+        ...
+
+    def issues_in_cluster(self, cluster_id: str) -> list[Issue]: ...
+
+    def set_cluster_status(
+        self, cluster_id: str, status: IssueStatus, among: Collection[IssueStatus]
+    ) -> list[str]:
+        """Set `status` on the cluster's issues whose status is in `among`; their fingerprints."""
+        ...
+
+    def apply_regroup(self, plan: RegroupPlan) -> None: ...
+    def get_log_cursor(self, path: str) -> LogCursor | None: ...
+    def save_log_cursor(self, cursor: LogCursor) -> None: ...
 
 
 OutcomeKind = Literal["approved", "rejected", "merged", "closed", "regressed"]

@@ -31,7 +31,7 @@ from pipeline.publish import regression_test
 from pipeline.records import CandidateStatus, Hint, IssueStatus, PullRequest
 from pipeline.scrub import scrub_text
 from pipeline.settings import RepoConfig, Settings
-from pipeline.triage import SandboxFor, prepare, run_attempt
+from pipeline.triage import SandboxFor, close_cluster, prepare, run_attempt
 
 log = structlog.get_logger(__name__)
 
@@ -55,8 +55,8 @@ def sync(store: Store, host: CodeHost, settings: Settings, repo: RepoConfig, pr:
     status = host.pull_request_status(repo, pr)
     candidate = store.get_candidate(pr.candidate_id)
     if status.state in _CLOSING:
-        if candidate is not None:  # the issue first: a rerun then still finds the pull request open
-            store.set_issue_status(candidate.issue_fingerprint, _CLOSING[status.state])
+        if candidate is not None:  # the issues first: a rerun then still finds the pull request open
+            close_cluster(store, candidate.issue_fingerprint, _CLOSING[status.state])  # merged: the whole cluster
         store.save_pull_request(replace(pr, state=status.state, merge_commit_sha=status.merge_commit_sha))
         log.info("pull_request.synced", candidate_id=pr.candidate_id, state=status.state,
                  merge_commit_sha=status.merge_commit_sha)

@@ -102,6 +102,11 @@ class ErrorEvent:
     project: str | None = None
     timestamp: datetime | None = None
     raw: Mapping[str, Any] = field(default_factory=dict)
+    level: str | None = None  # "error", "critical", ... (Sentry's `level`, or the log record's)
+    logger: str | None = None  # the logger that reported it (Sentry's `logger`, or the log record's)
+    # The SDK's own `fingerprint` array, as sent: it replaces the computed grouping unless one of its
+    # entries is "{{ default }}" (Sentry's rule).
+    client_fingerprint: tuple[str, ...] = ()
 
     @property
     def primary(self) -> ExceptionInfo | None:
@@ -131,6 +136,9 @@ class Issue:
     repo: str | None = None
     project: str | None = None
     latest_event_id: str | None = None
+    # The root-cause cluster: issues with the same crash site (innermost in-app frame and exception
+    # type) share it, whatever their messages or outer frames; one verified fix serves them all.
+    cluster_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -337,3 +345,19 @@ class Hint:
     ref: str
     candidate_id: str | None = None  # the candidate the feedback is about
     at: datetime = field(default_factory=utcnow)
+
+
+@dataclass(frozen=True)
+class LogCursor:
+    """How far a followed log file has been read, and which generation of the file that was.
+
+    `device` and `inode` name the file that was open; `head` is a hash of its first line, so a file
+    truncated in place (copytruncate) and written again is told apart from the one that was read.
+    """
+
+    path: str
+    offset: int
+    head: str
+    device: int = 0
+    inode: int = 0
+    updated_at: datetime = field(default_factory=utcnow)

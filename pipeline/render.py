@@ -40,6 +40,7 @@ def issue_json(i: Issue) -> dict[str, Any]:
         "fingerprint": i.fingerprint, "title": i.title, "culprit": i.culprit, "fix_class": i.fix_class,
         "count": i.count, "priority": i.priority, "status": i.status.value, "repo": i.repo,
         "first_seen": i.first_seen.isoformat(), "last_seen": i.last_seen.isoformat(),
+        "cluster": i.cluster_id,
     }
 
 

@@ -69,6 +69,9 @@ class RepoConfig(BaseModel):
     tests_folder: str = "tests"  # where the reproduction is committed as a regression test
     reviewers: list[str] = Field(default_factory=list)  # GitHub logins asked to review
     team_reviewers: list[str] = Field(default_factory=list)  # GitHub team slugs asked to review
+    # The repo's top-level packages: their log frames are in-app. Empty: the packages its checkout
+    # holds (folders with an __init__.py at the root or under src/).
+    packages: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _github_needs_a_repo(self) -> RepoConfig:

@@ -13,9 +13,12 @@ from typing import TYPE_CHECKING
 
 from pipeline.adapters.git_host import GitCodeHost
 from pipeline.fixers.templates import TemplateFixer
+from pipeline.log_templates import Templates
 from pipeline.ports import CodeHost, Fixer, PullRequestStatus, Sandbox, Store
 from pipeline.records import Patch, PullRequest
 from pipeline.settings import RepoConfig, Settings
+from pipeline.source_lines import SourceLines
+from pipeline.sources.in_app import InAppRules
 
 if TYPE_CHECKING:
     from sandbox.config import DockerConfig
@@ -81,6 +84,22 @@ class Deps:
 
         settings = self.settings
         return GitHubCodeHost(make_github(settings), GitHubCalls(settings.github_client), settings.pull_requests)
+
+
+    @cached_property
+    def in_app(self) -> InAppRules:
+        """Which log frames are the apps' own: configured packages and prefixes, else the guess."""
+        return InAppRules.from_settings(self.settings)
+
+    @cached_property
+    def templates(self) -> Templates:
+        """The message templates mined so far (Drain3 state in AUTOFIX_HOME)."""
+        return Templates(self.settings.home)
+
+    @cached_property
+    def source_lines(self) -> SourceLines:
+        """Source lines remembered for frames that arrive without one (state in AUTOFIX_HOME)."""
+        return SourceLines(self.settings.home)
 
 
 class RepoHosts:

@@ -9,7 +9,19 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.grouping import culprit, fingerprint, fix_class, group, parameterize, title
+from pipeline.grouping import (
+    cluster_id,
+    components,
+    crash_site,
+    culprit,
+    fingerprint,
+    fix_class,
+    group,
+    parameterize,
+    root_cause,
+    title,
+    without_launchers,
+)
 from pipeline.records import ErrorEvent, ExceptionInfo, Frame, IssueStatus
 from pipeline.sources.sentry import parse_event
 
@@ -142,7 +154,9 @@ def test_stackless_exceptions_group_on_type_and_parameterised_value() -> None:
         ("at 2024-05-01T12:00:00.123Z and 12:30:01", "at <datetime> and <time>"),
         ("object at 0x7f3a2b10 hash deadbeef12345678", "object at <hex> hash <hex>"),
         ("took 2.5ms, retry 3 of 5 from 192.168.0.1", "took <float>ms, retry <int> of <int> from <ip>"),
-        ("KeyError 'user_id' in utf8 codec v2", "KeyError 'user_id' in utf8 codec v2"),
+        ("KeyError 'user_id' in utf8 codec v2", "KeyError <quoted> in utf8 codec v2"),
+        ('no template "weekly" for user\'s digest', "no template <quoted> for user's digest"),
+        ("sha1 da39a3ee5e6b4b0d3255bfef95601890afd80709 on 01/05/2024", "sha1 <hex> on <datetime>"),
     ],
 )
 def test_parameterize_replaces_variable_parts_and_keeps_names(text: str, expected: str) -> None:
@@ -152,18 +166,34 @@ def test_parameterize_replaces_variable_parts_and_keeps_names(text: str, expecte
 @pytest.mark.parametrize(
     ("exc_type", "value", "expected"),
     [
-        ("AttributeError", "'NoneType' object has no attribute 'name'", "AttributeError:NoneType"),
-        ("AttributeError", "'Order' object has no attribute 'nme'", "AttributeError"),
-        ("TypeError", "'NoneType' object is not subscriptable", "TypeError:NoneType-subscript"),
-        ("TypeError", "'NoneType' object is not iterable", "TypeError:NoneType-iterable"),
-        ("TypeError", "cannot unpack non-iterable NoneType object", "TypeError:NoneType-iterable"),
-        ("TypeError", "unsupported operand type(s) for +: 'int' and 'str'", "TypeError:unsupported-operand"),
-        ("TypeError", 'can only concatenate str (not "int") to str', "TypeError:unsupported-operand"),
-        ("TypeError", "f() missing 1 required positional argument: 'x'", "TypeError"),
-        ("KeyError", "'sku'", "KeyError"),
-        ("ModuleNotFoundError", "No module named 'yaml'", "ImportError"),
-        ("RecursionError", "maximum recursion depth exceeded", "RecursionError"),
-        ("OrderNotFound", "order 4 not found", "OrderNotFound"),
+        ("AttributeError", "'NoneType' object has no attribute 'name'", "none-attribute"),
+        ("AttributeError", "'Order' object has no attribute 'nme'", "missing-attribute"),
+        ("TypeError", "'NoneType' object is not subscriptable", "none-subscript"),
+        ("TypeError", "'NoneType' object is not callable", "none-call"),
+        ("TypeError", "'NoneType' object is not iterable", "none-iterable"),
+        ("TypeError", "cannot unpack non-iterable NoneType object", "none-iterable"),
+        ("TypeError", "unsupported operand type(s) for +: 'int' and 'str'", "type-mismatch"),
+        ("TypeError", 'can only concatenate str (not "int") to str', "type-mismatch"),
+        ("TypeError", "f() missing 1 required positional argument: 'x'", "wrong-arguments"),
+        ("TypeError", "Object of type datetime is not JSON serializable", "type-error"),
+        ("KeyError", "'sku'", "missing-key"),
+        ("IndexError", "list index out of range", "index-range"),
+        ("ZeroDivisionError", "float division by zero", "zero-division"),
+        ("ValueError", "invalid literal for int() with base 10: 'two'", "parse-value"),
+        ("JSONDecodeError", "Expecting value: line 1 column 1 (char 0)", "parse-value"),
+        ("ValueError", "math domain error", "value-error"),
+        ("UnboundLocalError", "cannot access local variable 'total' where it is not associated with a value",
+         "unbound-local"),
+        ("StopIteration", "", "exhausted-iterator"),
+        ("ModuleNotFoundError", "No module named 'yaml'", "import-error"),
+        ("RecursionError", "maximum recursion depth exceeded", "recursion"),
+        ("NameError", "name 'totl' is not defined", "undefined-name"),
+        ("TimeoutError", "timed out", "external"),
+        ("ConnectionRefusedError", "[Errno 111] Connection refused", "external"),
+        ("ReadTimeout", "HTTPSConnectionPool(host='api', port=443): Read timed out.", "external"),
+        ("RuntimeError", "upstream timed out after 30s", "external"),
+        ("FileNotFoundError", "[Errno 2] No such file or directory: '/etc/shop.toml'", "external"),
+        ("OrderNotFound", "order 4 not found", "other"),
     ],
 )
 def test_fix_class_comes_from_the_escaping_exception(exc_type: str, value: str, expected: str) -> None:
@@ -171,7 +201,16 @@ def test_fix_class_comes_from_the_escaping_exception(exc_type: str, value: str, 
 
 
 def test_fix_class_of_a_message_event() -> None:
-    assert fix_class(message("payment failed")) == "Message"
+    assert fix_class(message("payment failed")) == "message"
+    assert fix_class(message("stock reservation for EGG-6 timed out after 1500ms")) == "external"
+
+
+def test_an_exception_raised_on_purpose_is_raised_and_one_wrapping_a_timeout_is_external() -> None:
+    site = frame("load_account", "raise AccountNotFound(f'no account {account_id}')")
+    assert fix_class(crash(site, exc_type="AccountNotFound", value="no account 7")) == "raised"
+    wrapped = crash(site, exc_type="ServiceDown", value="accounts unavailable")
+    timeout = ExceptionInfo(type="TimeoutError", value="timed out", frames=(frame("fetch", "sock.recv(1024)"),))
+    assert fix_class(replace(wrapped, exceptions=(timeout, *wrapped.exceptions))) == "external"
 
 
 def test_title_and_culprit_are_sentry_like() -> None:
@@ -189,7 +228,8 @@ def test_group_sets_the_fingerprint_and_opens_a_new_issue() -> None:
     assert len(issue.fingerprint) == 32 and int(issue.fingerprint, 16) >= 0
     assert (issue.count, issue.status, issue.latest_event_id) == (1, IssueStatus.NEW, event.id)
     assert issue.first_seen == issue.last_seen == event.timestamp
-    assert (issue.fix_class, issue.culprit) == ("OrderNotFound", "fixture_app.fetch_order")
+    assert (issue.fix_class, issue.culprit) == ("raised", "fixture_app.fetch_order")
+    assert issue.cluster_id is not None and len(issue.cluster_id) == 16
     assert issue.title == "OrderNotFound: order o-4040 not found for jane.doe@example.com"
 
 
@@ -252,3 +292,139 @@ def test_log_messages_group_by_their_template_not_their_arguments() -> None:
     other = parse_event(message_event("b" * 32, "BANANA"))
     assert one.message_template == "stock reservation for %s timed out after %dms"
     assert fingerprint(one) == fingerprint(other)
+
+
+# --- the event's own fingerprint -------------------------------------------------------------------
+
+
+def test_an_sdk_fingerprint_replaces_the_default_grouping() -> None:
+    a = replace(crash(frame("view", "return order.customer.name")), client_fingerprint=("payments", "card-declined"))
+    b = replace(crash(frame("other", "x = y")), client_fingerprint=("payments", "card-declined"))
+    assert fingerprint(a) == fingerprint(b)
+    assert components(a) == ["custom", "payments", "card-declined"]
+
+
+def test_default_in_an_sdk_fingerprint_extends_the_default_grouping_and_variables_are_filled() -> None:
+    site = crash(frame("view", "return order.customer.name"))
+    a = replace(site, client_fingerprint=("{{ default }}", "{{ transaction }}"), tags={"transaction": "/orders"})
+    b = replace(site, client_fingerprint=("{{default}}", "{{ transaction }}"), tags={"transaction": "/users"})
+    assert fingerprint(a) != fingerprint(b)
+    assert components(a)[:-1] == ["custom", *components(site)]
+    assert components(a)[-1] == "/orders"
+    typed = replace(site, client_fingerprint=("{{ error.type }}", "{{ function }}"))
+    assert components(typed) == ["custom", "AttributeError", "view"]
+
+
+# --- frames ------------------------------------------------------------------------------------------
+
+
+def test_recursion_counts_a_repeated_frame_once_and_comments_do_not_count() -> None:
+    once = crash(frame("walk", "return walk(node.child)"), frame("leaf", "return node.value  # None at the end"))
+    deep = crash(*[frame("walk", "return walk(node.child)", lineno=9)] * 50, frame("leaf", "return node.value"))
+    assert fingerprint(once) == fingerprint(deep)
+
+
+def test_the_entry_script_run_as_main_does_not_count() -> None:
+    leaf = frame("customer_name", "return customer.name")
+    via_script = crash(frame("<module>", "main()", module="__main__"), frame("main", "run(order)", module="__main__"), leaf)
+    assert fingerprint(via_script) == fingerprint(crash(leaf))
+
+
+def _log_frame(path: str, function: str, line: str) -> Frame:
+    return Frame(function=function, filename=path, abs_path=path, lineno=3, context_line=line)
+
+
+def test_a_script_in_a_folder_above_the_package_it_calls_is_a_launcher_and_package_code_is_not() -> None:
+    leaf = _log_frame("/srv/app/shop/orders.py", "total", "return a / b")
+    launched = crash(_log_frame("/srv/app/worker.py", "run", "handler(job)"), leaf)
+    alone = crash(leaf)
+    assert fingerprint(launched) == fingerprint(alone)
+    # A caller inside the package is part of the call path, not a launcher.
+    inside = crash(_log_frame("/srv/app/shop/api/views.py", "summary", "total(order)"), leaf)
+    assert fingerprint(inside) != fingerprint(alone)
+    assert without_launchers(list(inside.exceptions[0].frames)) == list(inside.exceptions[0].frames)
+
+
+def test_a_script_running_a_package_installed_in_a_virtualenv_is_a_launcher() -> None:
+    site = "/opt/venv/lib/python3.11/site-packages/shop/orders.py"
+    installed = replace(_log_frame(site, "total", "return a / b"), in_app=True)
+    launched = crash(_log_frame("/opt/bin-scripts/worker.py", "run", "handler(job)"), installed)
+    assert fingerprint(launched) == fingerprint(crash(installed))
+
+
+def test_only_system_frames_count_when_no_frame_is_in_app() -> None:
+    a = crash(frame("get", "return self._data[key]", module="lib.cache", in_app=False),
+              frame("_lookup", "raise KeyError(key)", module="lib.cache", in_app=False))
+    assert [c.split("|")[1] for c in components(a) if c.startswith("frame:")] == ["get", "_lookup"]
+
+
+# --- clusters ----------------------------------------------------------------------------------------
+
+
+def test_issues_with_one_crash_site_share_a_cluster_whatever_their_outer_frames_and_messages() -> None:
+    leaf = frame("unit_price", "return round(price / size, 4)", module="grocer.pricing")
+    checkout = crash(frame("checkout", "total = cart_total(cart)", module="grocer.cart"), leaf,
+                     exc_type="ZeroDivisionError", value="float division by zero")
+    labels = crash(frame("shelf_labels", "labels.append(label(line))", module="grocer.reports"), leaf,
+                   exc_type="ZeroDivisionError", value="division by zero")
+    assert fingerprint(checkout) != fingerprint(labels)
+    assert cluster_id(checkout) == cluster_id(labels)
+    assert crash_site(checkout) == "ZeroDivisionError at pricing.unit_price: return round(price / size, 4)"
+
+
+def test_another_line_of_the_same_function_is_another_cluster() -> None:
+    a = crash(frame("shipping_label", "address = order['address']"), exc_type="KeyError", value="'address'")
+    b = crash(frame("shipping_label", "country = NAMES[address['country']]"), exc_type="KeyError", value="'XK'")
+    assert cluster_id(a) != cluster_id(b)
+
+
+def test_a_wrapper_raised_from_its_cause_is_clustered_with_the_cause() -> None:
+    cause_site = frame("display_name", 'nickname = profile["nickname"]', module="shop.users")
+    cause = ExceptionInfo(type="KeyError", value="'nickname'", frames=(cause_site,))
+    wrapper = ExceptionInfo(type="DigestError", value="profile u-3 is incomplete", module="shop.jobs", frames=(
+        frame("digest_line", 'raise DigestError(f"profile {pid} is incomplete") from exc', module="shop.jobs"),))
+    wrapped = replace(crash(), exceptions=(cause, wrapper))
+    direct = crash(frame("get_profile", "name = users.display_name(profile)", module="shop.api"), cause_site,
+                   exc_type="KeyError", value="'nickname'")
+    assert root_cause(wrapped) is cause
+    assert cluster_id(wrapped) == cluster_id(direct)
+    assert fingerprint(wrapped) != fingerprint(direct)
+
+
+def test_an_exception_raised_while_handling_another_keeps_its_own_site() -> None:
+    handled = ExceptionInfo(type="KeyError", value="'k'", frames=(frame("get", "return cache[k]"),))
+    bug = ExceptionInfo(type="ZeroDivisionError", value="division by zero", frames=(frame("get", "return a / b"),))
+    event = replace(crash(), exceptions=(handled, bug))
+    assert root_cause(event) is bug
+
+
+def test_message_events_are_clusters_of_their_own() -> None:
+    assert cluster_id(message("payment failed")) != cluster_id(message("refund failed"))
+
+
+# --- message templates -----------------------------------------------------------------------------
+
+
+def test_messages_group_by_their_mined_template_and_near_misses_stay_apart() -> None:
+    from pipeline.log_templates import Templates
+
+    templates = Templates()
+
+    def fp(text: str) -> str:
+        return fingerprint(message(text), templates)
+
+    low = fp("stock for EGG-6 below reorder level (4 < 10)")
+    assert fp("stock for LIME-12 below reorder level (0 < 24)") == low
+    assert fp("stock for LEEK below reorder level (1 < 3)") == low
+    assert fp("stock for EGG-6 above reorder level (40 > 24)") != low
+    assert fp("payment failed for order o-1001") != fp("refund failed for order o-1001")
+
+
+def test_an_sdk_logging_template_and_the_lines_it_formats_share_a_template() -> None:
+    from pipeline.log_templates import Templates
+
+    templates = Templates()
+    sdk = replace(message("stock reservation for EGG-6 timed out after 1500ms"),
+                  message_template="stock reservation for %s timed out after %dms")
+    line = message("stock reservation for WATER-24 timed out after 2250ms")
+    assert fingerprint(sdk, templates) == fingerprint(line, templates)

@@ -8,7 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.benchmark.grouping import DEFAULT_SET, Labelled, Mistake, evaluate, load_set, report, score
+from pipeline.benchmark.grouping import (
+    DEFAULT_SET,
+    Labelled,
+    Mistake,
+    evaluate,
+    grouping_json,
+    load_set,
+    report,
+    score,
+)
 from pipeline.errors import InvalidInput
 
 
@@ -58,6 +67,7 @@ def test_a_file_labelled_with_the_wrong_number_of_events_is_rejected(tmp_path: P
     shutil.copy(DEFAULT_SET / "events" / "example-app.log", tmp_path / "events" / "app.log")
     (tmp_path / "labels.json").write_text(json.dumps({"events": {"app.log": ["only-one"]}}))
 
+
     with pytest.raises(InvalidInput, match="app.log holds 2 events, 1 labelled"):
         load_set(tmp_path)
 
@@ -74,12 +84,43 @@ def test_every_label_of_the_committed_set_is_a_documented_group() -> None:
     assert all(why.strip() for why in document["groups"].values())
 
 
-def test_the_committed_set_loads_and_scores_above_zero() -> None:
+def test_the_committed_set_scores_issues_and_clusters_above_the_target_with_nothing_configured() -> None:
     result = evaluate(DEFAULT_SET)
     print()
     print(report(result))
 
-    assert 40 <= result.events <= 80
-    assert result.true_groups >= 20
-    assert result.f1 > 0
-    assert result.true_positives + result.false_negatives > 0  # the set holds same-bug pairs to find
+    assert 80 <= result.events.events <= 150
+    assert result.events.true_groups >= 25
+    assert result.events.true_positives + result.events.false_negatives > 0  # same-bug pairs to find
+    assert result.events.f1 >= 0.95 and result.clusters.f1 >= 0.95
+    # Clusters join groups: fewer true clusters than true groups.
+    assert result.clusters.true_groups < result.events.true_groups
+
+
+def test_every_cluster_label_names_documented_groups() -> None:
+    document = json.loads((DEFAULT_SET / "labels.json").read_text())
+    assert set(document["clusters"]) <= set(document["groups"])
+    assert len(set(document["clusters"].values())) < len(document["clusters"])
+
+
+def test_configured_packages_score_as_well_as_the_guess() -> None:
+    guessed, configured = evaluate(DEFAULT_SET), evaluate(DEFAULT_SET, configured=True)
+    assert configured.configured and not guessed.configured
+    assert configured.events.f1 >= 0.95 and configured.clusters.f1 >= 0.95
+
+
+def test_a_cluster_merging_two_groups_is_right_for_clusters_and_wrong_for_issues(tmp_path: Path) -> None:
+    (tmp_path / "events").mkdir()
+    for name in ("grocer-checkout-1.json", "grocer-shelf-labels-1.json"):
+        shutil.copy(DEFAULT_SET / "events" / name, tmp_path / "events" / name)
+    labels = {"grocer-checkout-1.json": "checkout", "grocer-shelf-labels-1.json": "labels"}
+    (tmp_path / "labels.json").write_text(json.dumps({"events": labels, "clusters": {"checkout": "zero", "labels": "zero"}}))
+    result = evaluate(tmp_path)
+    assert (result.events.precision, result.events.recall) == (1.0, 1.0)  # two issues, rightly
+    assert (result.clusters.true_positives, result.clusters.false_negatives) == (1, 0)  # one root cause
+
+
+def test_bench_json_keeps_the_issue_figures_at_the_top_and_adds_clusters() -> None:
+    data = grouping_json(evaluate(DEFAULT_SET))
+    assert {"precision", "recall", "f1", "mistakes", "configured"} <= set(data)
+    assert isinstance(data["clusters"], dict) and "f1" in data["clusters"]

@@ -32,7 +32,8 @@ def test_frequent_fixable_issues_rank_above_rare_unfixable_ones() -> None:
     def issue(fix_class: str, count: int) -> Issue:
         return Issue("fp-" + fix_class, "t", "c", fix_class, T0, T0, count=count)
 
-    assert priority(issue("KeyError", 50)) > priority(issue("KeyError", 2)) > priority(issue("RecursionError", 2))
+    assert priority(issue("missing-key", 50)) > priority(issue("missing-key", 2)) > priority(issue("recursion", 2))
+    assert priority(issue("external", 500)) == 0.0
 
 
 def test_an_older_event_whose_frames_hold_no_scrubbed_value_is_chosen_over_a_newer_scrubbed_one() -> None:

@@ -52,7 +52,8 @@ def ingest_event(payload: dict[str, Any], source: str) -> dict[str, list[str]]:
     """Store one Sentry event (any JSON shape); enqueue a fix attempt for a new issue."""
     deps = current_deps()
     store = deps.store
-    report = ingest_events(store, [parse_payload(payload, source)])
+    report = ingest_events(store, [parse_payload(payload, source)], deps.in_app, deps.templates,
+                           deps.source_lines)
     check_recurrences(store, deps.settings, report.issues)  # a merged fix's crash back: reopen
     enqueued = []
     for fingerprint in sorted(report.issues):

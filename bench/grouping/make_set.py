@@ -2,20 +2,23 @@
 
     .venv/bin/python bench/grouping/make_set.py
 
-Every event is real: recorded by the real sentry-sdk or written by the stdlib logging module while
-real code crashed. Three sources:
+Every event is real: recorded by the real sentry-sdk, or written by the stdlib logging module,
+structlog or python-json-logger while real code crashed. Three sources:
 
 * the example service's recorded events and log (examples/events, examples/logs/app.log);
 * the grocer programs beside this script (programs/), run under pipeline.benchmark.capture to make
   the variants that test grouping: one crash reached through two call paths, one crash with ids in
   its message, one crash after an edit shifted its lines, one message raised from two crash sites,
-  message-only events with varying ids, and log tracebacks written by hosts that install the code
-  under different prefixes;
+  message-only events with varying ids, releases and server names, and the logs of worker hosts
+  that install the code under different prefixes (a checkout, a release folder, a real virtualenv
+  the package is pip-installed into) and log in different formats (logging's text lines,
+  structlog's JSON with the traceback as text or as dicts, python-json-logger);
 * crash cases of bench/crashes, their repro.py run under the capture module as the bench runner
   does (some also at a second buggy release of the package).
 
-labels.json maps each event file to its true group (a log file to one label per traceback, in
-file order) and says, per group, why its events are one bug. The rule a triager would apply: one
+labels.json maps each event file to its true group (a log file to one label per event, in file
+order), says per group why its events are one bug, and names the root-cause clusters that join
+groups (one crash site reached through two call paths; a wrapped exception and its cause). The rule a triager would apply: one
 bug is one crash site reached through one call path in the application's own code; entry points
 outside it (the script, the worker loop, the web framework) and the values in the message do not
 make a different bug.
@@ -23,12 +26,16 @@ make a different bug.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +66,8 @@ GROUPS: dict[str, str] = {
     # programs/
     "zero-bundle-at-checkout": "pricing.unit_price divides by bundle_size 0, reached from cart.checkout -> "
     "cart_total; different carts and customers, a copy of the code with lines shifted by an edit above "
-    "the crash, and the worker logs of three hosts whatever their install prefix.",
+    "the crash, another release and server, and the worker logs of eight hosts whatever their install "
+    "prefix and log format.",
     "zero-bundle-in-shelf-labels": "The same division in pricing.unit_price reached from "
     "reports.shelf_labels: another call path, so another group (Sentry's rule, which autofix follows).",
     "account-not-found": "accounts.load_account raises AccountNotFound for an unknown id; the message "
@@ -73,11 +81,15 @@ GROUPS: dict[str, str] = {
     "unknown-country-code": "shipping.shipping_label looks up a country code missing from COUNTRY_NAMES "
     "(KeyError 'XK', 'IS'): another line of the same function, another bug.",
     "payment-retry-exhausted": "capture_message, no stack: 'payment retry budget exhausted for order ...'; "
-    "order ids, attempt counts, e-mails and request uuids vary.",
+    "order ids, attempt counts, e-mails and request uuids vary; the hosts' workers log the same line "
+    "(payments.settle) as an error without a traceback.",
     "stock-reservation-timeout": "A logging.error sent by the SDK's EventHandler, no stack: the template "
-    "'stock reservation for %s timed out after %dms' with different skus and durations.",
+    "'stock reservation for %s timed out after %dms' with different skus and durations; the hosts' "
+    "workers log the same call (stock.reserve) as a formatted error line.",
     "stock-low": "capture_message, no stack: 'stock for <sku> below reorder level' - a different message "
     "from the same code area as stock-reservation-timeout.",
+    "stock-high": "capture_message, no stack: 'stock for <sku> above reorder level (40 > 24)' - a near miss "
+    "of stock-low (two words differ, the same length), another condition.",
 }
 
 Capture = tuple[str, str, str, Any]  # file stem, label, scenario, its JSON input
@@ -213,23 +225,69 @@ PROGRAM_CAPTURES: list[Capture] = [
         "message",
         {"text": "stock for LIME-12 below reorder level (0 < 24)"},
     ),
+    ("grocer-message-stock-high-1", "stock-high", "message", {"text": "stock for EGG-6 above reorder level (40 > 24)"}),
+    ("grocer-message-stock-high-2", "stock-high", "message", {"text": "stock for OAT-500 above reorder level (90 > 48)"}),
 ]
 SHIFTED_CAPTURE: Capture = ("grocer-checkout-shifted", "zero-bundle-at-checkout", "checkout", _CART_1)
+# The same crash from another release of the app, reported by another server.
+RELEASE_CAPTURE: Capture = ("grocer-checkout-release-2", "zero-bundle-at-checkout", "checkout", _CART_3)
+RELEASE = ("grocer@2.0.1", "web-2")
+# The same crash from an app that configures no in-app rules: the SDK counts everything under its
+# working folder, the entry script (__main__) included.
+SDK_DEFAULTS_CAPTURE: Capture = ("grocer-checkout-sdk-defaults", "zero-bundle-at-checkout", "checkout", _CART_2)
 
-# Each host's worker runs the same jobs; one label per traceback its log holds, in order.
-HOST_JOBS: list[tuple[str, Any]] = [
-    ("checkout", _CART_2),
-    ("checkout", {"id": "c-1003", "customer": "u-5", "lines": [_line("EGG-6", 3.0, 6)]}),  # succeeds
-    ("shelf-labels", _CATALOG_2),
-    ("import-row", {**_ROW, "bundle_size": "a dozen"}),
-]
-HOST_LABELS = ["zero-bundle-at-checkout", "zero-bundle-in-shelf-labels", "invalid-bundle-size"]
+# Root-cause clusters: groups with one crash site (pipeline/grouping.py). A group not named here
+# is a cluster of its own.
+CLUSTERS: dict[str, str] = {
+    "zero-bundle-at-checkout": "zero-bundle-size",
+    "zero-bundle-in-shelf-labels": "zero-bundle-size",
+    "profile-without-nickname": "missing-nickname",
+    "digest-missing-nickname": "missing-nickname",
+}
+
+
+def host_jobs(n: int) -> list[tuple[str, Any]]:
+    """The jobs each host's worker runs (ids vary per host); HOST_LABELS says what each logs."""
+    return [
+        ("checkout", {"id": f"c-{n}02", "customer": f"u-{n}4", "lines": [_line("LEEK", 0.9, 0, 2)]}),
+        ("checkout", {"id": f"c-{n}03", "customer": "u-5", "lines": [_line("EGG-6", 3.0, 6)]}),  # succeeds
+        ("shelf-labels", _CATALOG_2),
+        ("import-row", {**_ROW, "bundle_size": "a dozen"}),
+        ("reserve-stock", {"sku": ["EGG-6", "LIME", "WATER-24"][n % 3], "waited_ms": 1200 + 100 * n}),
+        ("settle-payment", {"order": f"o-{7000 + n}", "attempts": 3, "customer": f"buyer{n}@example.com",
+                            "request": f"{n:08x}-1b2d-4e5f-9a6b-7c8d9e0f1a2b"}),
+        ("reserve-stock", {"sku": "OAT-500", "waited_ms": 200}),  # succeeds
+        ("import-row", {**_ROW, "discount": "ten"}),
+    ]
+
+
+HOST_LABELS = ["zero-bundle-at-checkout", "zero-bundle-in-shelf-labels", "invalid-bundle-size",
+               "stock-reservation-timeout", "payment-retry-exhausted", "invalid-discount"]
 _SITE = f"lib/python{sys.version_info.major}.{sys.version_info.minor}/site-packages"
-# host -> (folder the grocer package goes in, folder the worker script goes in), under the host root
-HOSTS: dict[str, tuple[str, str]] = {
-    "host-a": ("srv/grocer/current", "srv/grocer/current"),  # a source checkout
-    "host-b": ("home/deploy/releases/2024-05-01T1200", "home/deploy/releases/2024-05-01T1200"),
-    "host-c": (f"opt/grocer/venv/{_SITE}", "opt/grocer/bin"),  # pip-installed into a virtualenv
+
+
+@dataclass(frozen=True)
+class Host:
+    """How a host runs the worker: its log format, and where grocer and the worker are installed.
+
+    layout "checkout": grocer/ beside worker.py in `root`; "site-packages": grocer copied into
+    root/venv/<site-packages>, the worker in root/bin; "venv": a real virtualenv at root/venv with
+    grocer pip-installed from a wheel, the worker in root/app run by the virtualenv's python."""
+
+    log_format: str
+    layout: str
+    root: str
+
+
+HOSTS: dict[str, Host] = {
+    "host-a": Host("plain", "checkout", "srv/grocer/current"),
+    "host-b": Host("plain", "checkout", "home/deploy/releases/2024-05-01T1200"),
+    "host-c": Host("plain", "site-packages", "opt/grocer"),
+    "host-d": Host("structlog", "checkout", "srv/shop/app"),
+    "host-e": Host("structlog", "venv", "opt/grocer-e"),
+    "host-f": Host("json-logger", "venv", "opt/grocer-f"),
+    "host-g": Host("structlog-dict", "checkout", "srv/grocer-g/app"),
+    "host-h": Host("structlog-dict", "venv", "opt/grocer-h"),
 }
 
 
@@ -269,10 +327,13 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
-def capture_program(capture: Capture, programs: Path, out_dir: Path) -> Path:
+def capture_program(capture: Capture, programs: Path, out_dir: Path, release: tuple[str, str] | None = None,
+                    sdk_defaults: bool = False) -> Path:
     """Run one grocer scenario under the capture module; the event file it wrote."""
     stem, _label, scenario, payload = capture
     out = out_dir / f"{stem}.json"
+    extra = ["--release", release[0], "--server-name", release[1]] if release else []
+    extra += ["--default-in-app"] if sdk_defaults else []
     done = subprocess.run(
         [
             sys.executable,
@@ -282,6 +343,7 @@ def capture_program(capture: Capture, programs: Path, out_dir: Path) -> Path:
             str(out),
             "--in-app",
             "grocer",
+            *extra,
             str(programs / "crash.py"),
         ],
         env=_env(
@@ -313,20 +375,67 @@ def shifted_copy(dest: Path) -> Path:
 
 
 def write_host_log(host: str, root: Path, out_dir: Path) -> Path:
-    """Install grocer and the worker under the host's prefix, run the jobs, return the worker's log."""
-    package_dir, worker_dir = (root / host / part for part in HOSTS[host])
-    shutil.copytree(PROGRAMS / "grocer", package_dir / "grocer", ignore=shutil.ignore_patterns("__pycache__"))
+    """Install grocer and the worker as the host does, run the jobs, return the worker's log."""
+    spec, base = HOSTS[host], root / host / HOSTS[host].root
+    python = sys.executable
+    if spec.layout == "checkout":
+        shutil.copytree(PROGRAMS / "grocer", base / "grocer", ignore=shutil.ignore_patterns("__pycache__"))
+        worker_dir, path = base, str(base)
+    elif spec.layout == "site-packages":
+        site = base / "venv" / _SITE
+        shutil.copytree(PROGRAMS / "grocer", site / "grocer", ignore=shutil.ignore_patterns("__pycache__"))
+        worker_dir, path = base / "bin", str(site)
+    else:
+        python = str(make_venv(base / "venv"))
+        worker_dir, path = base / "app", ""
     worker_dir.mkdir(parents=True, exist_ok=True)
     shutil.copy(PROGRAMS / "worker.py", worker_dir / "worker.py")
     log_file = out_dir / f"{host}-worker.log"
+    number = sorted(HOSTS).index(host) + 1
     subprocess.run(
-        [sys.executable, str(worker_dir / "worker.py"), str(log_file), json.dumps(HOST_JOBS)],
-        env=_env(PYTHONPATH=str(package_dir)),
+        [python, str(worker_dir / "worker.py"), str(log_file), json.dumps(host_jobs(number)), spec.log_format],
+        env=_env(PYTHONPATH=path) if path else _env(),
         cwd=worker_dir,
         check=True,
         timeout=TIMEOUT_S,
     )
     return log_file
+
+
+def make_venv(venv: Path) -> Path:
+    """A real virtualenv with grocer pip-installed into it from a wheel; its python.
+
+    structlog and python-json-logger come from this interpreter's environment through a .pth file
+    (the machine is offline); grocer itself is installed by pip, as a deployment installs it."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=TIMEOUT_S)
+    site = next((venv / "lib").glob("python*/site-packages"))
+    wheel = build_wheel(venv.parent / "dist")
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
+                    "--disable-pip-version-check", "--target", str(site), str(wheel)],
+                   check=True, timeout=TIMEOUT_S, env=_env())
+    deps = sorted({p for p in map(Path, sys.path) if p.name == "site-packages" and (p / "structlog").is_dir()})
+    (site / "host-deps.pth").write_text("".join(f"{p}\n" for p in deps))
+    return venv / "bin" / "python"
+
+
+def build_wheel(dist: Path) -> Path:
+    """grocer as a pure-Python wheel (a zip with its dist-info), which pip installs like any other."""
+    dist.mkdir(parents=True, exist_ok=True)
+    wheel = dist / "grocer-1.0-py3-none-any.whl"
+    files = {f"grocer/{p.name}": p.read_bytes() for p in sorted((PROGRAMS / "grocer").glob("*.py"))}
+    info = "grocer-1.0.dist-info"
+    files[f"{info}/METADATA"] = b"Metadata-Version: 2.1\nName: grocer\nVersion: 1.0\n"
+    files[f"{info}/WHEEL"] = b"Wheel-Version: 1.0\nGenerator: make_set\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    record = [f"{name},sha256={_b64_sha(data)},{len(data)}" for name, data in files.items()]
+    files[f"{info}/RECORD"] = ("\n".join([*record, f"{info}/RECORD,,"]) + "\n").encode()
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return wheel
+
+
+def _b64_sha(data: bytes) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
 
 
 def capture_case(case: Any, version: str | None, corpus: Any, out_dir: Path) -> Path | None:
@@ -378,6 +487,8 @@ def build(events: Path = EVENTS) -> dict[str, Any]:
         for capture in PROGRAM_CAPTURES:
             add(capture_program(capture, PROGRAMS, events), capture[1])
         add(capture_program(SHIFTED_CAPTURE, shifted_copy(work / "shifted"), events), SHIFTED_CAPTURE[1])
+        add(capture_program(RELEASE_CAPTURE, PROGRAMS, events, RELEASE), RELEASE_CAPTURE[1])
+        add(capture_program(SDK_DEFAULTS_CAPTURE, PROGRAMS, events, sdk_defaults=True), SDK_DEFAULTS_CAPTURE[1])
         for host in HOSTS:
             add(write_host_log(host, work / "hosts", events), HOST_LABELS)
         corpus = runner.load_corpus_module(CRASHES)
@@ -392,7 +503,8 @@ def build(events: Path = EVENTS) -> dict[str, Any]:
                     f"bench/crashes/{case.id} ({case.package} {', '.join(releases)}): {case.summary}"
                 )
     check(events, labels)
-    return {"rule": RULE, "in_app_packages": list(IN_APP_PACKAGES), "groups": groups, "events": labels}
+    return {"rule": RULE, "in_app_packages": list(IN_APP_PACKAGES), "groups": groups, "clusters": CLUSTERS,
+            "events": labels}
 
 
 def check(events: Path, labels: dict[str, str | list[str]]) -> None:

@@ -19,6 +19,7 @@ from pipeline.adapters.sql_models import (
     EventRow,
     HintRow,
     IssueRow,
+    LogCursorRow,
     PullRequestRow,
     ReviewRow,
     VerificationRow,
@@ -34,6 +35,7 @@ from pipeline.records import (
     HintSource,
     Issue,
     IssueStatus,
+    LogCursor,
     Patch,
     PullRequest,
     ReplayResult,
@@ -61,6 +63,19 @@ def event_row(event: ErrorEvent, fingerprint: str) -> EventRow:
         event=_EVENT.dump_python(event, mode="json", exclude={"raw"}),
         raw=dict(event.raw),
     )
+
+
+def event_insert_values(event: ErrorEvent, fingerprint: str) -> dict[str, Any]:
+    """A stored event's columns, for a bulk INSERT (event_row's values, without the ORM object)."""
+    return {"id": event.id, "fingerprint": fingerprint, "source": event.source, "project": event.project,
+            "received_at": as_utc(event.received_at),
+            "event": _EVENT.dump_python(event, mode="json", exclude={"raw"}), "raw": dict(event.raw)}
+
+
+def event_values(event: ErrorEvent) -> dict[str, Any]:
+    """The parsed-event columns of a stored event, for a bulk UPDATE by id (regrouping)."""
+    return {"id": event.id, "fingerprint": event.fingerprint,
+            "event": _EVENT.dump_python(event, mode="json", exclude={"raw"})}
 
 
 def event_from_row(row: EventRow) -> ErrorEvent:
@@ -203,6 +218,12 @@ def hint_values(hint: Hint) -> dict[str, Any]:
 def hint_from_row(row: HintRow) -> Hint:
     source: HintSource = "ci" if row.source == "ci" else "reviewer"
     return _record(Hint, row, source=source)
+def log_cursor_values(cursor: LogCursor) -> dict[str, Any]:
+    return _columns(cursor)
+
+
+def log_cursor_from_row(row: LogCursorRow) -> LogCursor:
+    return _record(LogCursor, row)
 
 
 # --- flat records ----------------------------------------------------------------------------------

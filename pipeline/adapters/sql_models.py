@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Dialect,
@@ -86,6 +87,7 @@ class IssueRow(Base):
     repo: Mapped[str | None] = mapped_column(String(255))
     project: Mapped[str | None] = mapped_column(String(255))
     latest_event_id: Mapped[str | None] = mapped_column(String(255))
+    cluster_id: Mapped[str | None] = mapped_column(String(64), index=True)
 
 
 class EventRow(Base):
@@ -216,3 +218,16 @@ class HintRow(Base):
     ref: Mapped[str] = mapped_column(String(255))
     candidate_id: Mapped[str | None] = mapped_column(String(255))
     at: Mapped[datetime]
+
+
+class LogCursorRow(Base):
+    """How far `autofix ingest --follow` has read a log file, and which generation of it."""
+
+    __tablename__ = "log_cursors"
+
+    path: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    offset: Mapped[int] = mapped_column(BigInteger)
+    head: Mapped[str] = mapped_column(String(64))
+    device: Mapped[int] = mapped_column(BigInteger)
+    inode: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime]

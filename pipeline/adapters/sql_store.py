@@ -11,12 +11,13 @@ the same event id at once both try, one insert wins, the other rolls back its wh
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import structlog
-from sqlalchemy import Engine, case, func, select
+from sqlalchemy import Engine, case, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, selectinload
@@ -24,12 +25,16 @@ from sqlalchemy.orm import Session, selectinload
 from pipeline.adapters.sql_convert import (
     candidate_from_row,
     event_from_row,
+    event_insert_values,
     event_row,
+    event_values,
     fill_candidate_row,
     hint_from_row,
     hint_values,
     issue_from_row,
     issue_values,
+    log_cursor_from_row,
+    log_cursor_values,
     pull_request_from_row,
     pull_request_values,
     review_from_row,
@@ -42,11 +47,12 @@ from pipeline.adapters.sql_models import (
     EventRow,
     HintRow,
     IssueRow,
+    LogCursorRow,
     PullRequestRow,
     ReviewRow,
 )
 from pipeline.errors import InvalidInput, StoreUnavailable
-from pipeline.ports import Outcome, OutcomeKind
+from pipeline.ports import Outcome, OutcomeKind, RegroupPlan
 from pipeline.records import (
     CandidateStatus,
     ErrorEvent,
@@ -54,6 +60,7 @@ from pipeline.records import (
     Hint,
     Issue,
     IssueStatus,
+    LogCursor,
     PullRequest,
     Review,
 )
@@ -120,8 +127,45 @@ class SqlStore:
         log.debug("event.recorded", event_id=event.id, fingerprint=issue.fingerprint)
         return True
 
-    def _issue_counted(self, event: ErrorEvent, issue: Issue) -> _Insert:
-        """INSERT the issue as given, or count this event against the stored one (keeping status)."""
+    def record_events(self, pairs: Sequence[tuple[ErrorEvent, Issue]]) -> list[bool]:
+        """record_event for each pair, in one transaction (one commit for a whole batch of a log).
+
+        Ids already stored, or repeated in the batch, are dropped as record_event drops them. If a
+        concurrent writer stores one of them meanwhile, the batch is rolled back and stored one
+        event at a time instead, which settles each id exactly."""
+        for event, issue in pairs:
+            if event.fingerprint != issue.fingerprint:
+                return [self.record_event(e, i) for e, i in pairs]  # raises for the mismatched one
+        if not pairs:
+            return []
+        try:
+            with self._writing() as session:
+                wanted = [event.id for event, _ in pairs]
+                seen = set(session.scalars(select(EventRow.id).where(EventRow.id.in_(wanted))))
+                stored: list[bool] = []
+                fresh: dict[str, list[tuple[ErrorEvent, Issue]]] = {}
+                for event, issue in pairs:
+                    stored.append(event.id not in seen)
+                    if event.id not in seen:
+                        seen.add(event.id)
+                        fresh.setdefault(issue.fingerprint, []).append((event, issue))
+                for members in fresh.values():  # one upsert per issue, counting all its new events
+                    first, last = members[0][1], members[-1][0]
+                    merged = replace(first, count=len(members), first_seen=min(i.first_seen for _, i in members),
+                                     last_seen=max(i.last_seen for _, i in members), latest_event_id=last.id)
+                    session.execute(self._issue_counted(last, merged, len(members)))
+                rows = [event_insert_values(e, e.fingerprint or "") for members in fresh.values() for e, _ in members]
+                if rows:
+                    session.execute(insert(EventRow), rows)
+        except IntegrityError:
+            return [self.record_event(e, i) for e, i in pairs]
+        dropped = len(stored) - sum(stored)
+        log.debug("events.recorded", events=sum(stored), duplicates_dropped=dropped)
+        return stored
+
+    def _issue_counted(self, event: ErrorEvent, issue: Issue, events: int = 1) -> _Insert:
+        """INSERT the issue as given, or count `events` events (the last being `event`) against the
+        stored one, keeping its status."""
         values = issue_values(issue)
         values["latest_event_id"] = issue.latest_event_id or event.id
         stmt = self._insert(IssueRow).values(values)
@@ -129,7 +173,7 @@ class SqlStore:
         return stmt.on_conflict_do_update(
             index_elements=[IssueRow.fingerprint],
             set_={
-                "count": IssueRow.count + 1,
+                "count": IssueRow.count + events,
                 "first_seen": case(
                     (new.first_seen < IssueRow.first_seen, new.first_seen), else_=IssueRow.first_seen
                 ),
@@ -137,6 +181,8 @@ class SqlStore:
                     (new.last_seen > IssueRow.last_seen, new.last_seen), else_=IssueRow.last_seen
                 ),
                 "latest_event_id": event.id,
+                # An issue stored before clusters existed gets one from its next event.
+                "cluster_id": func.coalesce(IssueRow.cluster_id, new.cluster_id),
             },
         )
 
@@ -346,6 +392,86 @@ class SqlStore:
                 if pr.regressed_at is not None:
                     found.append(Outcome(candidate_id, fix_class, strategy, confidence, "regressed"))
         return found
+    # --- clusters, regrouping, followed logs ---------------------------------------------------------
+
+    def list_events(self, after: str | None = None, limit: int = 500) -> list[ErrorEvent]:
+        query = select(EventRow).order_by(EventRow.id).limit(limit)
+        if after is not None:
+            query = query.where(EventRow.id > after)
+        with self._reading() as session:
+            return [event_from_row(row) for row in session.scalars(query)]
+
+    def issues_in_cluster(self, cluster_id: str) -> list[Issue]:
+        """The cluster's issues, most events first."""
+        query = (
+            select(IssueRow)
+            .where(IssueRow.cluster_id == cluster_id)
+            .order_by(IssueRow.count.desc(), IssueRow.fingerprint)
+        )
+        with self._reading() as session:
+            return [issue_from_row(row) for row in session.scalars(query)]
+
+    def set_cluster_status(
+        self, cluster_id: str, status: IssueStatus, among: Collection[IssueStatus]
+    ) -> list[str]:
+        wanted = [IssueStatus(s).value for s in among]
+        query = (
+            select(IssueRow)
+            .where(IssueRow.cluster_id == cluster_id, IssueRow.status.in_(wanted))
+            .with_for_update()
+        )
+        with self._writing() as session:
+            rows = list(session.scalars(query))
+            for row in rows:
+                row.status = IssueStatus(status).value
+            return sorted(row.fingerprint for row in rows)
+
+    def apply_regroup(self, plan: RegroupPlan) -> None:
+        """Issues first (so every new fingerprint exists), then events and candidates move onto them,
+        then the issues nothing refers to any more go; one transaction, so a failure changes nothing."""
+        with self._writing() as session:
+            for issue in plan.issues:
+                values = issue_values(issue)
+                changed = {name: value for name, value in values.items() if name != "fingerprint"}
+                stmt = self._insert(IssueRow).values(values)
+                session.execute(stmt.on_conflict_do_update(index_elements=[IssueRow.fingerprint], set_=changed))
+            if plan.events:
+                session.execute(update(EventRow), [event_values(e) for e in plan.events])
+            if plan.candidates:
+                session.execute(
+                    update(CandidateRow),
+                    [{"id": cid, "issue_fingerprint": fp} for cid, fp in plan.candidates.items()],
+                )
+            if plan.removed:
+                self._move_hints(session, plan)
+                session.execute(delete(IssueRow).where(IssueRow.fingerprint.in_(plan.removed)))
+        log.info("store.regrouped", issues=len(plan.issues), events=len(plan.events),
+                 candidates=len(plan.candidates), removed=len(plan.removed))
+
+    @staticmethod
+    def _move_hints(session: Session, plan: RegroupPlan) -> None:
+        """Hints of issues that go follow the candidate they were about; the others go with the issue
+        (a hint is feedback for the next attempt of that grouping, and the grouping is no more)."""
+        rows = session.scalars(select(HintRow).where(HintRow.issue_fingerprint.in_(plan.removed))).all()
+        for row in rows:
+            target = plan.candidates.get(row.candidate_id or "")
+            if target is None or target in plan.removed:
+                session.delete(row)
+            else:
+                row.issue_fingerprint = target
+        session.flush()
+
+    def get_log_cursor(self, path: str) -> LogCursor | None:
+        with self._reading() as session:
+            row = session.get(LogCursorRow, path)
+            return log_cursor_from_row(row) if row is not None else None
+
+    def save_log_cursor(self, cursor: LogCursor) -> None:
+        values = log_cursor_values(cursor)
+        stmt = self._insert(LogCursorRow).values(values)
+        changed = {name: value for name, value in values.items() if name != "path"}
+        with self._writing() as session:
+            session.execute(stmt.on_conflict_do_update(index_elements=[LogCursorRow.path], set_=changed))
 
     # --- sessions ----------------------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 """Run a crash reproduction script under the real sentry-sdk and write the event it sends.
 
-    python -m pipeline.benchmark.capture --out EVENT.json --in-app PKG SCRIPT
+    python -m pipeline.benchmark.capture --out EVENT.json --in-app PKG [--release R] [--server-name S]
+        [--default-in-app] SCRIPT
 
 The SDK is configured as an application would configure it (local variables on, the package under
 test in-app); its transport writes the event to a file instead of sending it. Exit status: 0 when an
@@ -38,16 +39,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--in-app", action="append", default=[])
+    parser.add_argument("--release", default="bench")
+    parser.add_argument("--server-name", default=None)
+    parser.add_argument("--default-in-app", action="store_true",
+                        help="Leave in-app to the SDK's defaults (the working folder), as an app that sets nothing")
     parser.add_argument("script", type=Path)
     args = parser.parse_args(argv)
     sentry_sdk.init(
         dsn="http://public@127.0.0.1:9/1",  # never contacted: the transport writes a file
         transport=FileTransport(args.out),
         include_local_variables=True,
-        in_app_include=args.in_app,
-        in_app_exclude=["__main__", "runpy"],
+        in_app_include=[] if args.default_in_app else args.in_app,
+        in_app_exclude=[] if args.default_in_app else ["__main__", "runpy"],
         default_integrations=False,
-        release="bench",
+        release=args.release,
+        server_name=args.server_name,
         environment="bench",
     )
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Annotated
@@ -41,16 +42,28 @@ def _counted(events: Sequence[ErrorEvent]) -> Iterator[ErrorEvent]:
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Event JSON, envelope, webhook payload or log file.")],
     as_json: JsonOpt = False,
+    follow: Annotated[bool, typer.Option("--follow", help="Tail one growing log file until SIGTERM; survives "
+                                         "rotation and resumes where it stopped.")] = False,
+    poll: Annotated[float, typer.Option(help="With --follow: seconds between polls at the end.")] = 0.25,
+    idle_flush: Annotated[float, typer.Option(help="With --follow: seconds before a record left incomplete "
+                                              "is taken as it is.")] = 2.0,
 ) -> None:
-    """Parse, scrub, group and store events. A bad file stores nothing and exits 2."""
+    """Parse, scrub, group and store every event of every file. A bad file stores nothing and exits 2."""
     from pipeline.ingest import ingest_events
 
+    if follow:
+        from pipeline.cli.grouping import follow_file
+
+        if len(paths) != 1:
+            raise typer.BadParameter("--follow takes exactly one log file", param_hint="PATHS")
+        follow_file(paths[0], poll, idle_flush)
+        return
     for path in paths:
         if not path.is_file():
             raise InvalidInput(str(path), "no such file" if not path.exists() else "not a file")
     events = _parsed(paths)
     d = deps()
-    report = ingest_events(d.store, _counted(events), d.settings.in_app_packages)
+    report = ingest_events(d.store, _counted(events), d.in_app, d.templates, d.source_lines)
     from pipeline.regressions import check_recurrences
 
     regressed = check_recurrences(d.store, d.settings, report.issues)
@@ -67,17 +80,24 @@ def ingest(
 
 
 def _issue_table(issues: Sequence[Issue]) -> Table:
-    table = Table("fingerprint", "title", "fix class", "count", "priority", "status")
+    sizes = Counter(i.cluster_id for i in issues if i.cluster_id)
+    table = Table("fingerprint", "title", "fix class", "cluster", "count", "priority", "status")
     for i in issues:
-        table.add_row(*plain(i.fingerprint[:12], i.title[:60], i.fix_class, str(i.count), f"{i.priority:.2f}",
-                             i.status.value))
+        cluster = f"{i.cluster_id[:8]} ({sizes[i.cluster_id]})" if i.cluster_id else "-"
+        table.add_row(*plain(i.fingerprint[:12], i.title[:60], i.fix_class, cluster, str(i.count),
+                             f"{i.priority:.2f}", i.status.value))
     return table
 
 
 @app.command("issues")
 def list_issues(as_json: JsonOpt = False) -> None:
-    """Grouped issues: fix class, priority, status, counts."""
-    issues = deps().store.list_issues()
+    """Grouped issues: fix class, root-cause cluster, priority, status, counts."""
+    from dataclasses import replace
+
+    from pipeline.triage import priority
+
+    issues = [replace(i, priority=priority(i)) for i in deps().store.list_issues()]
+    issues.sort(key=lambda i: (-i.priority, i.fingerprint))
     if as_json:
         print_json([issue_json(i) for i in issues])
         return

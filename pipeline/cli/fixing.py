@@ -40,16 +40,21 @@ def fix(
         metavar="PREFIX=REPOPATH",
         help="Stack-trace path prefix -> repo-relative folder, e.g. /app/=src/ (repeatable).")] = None,
     output: Annotated[Path | None, typer.Option(metavar="FILE", help="Write the best candidate's patch to this file.")] = None,
+    index: Annotated[int | None, typer.Option(metavar="N", help="Fix only the N-th event of the file (0-based); "
+                                              "default: each one.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """One-shot: fix one event in a checkout and print the candidate. Needs no server or config.
 
-    Exits 0 when the candidate is verified, 1 when it is not (unverified, or no fix at all).
+    A log file holds several tracebacks: each is fixed (with --json, a list of objects, one per
+    traceback), or only the one --index picks. Exits 0 when every candidate is verified, 1 when one is
+    not (unverified, or no fix at all).
     """
     from pipeline.flow import FixRequest, fix_issue
     from pipeline.grouping import group
     from pipeline.scrub import scrub_event
     from pipeline.sources import load_path
+    from pipeline.sources.in_app import InAppRules, repo_packages
 
     root = _checks.checkout(repo)
     _checks.existing_file(event, "--event")
@@ -57,29 +62,45 @@ def fix(
     events = [e for e in load_path(event) if e.exceptions]
     if not events:
         raise InvalidInput(str(event), "holds no event with an exception")
-    scrubbed, issue = group(scrub_event(events[-1]))
+    if index is not None:
+        if not 0 <= index < len(events):
+            raise InvalidInput(str(event), f"--index {index} is out of range: it holds {len(events)} event(s) "
+                               "with an exception")
+        events = [events[index]]
+    if output is not None and len(events) > 1:
+        raise InvalidInput(str(event), f"holds {len(events)} events: --output needs one, pick it with --index")
+    rules = InAppRules.of(repo_packages(root))  # the checkout's own packages are the app
     d = deps()
-    with status(f"fixing {issue.culprit or issue.title}"), tempfile.TemporaryDirectory(prefix="autofix-fix-") as work:
-        outcome = fix_issue(FixRequest(scrubbed, issue, root, Path(work), test_cmd, mappings,
-                                       gate=d.settings.gate, env_home=d.settings.envs_dir,
-                                       env=d.settings.repo_env), d.fixers, d.sandbox)
-    best = outcome.best
+    outcomes = []
+    for one in events:
+        scrubbed, issue = group(scrub_event(rules.mark(one)))
+        with status(f"fixing {issue.culprit or issue.title}"), \
+                tempfile.TemporaryDirectory(prefix="autofix-fix-") as work:
+            outcomes.append(fix_issue(FixRequest(scrubbed, issue, root, Path(work), test_cmd, mappings,
+                                                 gate=d.settings.gate, env_home=d.settings.envs_dir,
+                                                 env=d.settings.repo_env), d.fixers, d.sandbox))
     if output is not None:
+        best = outcomes[0].best
         if best is None:
             err().print(f"autofix: no patch to write to {output}", markup=False, highlight=False)
         else:
             output.write_text(best.patch.diff, encoding="utf-8")
     if as_json:
-        print_json(outcome_json(outcome))
+        shown = [outcome_json(o) for o in outcomes]
+        print_json(shown[0] if len(shown) == 1 else shown)
     else:
-        queued = "queued for review" if outcome.queued else "not queued"
-        # Text, not markup: a reason can quote event data such as "[Filtered:email]".
-        out().print(Text.assemble((outcome.status, "bold"), f" ({queued}, commit {outcome.commit[:12]}): ",
-                                  outcome.reason))
-        if best is not None:
-            say(f"candidate {best.id}: strategy {best.strategy}, confidence {best.confidence:.2f}")
-            say(f"patch written to {output}" if output is not None else best.patch.diff)
-    raise typer.Exit(OK if outcome.status == "verified" else FAILED)
+        for number, outcome in enumerate(outcomes):
+            if len(outcomes) > 1:
+                say(f"event {number}")
+            queued = "queued for review" if outcome.queued else "not queued"
+            # Text, not markup: a reason can quote event data such as "[Filtered:email]".
+            out().print(Text.assemble((outcome.status, "bold"), f" ({queued}, commit {outcome.commit[:12]}): ",
+                                      outcome.reason))
+            best = outcome.best
+            if best is not None:
+                say(f"candidate {best.id}: strategy {best.strategy}, confidence {best.confidence:.2f}")
+                say(f"patch written to {output}" if output is not None else best.patch.diff)
+    raise typer.Exit(OK if all(o.status == "verified" for o in outcomes) else FAILED)
 
 
 @app.command()

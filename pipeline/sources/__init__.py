@@ -15,7 +15,7 @@ from typing import Any
 
 from pipeline.errors import InvalidInput
 from pipeline.records import ErrorEvent
-from pipeline.sources.logs import parse_log_file, parse_log_text
+from pipeline.sources.logs import parse_log_file, parse_log_text, stream_name
 from pipeline.sources.sentry import (
     load_json,
     parse_api_event,
@@ -62,7 +62,7 @@ def load_path(path: Path, *, received_at: datetime | None = None) -> list[ErrorE
             return parse_envelope(data, source, received_at=received_at)
     if path.suffix.lower() == ".envelope":
         return parse_envelope(data, source, received_at=received_at)
-    return parse_log_text(data, source, received_at=received_at)
+    return parse_log_text(data, source, received_at=received_at, stream=stream_name(path))
 
 
 def parse_payload(payload: Any, source: str, *, received_at: datetime | None = None) -> ErrorEvent:

@@ -1,68 +1,54 @@
-"""Python tracebacks found in plain log files -> one ErrorEvent per traceback (source "log").
+"""Log files -> ErrorEvents (source "log"): every Python traceback, every JSON record that carries an
+exception, and every error-level line that carries none.
 
-A traceback may sit behind a log prefix ("2024-05-01 12:00:00,123 ERROR [web] "). The prefix is
-taken from the "Traceback (most recent call last):" line and generalised (digit runs match any
-digits, so per-line timestamps still match); it is stripped from every following line, or, when
-the next line does not carry it (logger.exception writes the traceback bare after its message
-line), the traceback is read bare. Chains ("direct cause" / "during handling") join one event,
-oldest cause first as Sentry orders them. Exception groups are skipped: their sub-tracebacks
-are drawn inside "|" bars that no simple reader should guess at.
+Lines are read in order. A JSON object line is a record of its own (json_logs). A traceback
+(tracebacks) takes the timestamp, level, logger and message of its log record: the prefix of its
+header line when the record formats the traceback into its message, else the record line above it
+(logger.exception writes the traceback bare under its message). An error-level line (log_records)
+that no traceback follows is a message event; grouping names it by its mined template.
+
+Event ids hash the stream (the file's folder and name without a rotation suffix: app.log.1 is
+app.log), a hash of the file's first line (its generation: a file rotated away and a new one begun
+differ), the byte offset and the text, so the same traceback read again, from the rotated copy or
+after a restart, has the same id and is stored once.
+
+`scan_log` also reads a file that is still being written: with ``final=False`` it stops before a
+record that may not be complete (a partial line, a traceback whose exception line or chain has not
+arrived, an error line that a traceback may still follow) and says how many bytes it consumed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
-from pathlib import Path
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path, PurePosixPath
 
 import structlog
 
 from pipeline.errors import InvalidInput
-from pipeline.records import ErrorEvent, ExceptionInfo, Frame, short_id, utcnow
+from pipeline.records import ErrorEvent, short_id, utcnow
+from pipeline.sources.json_logs import JsonRecord, load_record, read_record
+from pipeline.sources.log_records import Record, find_timestamp, parse_record
+from pipeline.sources.tracebacks import Chain, Incomplete, Line, header_at, read_chain
 
 log = structlog.get_logger(__name__)
 
-HEADER = "Traceback (most recent call last):"
-CHAIN_MARKERS = (
-    "The above exception was the direct cause of the following exception:",
-    "During handling of the above exception, another exception occurred:",
-)
-_FRAME = re.compile(r'^  File "(?P<file>[^"]+)", line (?P<line>\d+)(?:, in (?P<func>.+))?$')
-_EXC_LINE = re.compile(r"^(?P<type>[A-Za-z_][\w.]*(?:\.<locals>\.[\w.]+)?)(?::(?: (?P<msg>.*))?)?$")
-_CARETS = re.compile(r"^\s*[~^]+[\s~^]*$")
-_REPEATED = re.compile(r"^\s*\[Previous line repeated \d+ more times?\]$")
-_TIMESTAMP = re.compile(
-    r"(?P<date>\d{4}-\d{2}-\d{2})[T ](?P<time>\d{2}:\d{2}:\d{2})(?:[.,](?P<frac>\d{1,9}))?"
-    r"(?P<tz>Z|[+-]\d{2}:?\d{2})?"
-)
-_LIBRARY_MARKERS = ("site-packages/", "dist-packages/", "/lib/python", "<frozen ", "/usr/lib/")
 _BINARY_SNIFF = 8192
+_HEAD_BYTES = 512
+_PENDING_LINES = 100  # a record line further above than this is not a traceback's message line
+_ROTATION_SUFFIX = re.compile(
+    r"(?:\.\d+|-\d{8}(?:\d{2,6})?|\.\d{4}-\d{2}-\d{2}(?:[_T.-]\d{2}(?:[-:]\d{2}){0,2})?"
+    r"|\.old|\.gz|\.bz2|\.xz|\.zst)+$"
+)
 
 
-@dataclass
-class _Line:
-    text: str
-    offset: int  # byte offset of the line in the file
-
-
-@dataclass
-class _Reader:
-    """Walks the lines of one traceback, stripping its log prefix."""
-
-    lines: list[_Line]
-    pos: int
-    prefix: re.Pattern[str] | None  # None: lines are read bare
-    frames: list[Frame] = field(default_factory=list)
-
-    def peek(self) -> str | None:
-        if self.pos >= len(self.lines):
-            return None
-        text = self.lines[self.pos].text
-        if self.prefix is None:
-            return text
-        match = self.prefix.match(text)
-        return text[match.end() :] if match else None
+@dataclass(frozen=True)
+class LogScan:
+    events: list[ErrorEvent]
+    consumed: int  # bytes of the data read to the end of a complete record; the rest comes again
+    lines: int  # complete lines read
 
 
 def parse_log_file(path: Path, *, received_at: datetime | None = None) -> list[ErrorEvent]:
@@ -70,165 +56,214 @@ def parse_log_file(path: Path, *, received_at: datetime | None = None) -> list[E
         data = path.read_bytes()
     except OSError as exc:
         raise InvalidInput(str(path), f"cannot be read: {exc.strerror or exc}") from exc
-    return parse_log_text(data, str(path), received_at=received_at)
+    return parse_log_text(data, str(path), received_at=received_at, stream=stream_name(path))
 
 
-def parse_log_text(data: bytes, source: str, *, received_at: datetime | None = None) -> list[ErrorEvent]:
-    """Every Python traceback in `data`; a log without one gives an empty list."""
-    if b"\x00" in data[:_BINARY_SNIFF]:
+def parse_log_text(
+    data: bytes, source: str, *, received_at: datetime | None = None, stream: str | None = None
+) -> list[ErrorEvent]:
+    """Every event in a whole log; a log without a traceback or error line gives an empty list."""
+    return scan_log(data, source, received_at=received_at, stream=stream).events
+
+
+def stream_name(path: Path | str) -> str:
+    """The file a log stream is written to, whatever rotation renamed it to (app.log.1 -> app.log)."""
+    pure = PurePosixPath(str(Path(path).resolve()) if isinstance(path, Path) else path.replace("\\", "/"))
+    name = _ROTATION_SUFFIX.sub("", pure.name) or pure.name
+    return str(pure.with_name(name))
+
+
+def head_of(data: bytes) -> str:
+    """The generation of a file: a hash of its first line (at most 512 bytes)."""
+    first = data[:_HEAD_BYTES].split(b"\n", 1)[0]
+    return hashlib.sha256(first).hexdigest()[:16]
+
+
+def head_complete(data: bytes) -> bool:
+    """Whether `data` (a file's start) holds its whole first line, so that head_of is final."""
+    return b"\n" in data[:_HEAD_BYTES] or len(data) >= _HEAD_BYTES
+
+
+@dataclass
+class _Scan:
+    source: str
+    stream: str
+    head: str
+    received_at: datetime
+    events: list[ErrorEvent] = field(default_factory=list)
+    pending: tuple[int, Record] | None = None  # the last record line, a traceback may follow it
+
+
+def scan_log(
+    data: bytes,
+    source: str,
+    *,
+    received_at: datetime | None = None,
+    stream: str | None = None,
+    head: str | None = None,
+    base_offset: int = 0,
+    final: bool = True,
+    strict: bool = True,
+    hold_incomplete: bool = False,
+) -> LogScan:
+    """The events in `data`, which starts at byte `base_offset` of the file (whose first-line hash
+    is `head`). With `final`, everything is read; without, see the module docstring; with both
+    `final` and `hold_incomplete` (a follower whose file has been quiet a while), everything but a
+    traceback still missing its exception line. `strict` refuses NUL bytes near the start (a binary
+    file); a follower drops them instead (a file truncated under a writer that does not append is
+    padded with them)."""
+    if strict and b"\x00" in data[:_BINARY_SNIFF]:
         raise InvalidInput(source, "holds NUL bytes: binary, not a log file")
-    lines, offset = [], 0
+    end = len(data) if final else data.rfind(b"\n") + 1
+    lines = _split(data[:end], base_offset)
+    scan = _Scan(source, stream or source, head or head_of(data), received_at or utcnow())
+    hold = _scan_lines(scan, lines, final, hold_incomplete)
+    consumed = end if hold is None else lines[hold].offset - base_offset
+    read = len(lines) if hold is None else hold
+    log.debug("log.scanned", source=source, events=len(scan.events), lines=read, final=final)
+    return LogScan(scan.events, consumed, read)
+
+
+def _split(data: bytes, base_offset: int) -> list[Line]:
+    lines, offset = [], base_offset
     for raw_line in data.splitlines(keepends=True):
         # A stray non-UTF-8 byte should not cost the whole log; it becomes U+FFFD.
-        lines.append(_Line(raw_line.decode("utf-8", "replace").rstrip("\r\n"), offset))
+        text = raw_line.decode("utf-8", "replace").rstrip("\r\n")
+        lines.append(Line(text.replace("\x00", "") if "\x00" in text else text, offset))
         offset += len(raw_line)
-    events, i = [], 0
+    return lines
+
+
+def _scan_lines(scan: _Scan, lines: list[Line], final: bool, hold_incomplete: bool = False) -> int | None:
+    """Read `lines` into scan.events; the index to hold back from when not final, else None."""
+    i = 0
     while i < len(lines):
-        start = _header_at(lines[i].text)
-        if start is None:
+        text = lines[i].text
+        if text.startswith("{") and (obj := load_record(text)) is not None:
+            _flush_pending(scan, lines)
+            _add(scan, _json_event(scan, lines[i], read_record(obj)))
             i += 1
             continue
-        event, i = _read_chain(lines, i, start, source, received_at or utcnow())
-        if event is not None:
-            events.append(event)
-    log.debug("log.parsed", source=source, tracebacks=len(events))
-    return events
-
-
-def _header_at(text: str) -> int | None:
-    """Where a traceback header starts in the line, unless it belongs to an exception group."""
-    at = text.find(HEADER)
-    if at < 0:
-        return None
-    before = text[:at].rstrip()
-    if before.endswith(("|", "+", "Exception Group")):
-        return None
-    return at
-
-
-def _generalise(prefix: str) -> re.Pattern[str] | None:
-    if not prefix:
-        return None
-    parts = re.split(r"(\d+)", prefix)
-    return re.compile("".join(r"\d+" if p.isdigit() else re.escape(p) for p in parts))
-
-
-def _line_prefix(header_prefix: str, first_line: str) -> re.Pattern[str] | None:
-    """The prefix every line of this traceback carries: the longest word-aligned start of the
-    header's prefix that, generalised, leaves a frame line when cut from the line after the header.
-    A record that formats a traceback into its message carries more on its header line
-    ("<runtime prefix> <log prefix> failed: Traceback ...") than on the lines that follow."""
-    cuts = sorted(
-        {len(header_prefix)} | {j + 1 for j, ch in enumerate(header_prefix) if ch == " "}, reverse=True
-    )
-    for cut in cuts:
-        pattern = _generalise(header_prefix[:cut])
-        match = pattern.match(first_line) if pattern else None
-        if match and _FRAME.match(first_line[match.end() :]):
-            return pattern
-    return None  # read bare (also when the traceback is truncated right after its header)
-
-
-def _read_chain(
-    lines: list[_Line], i: int, start: int, source: str, received_at: datetime
-) -> tuple[ErrorEvent | None, int]:
-    header = lines[i]
-    prefix = header.text[:start]
-    reader = _Reader(lines, i + 1, _line_prefix(prefix, lines[i + 1].text if i + 1 < len(lines) else ""))
-    exceptions: list[ExceptionInfo] = []
-    while True:
-        exc = _read_one(reader)
-        if exc is None:
-            log.info("log.traceback_skipped", source=source, offset=header.offset, reason="truncated")
-            return None, max(reader.pos, i + 1)
-        exceptions.append(exc)
-        if not _next_in_chain(reader):
-            break
-    end = reader.pos
-    block = "\n".join(line.text for line in lines[i:end])
-    return (
-        ErrorEvent(
-            id=short_id(source, str(header.offset), block),
-            source="log",
-            platform="python",
-            exceptions=tuple(exceptions),
-            received_at=received_at,
-            timestamp=_timestamp(prefix) or _timestamp(lines[i - 1].text if i else ""),
-            raw={"path": source, "offset": header.offset, "text": block},
-        ),
-        end,
-    )
-
-
-def _read_one(reader: _Reader) -> ExceptionInfo | None:
-    """Frames then the exception line; the reader stands after the header."""
-    frames: list[Frame] = []
-    while (text := reader.peek()) is not None:
-        reader.pos += 1
-        if match := _FRAME.match(text):
-            filename = match["file"]
-            frames.append(
-                Frame(
-                    function=match["func"] or "<module>",
-                    filename=filename,
-                    abs_path=filename,
-                    lineno=int(match["line"]),
-                    in_app=_in_app(filename),
-                )
-            )
-        elif text.startswith("    ") and frames and frames[-1].context_line is None:
-            if not _CARETS.match(text):
-                frames[-1] = _with_line(frames[-1], text.strip())
-        elif text.startswith(" ") or _REPEATED.match(text):
-            continue  # carets, multi-line source, "[Previous line repeated ...]"
-        elif exc := _EXC_LINE.match(text):
-            qualified = exc["type"]
-            module, _, name = qualified.rpartition(".")
-            return ExceptionInfo(
-                type=name, value=exc["msg"] or "", module=module or None, frames=tuple(frames)
-            )
-        else:
-            return None
+        start = header_at(text)
+        if start is not None:
+            try:
+                chain = read_chain(lines, i, start)
+            except Incomplete:
+                if not final or hold_incomplete:
+                    return _hold_from(scan, lines, i, text[:start])
+                chain = None
+            if chain is None:
+                log.info("log.traceback_skipped", source=scan.source, offset=lines[i].offset,
+                         reason="truncated or malformed")
+                _flush_pending(scan, lines)
+                i += 1
+                continue
+            if not final and all(not line.text.strip() for line in lines[chain.end :]):
+                return _hold_from(scan, lines, i, chain.prefix)  # a chained exception may still follow
+            record = _record_of(scan, chain.prefix)
+            if scan.pending is not None and record is not scan.pending[1]:
+                _flush_pending(scan, lines)
+            scan.events.append(_traceback_event(scan, lines, chain, record))
+            scan.pending = None
+            i = chain.end
+            continue
+        if (record := parse_record(text)) is not None:
+            _flush_pending(scan, lines)
+            scan.pending = (i, record)
+        elif scan.pending is not None and i - scan.pending[0] > _PENDING_LINES:
+            _flush_pending(scan, lines)
+        i += 1
+    if scan.pending is not None and not final:
+        return scan.pending[0]  # whether a traceback follows it is not known yet
+    _flush_pending(scan, lines)
     return None
 
 
-def _next_in_chain(reader: _Reader) -> bool:
-    """Consume '<blank> marker <blank> Traceback...' if it follows; leave the reader alone if not."""
-    pos = reader.pos
-    seen_marker = False
-    while (text := reader.peek()) is not None:
-        stripped = text.strip()
-        if not stripped:
-            reader.pos += 1
-        elif not seen_marker and stripped in CHAIN_MARKERS:
-            seen_marker = True
-            reader.pos += 1
-        elif seen_marker and stripped == HEADER:
-            reader.pos += 1
-            return True
-        else:
-            break
-    reader.pos = pos
-    return False
+def _hold_from(scan: _Scan, lines: list[Line], i: int, prefix: str) -> int:
+    """Where to read again from: the traceback's header, or the record line above it that it uses
+    (a record line it does not use is done with: an error one becomes its message event now)."""
+    if scan.pending is not None and scan.pending[0] < i and _record_of(scan, prefix) is scan.pending[1]:
+        return scan.pending[0]
+    _flush_pending(scan, lines)
+    return i
 
 
-def _with_line(frame: Frame, line: str) -> Frame:
-    return replace(frame, context_line=line)
+def _flush_pending(scan: _Scan, lines: list[Line]) -> None:
+    """The pending record had no traceback: an error-level one is a message event."""
+    if scan.pending is not None:
+        index, record = scan.pending
+        scan.pending = None
+        if record.is_error and record.message:
+            scan.events.append(_message_event(scan, lines[index], record))
 
 
-def _in_app(filename: str) -> bool:
-    path = filename.replace("\\", "/")
-    return not any(marker in path for marker in _LIBRARY_MARKERS)
+def _add(scan: _Scan, event: ErrorEvent | None) -> None:
+    if event is not None:
+        scan.events.append(event)
 
 
-def _timestamp(text: str) -> datetime | None:
-    match = _TIMESTAMP.search(text)
-    if not match:
+def _event_id(scan: _Scan, offset: int, text: str) -> str:
+    return short_id(scan.stream, scan.head, str(offset), text)
+
+
+def _traceback_event(scan: _Scan, lines: list[Line], chain: Chain, record: Record | None) -> ErrorEvent:
+    block = "\n".join(line.text for line in lines[chain.start : chain.end])
+    header = lines[chain.start]
+    raw: dict[str, object] = {"path": scan.source, "offset": header.offset, "text": block}
+    if scan.pending is not None and record is scan.pending[1]:
+        raw["record"] = lines[scan.pending[0]].text
+    return ErrorEvent(
+        id=_event_id(scan, header.offset, block),
+        source="log",
+        platform="python",
+        exceptions=chain.exceptions,
+        received_at=scan.received_at,
+        timestamp=(record.timestamp if record else None) or find_timestamp(chain.prefix),
+        message=(record.message.rstrip(": ") or None) if record else None,
+        level=record.level if record else None,
+        logger=record.logger if record else None,
+        raw=raw,
+    )
+
+
+def _record_of(scan: _Scan, prefix: str) -> Record | None:
+    """The log record a traceback belongs to: its header line's, else the record line above it."""
+    own = parse_record(prefix) if prefix.strip() else None
+    if own is not None and (own.level or own.message):
+        return own
+    if scan.pending is not None:
+        return scan.pending[1]
+    return own
+
+
+def _message_event(scan: _Scan, line: Line, record: Record) -> ErrorEvent:
+    return ErrorEvent(
+        id=_event_id(scan, line.offset, line.text),
+        source="log",
+        platform="python",
+        exceptions=(),
+        received_at=scan.received_at,
+        timestamp=record.timestamp,
+        message=record.message,
+        level=record.level,
+        logger=record.logger,
+        raw={"path": scan.source, "offset": line.offset, "text": line.text},
+    )
+
+
+def _json_event(scan: _Scan, line: Line, parsed: JsonRecord) -> ErrorEvent | None:
+    record = parsed.record
+    if not parsed.exceptions and not (record.is_error and record.message):
         return None
-    frac = (match["frac"] or "0")[:6].ljust(6, "0")
-    tz = match["tz"] or "+00:00"
-    tz = "+00:00" if tz == "Z" else tz
-    try:
-        return datetime.fromisoformat(f"{match['date']}T{match['time']}.{frac}{tz}").astimezone(UTC)
-    except ValueError:
-        return None
+    return ErrorEvent(
+        id=_event_id(scan, line.offset, line.text),
+        source="log",
+        platform="python",
+        exceptions=parsed.exceptions,
+        received_at=scan.received_at,
+        timestamp=record.timestamp,
+        message=record.message or None,
+        level=record.level,
+        logger=record.logger,
+        raw={"path": scan.source, "offset": line.offset, "text": line.text},
+    )

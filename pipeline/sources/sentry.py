@@ -202,7 +202,16 @@ def _from_event_node(
         project=project,
         timestamp=timestamp,
         raw=raw,
+        level=node.opt_str("level"),
+        logger=node.opt_str("logger"),
+        client_fingerprint=_client_fingerprint(node),
     )
+
+
+def _client_fingerprint(node: Node) -> tuple[str, ...]:
+    """The event's own `fingerprint` array; SDKs send strings, but a number in it is not an error."""
+    items = node.opt_list("fingerprint") or []
+    return tuple(item if isinstance(item, str) else json.dumps(item) for item in items)
 
 
 def _nothing_to_fix(node: Node, event_id: str | None, why: str) -> None:
