@@ -69,9 +69,9 @@ def test_exit_1_when_fix_ran_but_verified_nothing(tmp_path: Path) -> None:
     from pipeline.demo import prepare_repo
 
     repo = prepare_repo(EXAMPLES, tmp_path)[0]
-    # The DigestError in the log has no template: autofix runs and finds no fix.
-    result = autofix("fix", "--repo", str(repo), "--event", str(EXAMPLES / "logs" / "app.log"), "--json",
-                     home=tmp_path)
+    # The DigestError in the log (its last traceback) has no template: autofix runs and finds no fix.
+    result = autofix("fix", "--repo", str(repo), "--event", str(EXAMPLES / "logs" / "app.log"), "--index", "-1",
+                     "--json", home=tmp_path)
     assert result.returncode == 1, result.stderr
     assert json.loads(result.stdout)["status"] in ("no_fix", "unverified")
 
@@ -191,7 +191,9 @@ def test_fix_path_map_resolves_an_ambiguous_file_and_output_writes_the_patch(tmp
     assert json.loads(ambiguous.stdout)["status"] == "no_fix"  # shop/users.py is in both copies
 
     patch = tmp_path / "fix.diff"
-    prefix = "/work/main/examples/service/"  # where the event was recorded
+    # Where the event was recorded: the crash frame's abs_path without its repo-relative part.
+    frames = json.loads(EVENT.read_text())["exception"]["values"][-1]["stacktrace"]["frames"]
+    prefix = frames[-1]["abs_path"].removesuffix("shop/users.py")
     mapped = autofix("fix", "--repo", str(repo), "--event", str(EVENT), "--path-map", f"{prefix}=current/",
                      "--output", str(patch), "--json", home=tmp_path)
     out = json.loads(mapped.stdout)

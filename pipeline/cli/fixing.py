@@ -40,8 +40,8 @@ def fix(
         metavar="PREFIX=REPOPATH",
         help="Stack-trace path prefix -> repo-relative folder, e.g. /app/=src/ (repeatable).")] = None,
     output: Annotated[Path | None, typer.Option(metavar="FILE", help="Write the best candidate's patch to this file.")] = None,
-    index: Annotated[int | None, typer.Option(metavar="N", help="Fix only the N-th event of the file (0-based); "
-                                              "default: each one.")] = None,
+    index: Annotated[int | None, typer.Option(metavar="N", help="Fix only the N-th event of the file (0-based; -1: the "
+                                              "last); default: each one.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """One-shot: fix one event in a checkout and print the candidate. Needs no server or config.
@@ -63,7 +63,7 @@ def fix(
     if not events:
         raise InvalidInput(str(event), "holds no event with an exception")
     if index is not None:
-        if not 0 <= index < len(events):
+        if not -len(events) <= index < len(events):
             raise InvalidInput(str(event), f"--index {index} is out of range: it holds {len(events)} event(s) "
                                "with an exception")
         events = [events[index]]
