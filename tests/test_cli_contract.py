@@ -232,11 +232,11 @@ def test_ingest_is_silent_on_stderr_by_default_and_json_holds_only_json(tmp_path
 
 def test_verbose_logs_info_and_the_log_format_can_be_json(tmp_path: Path) -> None:
     verbose = autofix("-v", "ingest", str(EVENT), home=tmp_path)
-    assert "event.stored" in verbose.stderr and "store.migrated" in verbose.stderr
+    assert "events.ingested" in verbose.stderr and "store.migrated" in verbose.stderr
     as_json = autofix("-v", "ingest", str(EVENT), "--json", home=tmp_path / "other", cwd=tmp_path,
                       env={"AUTOFIX_LOG_FORMAT": "json"})
     events = [json.loads(line)["event"] for line in as_json.stderr.splitlines()]
-    assert "event.stored" in events
+    assert "events.ingested" in events
     assert json.loads(as_json.stdout)["stored"]
     quiet = autofix("-q", "ingest", str(EVENT), home=tmp_path / "third", cwd=tmp_path,
                     env={"AUTOFIX_LOG_LEVEL": "debug"})

@@ -65,7 +65,7 @@ def test_a_patch_tried_before_is_not_proposed_again_and_the_next_one_is_verified
     sandbox = make_sandbox("bwrap")
     first = fix_issue(request_, [TemplateFixer()], sandbox)
     assert first.status == "verified" and first.best is not None
-    assert first.best.reproduction is not None and "def test_crash_does_not_recur" in first.best.reproduction
+    assert first.best.reproduction is not None and "def test_replay_0" in first.best.reproduction
 
     second = fix_issue(replace(request_, tried=frozenset({first.best.patch.id})), [TemplateFixer()], sandbox)
 
@@ -76,5 +76,5 @@ def test_a_patch_tried_before_is_not_proposed_again_and_the_next_one_is_verified
     tried = frozenset(p.id for p in TemplateFixer().propose(request_.issue, request_.event, second.context, ()))
     none_left = fix_issue(replace(request_, tried=tried), [TemplateFixer()], sandbox)
     assert none_left.status == "no_fix"
-    assert none_left.reason == ("every patch the fixers propose for KeyError at shop/users.py:"
+    assert none_left.reason == ("every patch the fixers propose for missing-key at shop/users.py:"
                                 f"{second.context.crash.line if second.context.crash else 0} in display_name was tried before")

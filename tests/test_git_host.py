@@ -146,10 +146,10 @@ def test_a_branch_starts_at_the_commit_the_patch_was_verified_on_even_after_main
     git(later, "commit", "-q", "-am", "main moves on")
     git(later, "push", "-q", "origin", "main")
 
-    pr = host.open_pull_request(repo, "autofix/c2", PATCH, "Fix", "body", "c2", WHEN, base_commit=verified_on)
+    pr = host.open_pull_request(repo, "autofix/c2", PATCH, "Fix", "body", "c2", WHEN, base_sha=verified_on)
 
     assert bare_git(remote, "rev-parse", f"{pr.commit_sha}^") == verified_on
     assert git(remote, "show", f"{pr.commit_sha}:README").stdout == "shop\n"
 
     with pytest.raises(PatchDoesNotApply, match="is not on .*refusing to publish it on another"):
-        host.open_pull_request(repo, "autofix/c3", PATCH, "Fix", "body", "c3", WHEN, base_commit="1" * 40)
+        host.open_pull_request(repo, "autofix/c3", PATCH, "Fix", "body", "c3", WHEN, base_sha="1" * 40)

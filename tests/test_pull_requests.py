@@ -7,6 +7,7 @@ contains the merge reopening the issue. The store is SQLite, the sandbox bubblew
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,7 +77,11 @@ def world(tmp_path: Path) -> Iterator[World]:
 
     checkout = prepare_repo(EXAMPLES, tmp_path / "demo")[0]
     fake = FakeGitHub().start()
-    fake.seed_from_checkout(checkout)
+    # The local checkout is a clone of the GitHub repo: the same commits, so the commit a candidate is
+    # verified on is one GitHub has.
+    seeded = fake.seed_from_checkout(checkout)
+    fake.export_to(checkout)
+    subprocess.run(["git", "reset", "-q", "--hard", seeded], cwd=checkout, check=True)
     repo = RepoConfig(name="shop", path=checkout, host="github", github_repo="acme/shop",
                       test_command=TEST_COMMAND, reviewers=["alice"])
     settings = Settings(
@@ -109,7 +114,7 @@ def test_approval_publishes_the_fix_and_its_regression_test_with_a_link_back(wor
 
     pull = world.fake.pull(pr.number or 0)
     assert pr.url == pull["html_url"] and world.pr(candidate.id) == pr
-    for part in ("KeyError", "### Root cause", "### Evidence", "Verification log", "repro_before",
+    for part in ("KeyError", "### Root cause", "### Evidence", "Verification log", "replays_before",
                  f"https://autofix.example/candidates/{candidate.id}"):
         assert part in pull["body"], part
     regression = f"tests/test_autofix_{candidate.issue_fingerprint[:12]}.py"
