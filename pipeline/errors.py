@@ -4,9 +4,11 @@
     ├── TransientError            a retry may succeed (Celery retries these with backoff)
     │   ├── SandboxUnavailable    the container engine / bubblewrap could not start a run
     │   ├── LLMUnavailable        the model endpoint timed out, refused, or rate-limited
-    │   └── StoreUnavailable      the database could not be reached
+    │   ├── StoreUnavailable      the database could not be reached
+    │   └── SentryUnavailable     the Sentry API timed out, failed, or kept rate-limiting past the retries
     └── PermanentError            retrying the same input fails the same way
         ├── InvalidInput          a payload or file is malformed; carries where and why
+        │   └── NotFound          what was asked for does not exist (a 404 from an API)
         ├── UnsupportedEvent      well-formed, but nothing autofix can work with
         ├── PatchDoesNotApply     a patch does not apply to the checkout it was made for
         ├── ConfigError           settings are missing or contradictory
@@ -39,6 +41,10 @@ class StoreUnavailable(TransientError):
     pass
 
 
+class SentryUnavailable(TransientError):
+    pass
+
+
 class PermanentError(AutofixError):
     pass
 
@@ -50,6 +56,10 @@ class InvalidInput(PermanentError):
         super().__init__(f"{source}: {reason}")
         self.source = source
         self.reason = reason
+
+
+class NotFound(InvalidInput):
+    pass
 
 
 class UnsupportedEvent(PermanentError):

@@ -6,7 +6,7 @@ A file that fails to parse stores nothing of itself; a duplicate event id is dro
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import structlog
@@ -32,6 +32,8 @@ def ingest_events(store: Store, events: Iterable[ErrorEvent], in_app_packages: C
     report = IngestReport()
     for raw in events:
         event, issue = group(scrub_event(mark_in_app(raw, in_app_packages)))
+        if event.sentry_issue_id is not None:
+            issue = replace(issue, sentry_issue_id=event.sentry_issue_id)
         if store.record_event(event, issue):
             report.stored.append(event.id)
             report.issues.add(issue.fingerprint)

@@ -6,16 +6,18 @@ Small typed request and response records live here too, beside the Protocol that
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from pipeline.records import (
     CandidateStatus,
     CodeContext,
     ErrorEvent,
     FixCandidate,
+    InboxItem,
+    InboxStatus,
     Issue,
     IssueStatus,
     Patch,
@@ -134,16 +136,107 @@ class Store(Protocol):
     def save_pull_request(self, pr: PullRequest) -> None: ...
     def get_pull_request(self, candidate_id: str) -> PullRequest | None: ...
     def list_pull_requests(self) -> list[PullRequest]: ...
+    def issues_for_sentry_id(self, sentry_issue_id: str) -> list[Issue]:
+        """Our issues whose events Sentry grouped under this issue id (usually one)."""
+        ...
+
+    def set_sentry_status(self, sentry_issue_id: str, status: str) -> list[str]:
+        """Record Sentry's state of its issue on ours; returns the fingerprints changed."""
+        ...
+
+
+# --- Inbox ---------------------------------------------------------------------------------------
+
+
+class Inbox(Protocol):
+    """Accepted payloads, stored raw before they are acknowledged, until they are processed."""
+
+    def add_to_inbox(self, items: Sequence[InboxItem]) -> list[int | None]:
+        """Insert the items in one transaction; each one's new id, or None when its request_id is
+        already stored (a replayed delivery, which changes nothing)."""
+        ...
+
+    def inbox_item(self, item_id: int) -> InboxItem | None: ...
+
+    def inbox_items(
+        self, status: InboxStatus | None = None, limit: int = 100, before: datetime | None = None
+    ) -> list[InboxItem]:
+        """Items oldest first, optionally of one status and received before a time."""
+        ...
+
+    def finish_inbox(
+        self, item_id: int, status: InboxStatus, *, outcome: str | None = None, error: str | None = None,
+        replace_body: bool = False, body: bytes | None = None,
+    ) -> None:
+        """Mark an item processed or failed, counting the attempt; with replace_body the raw body
+        becomes `body` (scrubbed, or None: dropped)."""
+        ...
+
+    def retry_inbox(self, item_id: int | None = None) -> list[int]:
+        """Failed items (one, or all when item_id is None) back to pending; returns their ids."""
+        ...
+
+    def inbox_backlog(self) -> int:
+        """How many items wait to be processed."""
+        ...
+
+    def inbox_counts(self) -> dict[str, int]:
+        """Items per status."""
+        ...
+
+    def ping(self) -> None:
+        """Raise StoreUnavailable unless the database answers."""
+        ...
+
+
+class InboxStore(Store, Inbox, Protocol):
+    """A store that keeps the inbox too (SqlStore): the inbox stage writes both in one database."""
+
+
+# --- Sentry REST API -----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class EventPage:
-    events: list[ErrorEvent] = field(default_factory=list)
-    next_cursor: str | None = None
+class SentryIssue:
+    """One issue (group) as GET /api/0/organizations/{org}/issues/ lists it."""
+
+    id: str
+    short_id: str
+    title: str
+    culprit: str
+    status: str  # unresolved | resolved | ignored
+    project: str  # the project's slug
+    count: int = 0
+    permalink: str | None = None
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+
+
+@dataclass(frozen=True)
+class IssuePage:
+    issues: tuple[SentryIssue, ...]
+    next_cursor: str | None = None  # None when the Link header says there are no more results
+
+
+@dataclass(frozen=True)
+class ApiEvent:
+    """An issue's event as the API returned it: the raw body (for the inbox) and its JSON."""
+
+    issue_id: str
+    body: bytes
+    payload: Mapping[str, Any]
+
+
+EventChoice = Literal["latest", "recommended", "oldest"]
 
 
 class SentryAPI(Protocol):
-    def issue_events(self, project: str, cursor: str | None = None) -> EventPage: ...
+    def issues(
+        self, project: str, *, query: str = "is:unresolved", sort: str = "date", cursor: str | None = None,
+        per_page: int = 100,
+    ) -> IssuePage: ...
+
+    def issue_event(self, issue_id: str, which: EventChoice = "recommended") -> ApiEvent: ...
 
 
 Workdir = Path

@@ -1,9 +1,11 @@
 """Scrubbing: secrets and personal data out of an event before it reaches a model, a page or the store.
 
-Two rules. A value under a key that names a secret (password, token, cookie, dsn...) is replaced
-whole, whatever its shape. In every other string, known secret and PII shapes (private key blocks,
-JWTs, bearer tokens, AWS and GitHub keys, `key=value` credentials, emails, Luhn-valid card numbers,
-IPv4 addresses) become markers like "[Filtered:email]". Markers match no rule, so scrubbing twice
+Two rules. A value under a key that names a secret (password, token, cookie, dsn, authorization...)
+is replaced whole, whatever its shape: so are request headers, whether sent as an object or as
+[name, value] pairs. In every other string, known secret and PII shapes (passwords inside URLs,
+`Authorization:` and `Cookie:` header lines, private key blocks, JWTs, bearer tokens, AWS and GitHub
+keys, `key=value` credentials, emails, Luhn-valid card numbers, IPv4 addresses) become markers like
+"[Filtered:email]". Markers match no rule, so scrubbing twice
 changes nothing. Source lines (context_line, pre/post_context) are code from the repository and
 are left as they are: the repository is what gets patched, and patches must apply to it.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import replace
+from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -29,6 +32,13 @@ _CODE_KEYS = frozenset({"context_line", "pre_context", "post_context", "context"
 
 # Card numbers start with 2-6 (Mastercard, Amex, Visa, Discover...); this spares most epoch times.
 _CARD_CANDIDATE = re.compile(r"(?<![\d.])[2-6](?:[ -]?\d){12,18}(?!\d|\.\d)")
+# scheme://user:password@host: the password goes, the user and host stay (markers contain no "@").
+_URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s/?#@:]*):(?!\[Filtered)[^\s/?#@]*@")
+# "Authorization: Basic dXNl...", "'Cookie': 'sid=...; theme=dark'": the whole value, to the quote or
+# the end of the line, since header values have spaces and several parts.
+_HEADER_LINE = re.compile(
+    r"(?im)\b((?:proxy-)?authorization|(?:set-)?cookie)(['\"]?\s*[:=]\s*+)(['\"]?+)(?!\[Filtered)([^'\"\r\n]+)"
+)
 _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "private_key",
@@ -65,13 +75,16 @@ def scrub_event(event: ErrorEvent) -> ErrorEvent:
     )
 
 
+@lru_cache(maxsize=4096)  # keys repeat across events; the cache is bounded, the answer pure
 def is_secret_key(key: str) -> bool:
     return bool(_SECRET_KEY.search(key.lower().replace("-", "").replace("_", "")))
 
 
 def scrub_text(text: str) -> str:
+    text = _URL_PASSWORD.sub(lambda m: f"{m[1]}:{SECRET_MARKER}@", text)  # before emails: user@host
     for kind, pattern in _PATTERNS:
         text = pattern.sub(f"[Filtered:{kind}]", text)
+    text = _HEADER_LINE.sub(lambda m: f"{m[1]}{m[2]}{m[3]}{SECRET_MARKER}", text)  # after bearer
     text = _KEY_VALUE.sub(lambda m: m["key"] + SECRET_MARKER, text)
     return _CARD_CANDIDATE.sub(_mask_card, text)
 

@@ -50,7 +50,8 @@ class TriageReport:
 
 
 def pick(store: Store, limit: int) -> list[Issue]:
-    issues = [i for status in _OPEN for i in store.list_issues(status)]
+    """The open issues by priority; an issue resolved in Sentry is not attempted."""
+    issues = [i for status in _OPEN for i in store.list_issues(status) if i.sentry_status != "resolved"]
     ranked = sorted((replace(i, priority=priority(i)) for i in issues), key=lambda i: -i.priority)
     for issue in ranked:
         store.set_issue_priority(issue.fingerprint, issue.priority)  # never the whole row: see set_*

@@ -10,7 +10,7 @@ from functools import cached_property
 
 from pipeline.adapters.git_host import GitCodeHost
 from pipeline.fixers.templates import TemplateFixer
-from pipeline.ports import CodeHost, Fixer, Sandbox, Store
+from pipeline.ports import CodeHost, Fixer, InboxStore, Sandbox, SentryAPI, Store
 from pipeline.settings import RepoConfig, Settings
 
 
@@ -21,9 +21,31 @@ class Deps:
 
     @cached_property
     def store(self) -> Store:
+        return self.inbox_store
+
+    @cached_property
+    def inbox_store(self) -> InboxStore:
+        """The store with its inbox: the same object as `store`."""
         from pipeline.adapters.sql_store import SqlStore
 
         return SqlStore.from_settings(self.settings)
+
+    @cached_property
+    def processing_store(self) -> InboxStore:
+        """The store as the inbox stage uses it in `autofix serve`: on SQLite without an fsync per
+        commit, which is safe for work that is redone when lost (see SqlStore)."""
+        from pipeline.adapters.sql_store import SqlStore
+
+        return SqlStore.from_settings(self.settings, sqlite_synchronous="NORMAL")
+
+    @cached_property
+    def sentry_api(self) -> SentryAPI | None:
+        """The Sentry REST API client, or None when AUTOFIX_SENTRY_URL / _API_TOKEN are unset."""
+        if not self.settings.sentry_api_configured:
+            return None
+        from pipeline.adapters.sentry_api import SentryClient
+
+        return SentryClient.from_settings(self.settings)
 
     @cached_property
     def sandbox(self) -> Sandbox:

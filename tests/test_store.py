@@ -384,8 +384,9 @@ def test_migrations_leave_alembic_current_at_head(store: SqlStore, store_url: st
     store.list_issues()  # first use migrates
     SqlStore(store_url).migrate()  # a second store finds the schema at head and changes nothing
 
-    assert head_revision() == "0001"
-    assert current_revision(store_url) == "0001 (head)"
+    head = head_revision()
+    assert head is not None and head.startswith("000")  # the lead re-chains revisions at merge
+    assert current_revision(store_url) == f"{head} (head)"
 
 
 def test_migrations_create_exactly_the_schema_of_the_models(store: SqlStore, store_url: str) -> None:
@@ -446,7 +447,7 @@ def test_stores_starting_together_on_a_new_database_all_migrate(store_url: str) 
         s.close()
 
     assert [outcome.exception() for outcome in outcomes] == [None] * len(stores)
-    assert current_revision(store_url) == "0001 (head)"
+    assert current_revision(store_url) == f"{head_revision()} (head)"
 
 
 def test_setting_the_priority_leaves_a_concurrent_status_change_alone(store: SqlStore) -> None:

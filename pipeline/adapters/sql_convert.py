@@ -17,6 +17,7 @@ from pydantic import TypeAdapter
 from pipeline.adapters.sql_models import (
     CandidateRow,
     EventRow,
+    InboxRow,
     IssueRow,
     PullRequestRow,
     ReviewRow,
@@ -29,6 +30,9 @@ from pipeline.records import (
     Cost,
     ErrorEvent,
     FixCandidate,
+    InboxItem,
+    InboxKind,
+    InboxStatus,
     Issue,
     IssueStatus,
     Patch,
@@ -173,9 +177,25 @@ def pull_request_from_row(row: PullRequestRow) -> PullRequest:
     return _record(PullRequest, row)
 
 
+# --- inbox ---------------------------------------------------------------------------------------
+
+
+def inbox_values(item: InboxItem) -> dict[str, Any]:
+    """The columns of a new inbox row (the store assigns the id)."""
+    values = _columns(item)
+    del values["id"]
+    values["headers"] = dict(item.headers)
+    return values
+
+
+def inbox_from_row(row: InboxRow) -> InboxItem:
+    return _record(InboxItem, row, kind=InboxKind(row.kind), status=InboxStatus(row.status),
+                   headers=dict(row.headers))
+
+
 # --- flat records ----------------------------------------------------------------------------------
-# Issue, Review, PullRequest and SandboxRun map field for field onto their rows; only enums and
-# datetimes convert.
+# Issue, Review, PullRequest, SandboxRun and InboxItem map field for field onto their rows; only enums
+# and datetimes convert.
 
 _R = TypeVar("_R")
 

@@ -6,17 +6,22 @@ that a retry can cure (unreachable server, locked file) become StoreUnavailable 
 
 Duplicate events are caught by the events primary key, not by looking first: two processes storing
 the same event id at once both try, one insert wins, the other rolls back its whole transaction.
+
+The inbox (the Inbox port) is a table of accepted payloads; `add_to_inbox` inserts a whole batch in
+one transaction (one commit, one fsync for many requests) and replayed webhook Request-IDs are
+dropped by a unique constraint inside it.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 import structlog
-from sqlalchemy import Engine, case, select
+from sqlalchemy import Engine, case, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, selectinload
@@ -26,6 +31,8 @@ from pipeline.adapters.sql_convert import (
     event_from_row,
     event_row,
     fill_candidate_row,
+    inbox_from_row,
+    inbox_values,
     issue_from_row,
     issue_values,
     pull_request_from_row,
@@ -38,6 +45,7 @@ from pipeline.adapters.sql_models import (
     Base,
     CandidateRow,
     EventRow,
+    InboxRow,
     IssueRow,
     PullRequestRow,
     ReviewRow,
@@ -47,10 +55,13 @@ from pipeline.records import (
     CandidateStatus,
     ErrorEvent,
     FixCandidate,
+    InboxItem,
+    InboxStatus,
     Issue,
     IssueStatus,
     PullRequest,
     Review,
+    utcnow,
 )
 
 if TYPE_CHECKING:
@@ -64,18 +75,22 @@ _Insert = sqlite.Insert | postgresql.Insert
 class SqlStore:
     """The Store port on a SQLite file or a PostgreSQL database, migrated to head on first use."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, sqlite_synchronous: str | None = None) -> None:
+        """`sqlite_synchronous="NORMAL"` skips SQLite's fsync per commit on this store's connections.
+        Safe for work that is redone when lost, such as processing inbox rows: WAL frames reach the
+        disk in commit order, so a power cut can lose only a tail of such commits, never an inbox row
+        committed (FULL) after them, and the lost rows are still pending."""
         self._url = url
-        self._engine: Engine = make_engine(url)
+        self._engine: Engine = make_engine(url, sqlite_synchronous=sqlite_synchronous)
         self._writer: Engine = writer(self._engine)
         self._migrated = False
         self._migrate_lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> SqlStore:
+    def from_settings(cls, settings: Settings, *, sqlite_synchronous: str | None = None) -> SqlStore:
         """The store the settings name (AUTOFIX_STORE_URL, else SQLite in AUTOFIX_HOME)."""
         settings.home.mkdir(parents=True, exist_ok=True)
-        return cls(settings.resolved_store_url)
+        return cls(settings.resolved_store_url, sqlite_synchronous=sqlite_synchronous)
 
     @property
     def dialect(self) -> str:
@@ -132,6 +147,9 @@ class SqlStore:
                     (new.last_seen > IssueRow.last_seen, new.last_seen), else_=IssueRow.last_seen
                 ),
                 "latest_event_id": event.id,
+                # The first Sentry issue id seen stays; a state that arrives with the event wins.
+                "sentry_issue_id": func.coalesce(IssueRow.sentry_issue_id, new.sentry_issue_id),
+                "sentry_status": func.coalesce(new.sentry_status, IssueRow.sentry_status),
             },
         )
 
@@ -179,6 +197,21 @@ class SqlStore:
 
     def set_issue_priority(self, fingerprint: str, priority: float) -> None:
         self._set_issue_field(fingerprint, priority=priority)
+
+    def issues_for_sentry_id(self, sentry_issue_id: str) -> list[Issue]:
+        query = select(IssueRow).where(IssueRow.sentry_issue_id == sentry_issue_id).order_by(IssueRow.fingerprint)
+        with self._reading() as session:
+            return [issue_from_row(row) for row in session.scalars(query)]
+
+    def set_sentry_status(self, sentry_issue_id: str, status: str) -> list[str]:
+        stmt = (
+            update(IssueRow)
+            .where(IssueRow.sentry_issue_id == sentry_issue_id)
+            .values(sentry_status=status)
+            .returning(IssueRow.fingerprint)
+        )
+        with self._writing() as session:
+            return sorted(session.scalars(stmt))
 
     def _set_issue_field(self, fingerprint: str, **values: object) -> None:
         """Change one column, leaving whatever another writer set in the others."""
@@ -280,6 +313,80 @@ class SqlStore:
         query = select(PullRequestRow).order_by(PullRequestRow.created_at, PullRequestRow.id)
         with self._reading() as session:
             return [pull_request_from_row(row) for row in session.scalars(query)]
+
+    # --- inbox ---------------------------------------------------------------------------------------
+
+    def add_to_inbox(self, items: Sequence[InboxItem]) -> list[int | None]:
+        ids: dict[int, int | None] = {}
+        plain = [(i, inbox_values(item)) for i, item in enumerate(items) if item.request_id is None]
+        keyed = [(i, inbox_values(item)) for i, item in enumerate(items) if item.request_id is not None]
+        with self._writing() as session:
+            if plain:
+                # One multi-row INSERT ... RETURNING, ids in parameter order (insertmanyvalues).
+                stmt = insert(InboxRow).returning(InboxRow.id, sort_by_parameter_order=True)
+                new_ids = session.scalars(stmt, [values for _, values in plain]).all()
+                ids.update(zip([i for i, _ in plain], new_ids, strict=True))
+            for i, values in keyed:
+                once = self._insert(InboxRow).values(values).on_conflict_do_nothing(
+                    index_elements=[InboxRow.request_id]
+                )
+                ids[i] = session.scalars(once.returning(InboxRow.id)).one_or_none()
+        return [ids[i] for i in range(len(items))]
+
+    def inbox_item(self, item_id: int) -> InboxItem | None:
+        with self._reading() as session:
+            row = session.get(InboxRow, item_id)
+            return inbox_from_row(row) if row is not None else None
+
+    def inbox_items(
+        self, status: InboxStatus | None = None, limit: int = 100, before: datetime | None = None
+    ) -> list[InboxItem]:
+        query = select(InboxRow).order_by(InboxRow.id).limit(limit)
+        if status is not None:
+            query = query.where(InboxRow.status == InboxStatus(status).value)
+        if before is not None:
+            query = query.where(InboxRow.received_at < before)
+        with self._reading() as session:
+            return [inbox_from_row(row) for row in session.scalars(query)]
+
+    def finish_inbox(
+        self, item_id: int, status: InboxStatus, *, outcome: str | None = None, error: str | None = None,
+        replace_body: bool = False, body: bytes | None = None,
+    ) -> None:
+        values: dict[str, Any] = {
+            "status": InboxStatus(status).value, "outcome": outcome, "error": error,
+            "attempts": InboxRow.attempts + 1, "processed_at": utcnow(),
+        }
+        if replace_body:
+            values["body"] = body
+        with self._writing() as session:
+            session.execute(update(InboxRow).where(InboxRow.id == item_id).values(values))
+
+    def retry_inbox(self, item_id: int | None = None) -> list[int]:
+        stmt = (
+            update(InboxRow)
+            .where(InboxRow.status == InboxStatus.FAILED.value)
+            .values(status=InboxStatus.PENDING.value)
+            .returning(InboxRow.id)
+        )
+        if item_id is not None:
+            stmt = stmt.where(InboxRow.id == item_id)
+        with self._writing() as session:
+            return sorted(session.scalars(stmt))
+
+    def inbox_backlog(self) -> int:
+        query = select(func.count()).select_from(InboxRow).where(InboxRow.status == InboxStatus.PENDING.value)
+        with self._reading() as session:
+            return int(session.scalar(query) or 0)
+
+    def inbox_counts(self) -> dict[str, int]:
+        query = select(InboxRow.status, func.count()).group_by(InboxRow.status)
+        with self._reading() as session:
+            return {str(status): int(n) for status, n in session.execute(query)}
+
+    def ping(self) -> None:
+        with self._reading() as session:
+            session.execute(text("SELECT 1"))
 
     # --- sessions ----------------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ puts them on it.
 from __future__ import annotations
 
 from pipeline import logging_setup
-from pipeline.cli import events, fixing, review, runtime, sandbox  # noqa: F401  (registers commands)
+from pipeline.cli import events, fixing, ingestion, review, runtime, sandbox  # noqa: F401  (registers commands)
 from pipeline.cli._app import app, err
 from pipeline.errors import AutofixError
 

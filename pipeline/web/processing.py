@@ -1,0 +1,129 @@
+"""What happens to inbox rows after the 2xx: processed in this process, or sent to Celery.
+
+- `InProcessProcessor` (the default, no AUTOFIX_BROKER_URL): a thread that reads pending rows from
+  the inbox, oldest first, and runs the inbox stage on each. The database is the queue, so rows left
+  pending by a crash or a restart are picked up on start; a commit only wakes the thread early. It
+  steps aside between rows (a short sleep) while requests are arriving, so accepting stays fast and
+  the backlog drains when the burst ends.
+- `CeleryDispatcher` (AUTOFIX_BROKER_URL set): a thread that sends `process_inbox(row_id)` for each
+  committed row. A broker that is down loses nothing: the rows stay pending and the sweep task
+  (workers.tasks.sweep_inbox) enqueues them again.
+
+Both are started and stopped by the app's lifespan; `notify` is what the inbox writer calls.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import structlog
+
+from pipeline.errors import TransientError
+from pipeline.inbox import InboxContext, process_item
+from pipeline.records import InboxStatus
+from pipeline.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+
+class Processing(Protocol):
+    def notify(self, ids: list[int]) -> None: ...
+    def start(self) -> None: ...
+    def stop(self, timeout: float = 30.0) -> None: ...
+
+
+class InProcessProcessor:
+    def __init__(self, ctx: InboxContext, *, batch: int = 200, idle_wait_s: float = 2.0) -> None:
+        self._ctx = ctx
+        self._batch = batch
+        self._idle_wait_s = idle_wait_s
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._busy: Callable[[], bool] = lambda: False  # are requests arriving right now?
+        self.processed = 0
+
+    def set_busy(self, busy: Callable[[], bool]) -> None:
+        self._busy = busy
+
+    def notify(self, ids: list[int]) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="inbox-processor", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Finish the row in hand and end; rows still pending are processed on the next start."""
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        backoff = 1.0
+        while not self._stopping.is_set():
+            try:
+                items = self._ctx.inbox.inbox_items(InboxStatus.PENDING, limit=self._batch)
+            except TransientError as exc:
+                log.warning("inbox.read_failed", error=str(exc))
+                self._stopping.wait(backoff)
+                backoff = min(backoff * 2, 30.0)
+                continue
+            if not items:
+                self._wake.wait(self._idle_wait_s)
+                self._wake.clear()
+                continue
+            for item in items:
+                if self._stopping.is_set():
+                    return
+                try:
+                    process_item(self._ctx, item)
+                except TransientError as exc:
+                    log.warning("inbox.processing_deferred", inbox_id=item.id, error=str(exc))
+                    self._stopping.wait(backoff)
+                    backoff = min(backoff * 2, 30.0)
+                    break
+                backoff = 1.0
+                self.processed += 1
+                self._step_aside()
+
+    def _step_aside(self) -> None:
+        # Release the GIL; while requests are arriving, for long enough to let them through.
+        time.sleep(0.002 if self._busy() else 0)
+
+
+class CeleryDispatcher:
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._queue: queue.SimpleQueue[int | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._app: Any = None
+
+    def notify(self, ids: list[int]) -> None:
+        for item_id in ids:
+            self._queue.put(item_id)
+
+    def start(self) -> None:
+        from workers.app import make_app  # the edge may know Celery; stages never do
+
+        settings = self._settings
+        self._app = make_app(lambda: settings)
+        self._thread = threading.Thread(target=self._run, name="inbox-dispatcher", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._queue.put(None)
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while (item_id := self._queue.get()) is not None:
+            try:
+                self._app.send_task("workers.tasks.process_inbox", args=[item_id], retry=False)
+            except Exception as exc:  # noqa: BLE001 - the row stays pending; the sweep sends it again
+                log.warning("inbox.dispatch_failed", inbox_id=item_id, error=str(exc))
