@@ -40,6 +40,8 @@ def ingest_events(store: Store, events: Iterable[ErrorEvent], in_app_packages: C
             log.info("event.stored", event_id=event.id, fingerprint=issue.fingerprint)
         else:
             report.duplicates.append(event.id)
+            if event.sentry_issue_id is not None:  # the same event, now through Sentry: link the issues
+                store.link_sentry_issue(event.id, event.sentry_issue_id)
             log.info("event.duplicate_dropped", event_id=event.id)
     return report
 

@@ -140,6 +140,11 @@ class Store(Protocol):
         """Our issues whose events Sentry grouped under this issue id (usually one)."""
         ...
 
+    def link_sentry_issue(self, event_id: str, sentry_issue_id: str) -> str | None:
+        """Give the issue of a stored event Sentry's issue id, unless it has one; its fingerprint, or
+        None when no such event is stored. For an event that arrives again through Sentry."""
+        ...
+
     def set_sentry_status(self, sentry_issue_id: str, status: str) -> list[str]:
         """Record Sentry's state of its issue on ours; returns the fingerprints changed."""
         ...

@@ -203,6 +203,17 @@ class SqlStore:
         with self._reading() as session:
             return [issue_from_row(row) for row in session.scalars(query)]
 
+    def link_sentry_issue(self, event_id: str, sentry_issue_id: str) -> str | None:
+        fingerprint = select(EventRow.fingerprint).where(EventRow.id == event_id).scalar_subquery()
+        stmt = (
+            update(IssueRow)
+            .where(IssueRow.fingerprint == fingerprint)
+            .values(sentry_issue_id=func.coalesce(IssueRow.sentry_issue_id, sentry_issue_id))
+            .returning(IssueRow.fingerprint)
+        )
+        with self._writing() as session:
+            return session.scalars(stmt).one_or_none()
+
     def set_sentry_status(self, sentry_issue_id: str, status: str) -> list[str]:
         stmt = (
             update(IssueRow)

@@ -14,6 +14,7 @@ into an ErrorEvent happens later, from the inbox.
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -59,10 +60,27 @@ class Accepted:
     dsn: str | None = None  # the envelope header's dsn, an authentication source
 
 
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"number {text[:30]} is out of range")
+    return value
+
+
+def strict_json(data: bytes | str) -> Any:
+    """json.loads without NaN, Infinity or numbers too large for a double, which JSON lacks (or
+    cannot round-trip) and PostgreSQL's json type refuses."""
+    return json.loads(data, parse_constant=_no_constants, parse_float=_finite)
+
+
 def _json_object(data: bytes, source: str, what: str) -> Mapping[str, Any]:
     try:
-        value = json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        value = strict_json(data)
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError and NaN are all ValueErrors
         raise InvalidInput(source, f"{what} is not JSON: {exc}") from exc
     if not isinstance(value, Mapping):
         raise InvalidInput(source, f"{what} is {type_name(value)}, expected an object")

@@ -29,7 +29,7 @@ import structlog
 from pipeline.errors import InvalidInput, UnsupportedEvent
 from pipeline.records import ErrorEvent, ExceptionInfo, Frame, short_id, utcnow
 from pipeline.sources._fields import Node, type_name
-from pipeline.sources.envelope import normalize_event_id, split_envelope
+from pipeline.sources.envelope import normalize_event_id, split_envelope, strict_json
 
 log = structlog.get_logger(__name__)
 
@@ -40,8 +40,8 @@ _LIBRARY_MARKERS = ("site-packages/", "dist-packages/", "/lib/python", "<frozen 
 def load_json(data: bytes | str, source: str, what: str = "payload") -> Any:
     """Decode JSON, turning a decode error into InvalidInput with its position."""
     try:
-        return json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return strict_json(data)
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, NaN and Infinity
         raise InvalidInput(source, f"{what} is not JSON: {exc}") from exc
 
 

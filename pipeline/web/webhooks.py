@@ -32,7 +32,7 @@ from pydantic import SecretStr
 from pipeline.errors import InvalidInput, StoreUnavailable
 from pipeline.inbox import EVENT_RESOURCES, RECORDED_RESOURCES, RESOURCE
 from pipeline.records import InboxItem, InboxKind, utcnow
-from pipeline.sources.envelope import check_event
+from pipeline.sources.envelope import check_event, strict_json
 from pipeline.web.body import read_body
 from pipeline.web.ingest import check_backlog
 from pipeline.web.refusal import Refused
@@ -52,8 +52,8 @@ def _json_body(raw: bytes, request: Request) -> Mapping[str, Any]:
     if request.headers.get("content-encoding", "identity").strip().lower() != "identity":
         raise Refused(415, "webhook bodies are signed as sent: Content-Encoding is not accepted")
     try:
-        document = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        document = strict_json(raw)
+    except ValueError as exc:
         raise Refused(400, f"body is not JSON: {exc}") from exc
     if not isinstance(document, Mapping):
         raise Refused(400, f"body is a JSON {type(document).__name__}, expected an object")
