@@ -22,9 +22,9 @@ from typing import Any
 import brotli
 import httpx
 import pytest
+from helpers_serve import DSN_KEY, Server, wait_for
 from sqlalchemy import create_engine, make_url, text
 
-from helpers_serve import DSN_KEY, Server, wait_for
 from pipeline.records import InboxStatus
 
 AUTH = {"X-Sentry-Auth": f"Sentry sentry_key={DSN_KEY}, sentry_version=7, sentry_client=tests/1.0"}

@@ -15,9 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers_serve import ROOT, Server, wait_for
 
 from pipeline.records import CandidateStatus, ErrorEvent, InboxStatus
-from helpers_serve import ROOT, Server, wait_for
 
 SENDER = ROOT / "tests" / "data" / "sdk_sender.py"
 SHOP_SENDER = ROOT / "tests" / "data" / "sdk_shop.py"
