@@ -98,11 +98,14 @@ class InProcessProcessor:
 
 
 class CeleryDispatcher:
+    COOLDOWN_S = 5.0  # after a failed send, rows are left to the sweep for this long
+
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._queue: queue.SimpleQueue[int | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._app: Any = None
+        self._down_until = 0.0
 
     def notify(self, ids: list[int]) -> None:
         for item_id in ids:
@@ -123,7 +126,12 @@ class CeleryDispatcher:
 
     def _run(self) -> None:
         while (item_id := self._queue.get()) is not None:
+            if time.monotonic() < self._down_until:
+                log.warning("inbox.dispatch_skipped", inbox_id=item_id, reason="broker down; the sweep enqueues it")
+                continue
             try:
-                self._app.send_task("workers.tasks.process_inbox", args=[item_id], retry=False)
+                # No result is awaited, and no retry: a row not sent stays pending for the sweep.
+                self._app.send_task("workers.tasks.process_inbox", args=[item_id], retry=False, ignore_result=True)
             except Exception as exc:  # noqa: BLE001 - the row stays pending; the sweep sends it again
-                log.warning("inbox.dispatch_failed", inbox_id=item_id, error=str(exc))
+                self._down_until = time.monotonic() + self.COOLDOWN_S
+                log.warning("inbox.dispatch_failed", inbox_id=item_id, error=str(exc).strip())
