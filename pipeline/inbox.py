@@ -14,16 +14,16 @@ so an item processed twice (a redelivered task, a sweep) changes nothing the sec
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import structlog
 
 from pipeline.errors import AutofixError, InvalidInput, PermanentError, TransientError
-from pipeline.ingest import IngestReport, ingest_events
-from pipeline.ports import Inbox, SentryAPI, Store
-from pipeline.records import ErrorEvent, InboxItem, InboxKind, InboxStatus, utcnow
+from pipeline.ingest import IngestReport, prepare, record
+from pipeline.ports import Inbox, InboxFinish, SentryAPI, Store
+from pipeline.records import ErrorEvent, InboxItem, InboxKind, InboxStatus, Issue, utcnow
 from pipeline.scrub import scrub_value
 from pipeline.sources.envelope import split_envelope
 from pipeline.sources.sanitize import repair
@@ -53,7 +53,7 @@ class InboxContext:
     store: Store
     inbox: Inbox
     in_app_packages: Collection[str] = ()
-    retention: Retention = "scrub"
+    retention: Retention = "drop"
     sentry_api: Callable[[], SentryAPI | None] = lambda: None  # built only when an issue needs it
 
 
@@ -87,33 +87,113 @@ def process_id(ctx: InboxContext, item_id: int) -> ItemResult | None:
 
 def process_item(ctx: InboxContext, item: InboxItem) -> ItemResult:
     """Normalise, scrub, group and store one item and mark it; see the module docstring."""
+    return process_items(ctx, [item])[0]
+
+
+@dataclass
+class _Read:
+    item: InboxItem
+    work: _Work | None = None
+    pairs: list[tuple[ErrorEvent, Issue]] = field(default_factory=list)
+    result: ItemResult | None = None  # set once the item is done
+    finish: InboxFinish | None = None
+
+
+def process_items(ctx: InboxContext, items: Sequence[InboxItem]) -> list[ItemResult]:
+    """Process items, storing the events of the plain ones (events only, no issue state) together in
+    one transaction and marking every item in another; the others one by one. Results in order."""
+    reads = [_read(ctx, item) for item in items]
+    plain = [r for r in reads if r.result is None and r.work is not None and _is_plain(r.item, r.work)]
+    if plain:
+        try:
+            report = record(ctx.store, [pair for r in plain for pair in r.pairs])
+        except TransientError:
+            raise
+        except Exception:  # noqa: BLE001 - one bad event must not fail the batch: retry item by item
+            log.exception("inbox.batch_failed", items=len(plain))
+            for r in plain:
+                _one(ctx, r)
+        else:
+            _split(ctx, plain, report.recorded)
+    for r in reads:
+        if r.result is None:
+            _one(ctx, r)
+    ctx.inbox.finish_inbox_many([r.finish for r in reads if r.finish is not None])
+    for r in reads:
+        assert r.result is not None
+        _log_result(r.item, r.result)
+    return [r.result for r in reads if r.result is not None]
+
+
+def _read(ctx: InboxContext, item: InboxItem) -> _Read:
     assert item.id is not None, "only stored items are processed"
+    read = _Read(item)
     if item.status is InboxStatus.PROCESSED:
-        return ItemResult(item.id, item.status, item.outcome, notes=("already processed",))
-    bound = log.bind(inbox_id=item.id, kind=item.kind.value)
+        read.result = ItemResult(item.id, item.status, item.outcome, notes=("already processed",))
+        return read
     try:
-        work = read_item(item)
-        result = _apply(ctx, item, work)
+        read.work = read_item(item)
+        read.pairs = [prepare(event, ctx.in_app_packages) for event in read.work.events]
     except TransientError:
         raise
-    except PermanentError as exc:
-        return _fail(ctx, item, str(exc), bound)
-    except Exception as exc:  # noqa: BLE001 - a bug must not lose the payload: it stays, marked failed
-        bound.exception("inbox.processing_crashed")
-        return _fail(ctx, item, f"internal error: {type(exc).__name__}: {exc}", bound)
-    replace_body, body = _retained(item, ctx.retention)
-    ctx.inbox.finish_inbox(item.id, InboxStatus.PROCESSED, outcome=result.outcome,
-                           replace_body=replace_body, body=body)
-    bound.info("inbox.processed", outcome=result.outcome, notes=list(result.notes) or None)
-    return result
+    except Exception as exc:  # noqa: BLE001 - bad input or a bug: the payload stays, marked failed
+        _fail(read, exc)
+    return read
 
 
-def _fail(ctx: InboxContext, item: InboxItem, error: str, bound: Any) -> ItemResult:
-    assert item.id is not None
+def _is_plain(item: InboxItem, work: _Work) -> bool:
+    return bool(work.events) and work.change is None and not item.headers.get(SENTRY_STATUS)
+
+
+def _split(ctx: InboxContext, plain: list[_Read], recorded: list[bool]) -> None:
+    position = 0
+    for r in plain:
+        flags = recorded[position : position + len(r.pairs)]
+        position += len(r.pairs)
+        stored = tuple(event.id for (event, _), ok in zip(r.pairs, flags, strict=True) if ok)
+        duplicates = tuple(event.id for (event, _), ok in zip(r.pairs, flags, strict=True) if not ok)
+        fingerprints = {issue.fingerprint for (_, issue), ok in zip(r.pairs, flags, strict=True) if ok}
+        assert r.item.id is not None and r.work is not None
+        outcome = f"stored {len(stored)} event(s), {len(duplicates)} duplicate(s)"
+        _done(ctx, r, ItemResult(r.item.id, InboxStatus.PROCESSED, outcome, stored=stored, duplicates=duplicates,
+                                 issues=tuple(sorted(fingerprints)), notes=tuple(r.work.notes)))
+
+
+def _one(ctx: InboxContext, read: _Read) -> None:
+    assert read.work is not None
+    try:
+        _done(ctx, read, _apply(ctx, read.item, read.work, read.pairs))
+    except TransientError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - bad input or a bug: the payload stays, marked failed
+        _fail(read, exc)
+
+
+def _done(ctx: InboxContext, read: _Read, result: ItemResult) -> None:
+    replace_body, body = _retained(read.item, ctx.retention)
+    read.result = result
+    read.finish = InboxFinish(result.item_id, InboxStatus.PROCESSED, outcome=result.outcome,
+                              replace_body=replace_body, body=body)
+
+
+def _fail(read: _Read, exc: Exception) -> None:
+    assert read.item.id is not None
+    if isinstance(exc, PermanentError):
+        error = str(exc)
+    else:
+        log.exception("inbox.processing_crashed", inbox_id=read.item.id)
+        error = f"internal error: {type(exc).__name__}: {exc}"
     error = error.replace("\x00", "\ufffd")[:ERROR_LIMIT]
-    ctx.inbox.finish_inbox(item.id, InboxStatus.FAILED, error=error)
-    bound.warning("inbox.failed", error=error)
-    return ItemResult(item.id, InboxStatus.FAILED, error=error)
+    read.result = ItemResult(read.item.id, InboxStatus.FAILED, error=error)
+    read.finish = InboxFinish(read.item.id, InboxStatus.FAILED, error=error)  # the body stays, for a retry
+
+
+def _log_result(item: InboxItem, result: ItemResult) -> None:
+    if result.status is InboxStatus.FAILED:
+        log.warning("inbox.failed", inbox_id=item.id, kind=item.kind.value, error=result.error)
+    elif result.notes != ("already processed",):
+        log.info("inbox.processed", inbox_id=item.id, kind=item.kind.value, outcome=result.outcome,
+                 notes=list(result.notes) or None)
 
 
 # --- reading -------------------------------------------------------------------------------------
@@ -134,7 +214,8 @@ def _source(item: InboxItem) -> str:
 def _document(item: InboxItem, body: bytes, paths: tuple[tuple[str, ...], ...], work: _Work) -> Any:
     """The JSON body with NULs and absurd timestamps repaired (noted on the work)."""
     document = load_json(body, _source(item))
-    document, notes = repair(document, paths, item.received_at)
+    # JSON text can only carry a NUL escaped; without the escape there is nothing to replace.
+    document, notes = repair(document, paths, item.received_at, nul=b"\\u0000" in body)
     work.notes.extend(notes)
     return document
 
@@ -221,19 +302,20 @@ _READERS: dict[InboxKind, Callable[[InboxItem], _Work]] = {
 # --- applying ------------------------------------------------------------------------------------
 
 
-def _apply(ctx: InboxContext, item: InboxItem, work: _Work) -> ItemResult:
+def _apply(ctx: InboxContext, item: InboxItem, work: _Work,
+           pairs: Sequence[tuple[ErrorEvent, Issue]]) -> ItemResult:
     assert item.id is not None
-    report = ingest_events(ctx.store, work.events, ctx.in_app_packages) if work.events else IngestReport()
+    report = record(ctx.store, pairs) if pairs else IngestReport()
     touched = set(report.issues)
     status = item.headers.get(SENTRY_STATUS)
-    for event in work.events:
+    for event, _ in pairs:
         if status and event.sentry_issue_id:
             touched.update(ctx.store.set_sentry_status(event.sentry_issue_id, status))
     outcome = work.outcome
     if work.change is not None:
         outcome, changed = _apply_change(ctx, item, work.change)
         touched.update(changed)
-    elif work.events:
+    elif pairs:
         outcome = f"stored {len(report.stored)} event(s), {len(report.duplicates)} duplicate(s)"
     return ItemResult(item.id, InboxStatus.PROCESSED, outcome, stored=tuple(report.stored),
                       duplicates=tuple(report.duplicates), issues=tuple(sorted(touched)),

@@ -118,6 +118,11 @@ class Store(Protocol):
         """
         ...
 
+    def record_events(self, pairs: Sequence[tuple[ErrorEvent, Issue]]) -> list[bool]:
+        """record_event for each pair, in one transaction: one commit for many events. A duplicate
+        changes nothing of itself (False in its place) and the others are still stored."""
+        ...
+
     def get_event(self, event_id: str) -> ErrorEvent | None: ...
     def events_for_issue(self, fingerprint: str, limit: int = 20) -> list[ErrorEvent]: ...
     def get_issue(self, fingerprint: str) -> Issue | None: ...
@@ -153,6 +158,18 @@ class Store(Protocol):
 # --- Inbox ---------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class InboxFinish:
+    """How an inbox item ended: see Inbox.finish_inbox."""
+
+    item_id: int
+    status: InboxStatus
+    outcome: str | None = None
+    error: str | None = None
+    replace_body: bool = False
+    body: bytes | None = None
+
+
 class Inbox(Protocol):
     """Accepted payloads, stored raw before they are acknowledged, until they are processed."""
 
@@ -175,6 +192,10 @@ class Inbox(Protocol):
     ) -> None:
         """Mark an item processed or failed, counting the attempt; with replace_body the raw body
         becomes `body` (scrubbed, or None: dropped)."""
+        ...
+
+    def finish_inbox_many(self, finishes: Sequence[InboxFinish]) -> None:
+        """finish_inbox for each, in one transaction."""
         ...
 
     def retry_inbox(self, item_id: int | None = None) -> list[int]:

@@ -88,8 +88,9 @@ class Settings(BaseSettings):
     ingest_retry_after_s: int = Field(default=30, gt=0)  # the Retry-After of that 429
     webhook_window_s: int = Field(default=300, gt=0)  # how far Sentry-Hook-Timestamp may be from now
     # What becomes of an inbox row's raw body once processed: kept as received (secrets and all),
-    # replaced by its scrubbed form, or dropped. The parsed event is always stored scrubbed.
-    inbox_retention: Literal["keep", "scrub", "drop"] = "scrub"
+    # replaced by its scrubbed form, or dropped (the stored event keeps the payload, scrubbed). A row
+    # that failed keeps its body, for a retry.
+    inbox_retention: Literal["keep", "scrub", "drop"] = "drop"
 
     llm_base_url: str | None = None
     llm_api_key: SecretStr | None = None

@@ -17,7 +17,15 @@ from typing import Any
 import pytest
 
 from pipeline.adapters.sql_store import SqlStore
-from pipeline.inbox import RESOURCE, SENTRY_ISSUE_ID, SENTRY_STATUS, InboxContext, process_id, scrub_body
+from pipeline.inbox import (
+    RESOURCE,
+    SENTRY_ISSUE_ID,
+    SENTRY_STATUS,
+    InboxContext,
+    process_id,
+    process_items,
+    scrub_body,
+)
 from pipeline.records import InboxItem, InboxKind, InboxStatus
 from pipeline.sources.envelope import split_envelope
 
@@ -109,7 +117,7 @@ def test_a_recorded_envelope_becomes_a_stored_grouped_and_scrubbed_event(store: 
     body = (DATA / "event_chained_from.envelope").read_bytes()
     (item_id,) = add(store, item(InboxKind.ENVELOPE, body, project="1"))
 
-    result = process_id(context(store), item_id)
+    result = process_id(context(store, retention="scrub"), item_id)
 
     assert result is not None and result.status is InboxStatus.PROCESSED and len(result.stored) == 1
     event = store.get_event(result.stored[0])
@@ -119,7 +127,7 @@ def test_a_recorded_envelope_becomes_a_stored_grouped_and_scrubbed_event(store: 
     assert event.exceptions[-1].value == "order o-4040 not found for [Filtered:email]"
     stored = store.inbox_item(item_id)
     assert stored is not None and stored.body is not None
-    assert TAGGED_EMAIL in body and TAGGED_EMAIL not in stored.body  # default retention: scrubbed
+    assert TAGGED_EMAIL in body and TAGGED_EMAIL not in stored.body
     assert split_envelope(stored.body).events()  # and still an envelope
 
 
@@ -137,6 +145,32 @@ def test_the_raw_body_is_kept_scrubbed_or_dropped_after_processing(store: SqlSto
         assert b"customer_email" in stored.body and b'"customer_email":"jane.doe@example.com"' not in stored.body
     else:
         assert stored.body is None
+
+
+def test_by_default_the_raw_body_is_dropped_once_its_event_is_stored(store: SqlStore) -> None:
+    (item_id,) = add(store, item(InboxKind.STORE, (DATA / "event_attribute_error.json").read_bytes()))
+    process_id(context(store), item_id)
+    stored = store.inbox_item(item_id)
+    assert stored is not None and stored.status is InboxStatus.PROCESSED and stored.body is None
+    (issue,) = store.list_issues()
+    (event,) = store.events_for_issue(issue.fingerprint)
+    assert event.raw["event_id"] == event.id  # the payload lives on, scrubbed, with its event
+
+
+def test_a_batch_stores_each_items_events_in_one_go_and_marks_each_item(store: SqlStore) -> None:
+    body = (DATA / "event_attribute_error.json").read_bytes()
+    other = json.loads(body)
+    other["event_id"] = uuid.uuid4().hex
+    ids = add(store, item(InboxKind.STORE, body), item(InboxKind.STORE, b"not json"),
+              item(InboxKind.STORE, json.dumps(other).encode()), item(InboxKind.STORE, body))
+    results = process_items(context(store), [i for i in store.inbox_items(limit=10)])
+    assert [r.item_id for r in results] == ids
+    assert [r.status for r in results] == [InboxStatus.PROCESSED, InboxStatus.FAILED, InboxStatus.PROCESSED,
+                                           InboxStatus.PROCESSED]
+    assert [len(r.stored) for r in results] == [1, 0, 1, 0] and results[3].duplicates == results[0].stored
+    assert store.inbox_counts() == {"processed": 3, "failed": 1}
+    (issue,) = store.list_issues()
+    assert issue.count == 2
 
 
 def test_an_item_processed_twice_stores_its_event_once(store: SqlStore) -> None:

@@ -62,6 +62,15 @@ def event_row(event: ErrorEvent, fingerprint: str) -> EventRow:
     )
 
 
+def event_values(event: ErrorEvent, fingerprint: str) -> dict[str, Any]:
+    """The event's columns as a plain mapping, for a Core INSERT (the batch path)."""
+    return {
+        "id": event.id, "fingerprint": fingerprint, "source": event.source, "project": event.project,
+        "received_at": as_utc(event.received_at),
+        "event": _EVENT.dump_python(event, mode="json", exclude={"raw"}), "raw": dict(event.raw),
+    }
+
+
 def event_from_row(row: EventRow) -> ErrorEvent:
     parsed = _EVENT.validate_python({**row.event, "raw": row.raw})
     return dataclasses.replace(

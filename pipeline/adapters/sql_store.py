@@ -18,10 +18,11 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from sqlalchemy import Engine, case, func, insert, select, text, update
+from sqlalchemy import Connection, Engine, Table, bindparam, case, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, selectinload
@@ -30,6 +31,7 @@ from pipeline.adapters.sql_convert import (
     candidate_from_row,
     event_from_row,
     event_row,
+    event_values,
     fill_candidate_row,
     inbox_from_row,
     inbox_values,
@@ -51,6 +53,7 @@ from pipeline.adapters.sql_models import (
     ReviewRow,
 )
 from pipeline.errors import InvalidInput, StoreUnavailable
+from pipeline.ports import InboxFinish
 from pipeline.records import (
     CandidateStatus,
     ErrorEvent,
@@ -152,6 +155,57 @@ class SqlStore:
                 "sentry_status": func.coalesce(new.sentry_status, IssueRow.sentry_status),
             },
         )
+
+    def record_events(self, pairs: Sequence[tuple[ErrorEvent, Issue]]) -> list[bool]:
+        for event, issue in pairs:
+            if event.fingerprint != issue.fingerprint:
+                raise InvalidInput(f"event {event.id}", f"fingerprint {event.fingerprint!r} differs from its "
+                                   f"issue's {issue.fingerprint!r}")
+        recorded: list[bool] = []
+        with self._writing() as session:
+            connection = session.connection()
+            for event, issue in pairs:
+                try:
+                    with connection.begin_nested():  # a savepoint: a duplicate undoes only itself
+                        connection.execute(self._issue_upsert, self._issue_params(event, issue))
+                        connection.execute(self._event_insert, event_values(event, issue.fingerprint))
+                    recorded.append(True)
+                except IntegrityError:
+                    if connection.execute(select(EventRow.id).where(EventRow.id == event.id)).first() is None:
+                        raise  # some other constraint failed: a bug, not a duplicate
+                    recorded.append(False)
+        for (event, issue), stored in zip(pairs, recorded, strict=True):
+            log.debug("event.recorded" if stored else "event.duplicate_dropped", event_id=event.id,
+                      fingerprint=issue.fingerprint)
+        return recorded
+
+    @cached_property
+    def _issue_upsert(self) -> _Insert:
+        """The statement of _issue_counted built once, with the counted event id as a parameter."""
+        stmt = self._insert(IssueRow)
+        new = stmt.excluded
+        return stmt.on_conflict_do_update(
+            index_elements=[IssueRow.fingerprint],
+            set_={
+                "count": IssueRow.count + 1,
+                "first_seen": case((new.first_seen < IssueRow.first_seen, new.first_seen), else_=IssueRow.first_seen),
+                "last_seen": case((new.last_seen > IssueRow.last_seen, new.last_seen), else_=IssueRow.last_seen),
+                "latest_event_id": bindparam("counted_event_id"),
+                "sentry_issue_id": func.coalesce(IssueRow.sentry_issue_id, new.sentry_issue_id),
+                "sentry_status": func.coalesce(new.sentry_status, IssueRow.sentry_status),
+            },
+        )
+
+    @staticmethod
+    def _issue_params(event: ErrorEvent, issue: Issue) -> dict[str, Any]:
+        values = issue_values(issue)
+        values["latest_event_id"] = issue.latest_event_id or event.id
+        values["counted_event_id"] = event.id
+        return values
+
+    @cached_property
+    def _event_insert(self) -> Any:
+        return insert(EventRow)
 
     def get_event(self, event_id: str) -> ErrorEvent | None:
         with self._reading() as session:
@@ -331,17 +385,21 @@ class SqlStore:
         ids: dict[int, int | None] = {}
         plain = [(i, inbox_values(item)) for i, item in enumerate(items) if item.request_id is None]
         keyed = [(i, inbox_values(item)) for i, item in enumerate(items) if item.request_id is not None]
-        with self._writing() as session:
+        table = InboxRow.__table__
+        assert isinstance(table, Table)
+        # Core on a plain connection: this is the accept path, where an ORM session's cost per batch
+        # is most of the work.
+        with self._connection() as connection:
             if plain:
                 # One multi-row INSERT ... RETURNING, ids in parameter order (insertmanyvalues).
-                stmt = insert(InboxRow).returning(InboxRow.id, sort_by_parameter_order=True)
-                new_ids = session.scalars(stmt, [values for _, values in plain]).all()
+                stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+                new_ids = connection.execute(stmt, [values for _, values in plain]).scalars().all()
                 ids.update(zip([i for i, _ in plain], new_ids, strict=True))
             for i, values in keyed:
                 once = self._insert(InboxRow).values(values).on_conflict_do_nothing(
                     index_elements=[InboxRow.request_id]
                 )
-                ids[i] = session.scalars(once.returning(InboxRow.id)).one_or_none()
+                ids[i] = connection.execute(once.returning(InboxRow.id)).scalars().one_or_none()
         return [ids[i] for i in range(len(items))]
 
     def inbox_item(self, item_id: int) -> InboxItem | None:
@@ -372,6 +430,27 @@ class SqlStore:
             values["body"] = body
         with self._writing() as session:
             session.execute(update(InboxRow).where(InboxRow.id == item_id).values(values))
+
+    def finish_inbox_many(self, finishes: Sequence[InboxFinish]) -> None:
+        if not finishes:
+            return
+        now = utcnow()
+        keep_body = update(InboxRow).where(InboxRow.id == bindparam("item_id")).values(
+            status=bindparam("new_status"), outcome=bindparam("new_outcome"), error=bindparam("new_error"),
+            attempts=InboxRow.attempts + 1, processed_at=bindparam("now"))
+        new_body = keep_body.values(body=bindparam("new_body"))
+        rows = {True: [], False: []}  # type: dict[bool, list[dict[str, Any]]]
+        for f in finishes:
+            values: dict[str, Any] = {"item_id": f.item_id, "new_status": InboxStatus(f.status).value,
+                                      "new_outcome": f.outcome, "new_error": f.error, "now": now}
+            if f.replace_body:
+                values["new_body"] = f.body
+            rows[f.replace_body].append(values)
+        with self._writing() as session:
+            connection = session.connection()
+            for replace_body, batch in rows.items():
+                if batch:
+                    connection.execute(new_body if replace_body else keep_body, batch)
 
     def retry_inbox(self, item_id: int | None = None) -> list[int]:
         stmt = (
@@ -416,6 +495,13 @@ class SqlStore:
     def _writing(self) -> Iterator[Session]:
         with self._session(self._writer) as session:
             yield session
+
+    @contextmanager
+    def _connection(self) -> Iterator[Connection]:
+        """One write transaction on a Core connection (no ORM session), for the hot paths."""
+        self.migrate()
+        with _translated_errors(), self._writer.begin() as connection:
+            yield connection
 
     @contextmanager
     def _session(self, bind: Engine) -> Iterator[Session]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from typing import Annotated
 
 import structlog
@@ -21,23 +20,14 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on (0: any free port; the log says which).")] = 8000,
 ) -> None:
     """Webhooks and the SDK's envelope endpoint (and, later, the review UI and JSON API)."""
-    import uvicorn
-
     from pipeline import logging_setup
     from pipeline.web.app import create_app
+    from pipeline.web.server import bind, run
 
     logging_setup.configure(json_logs=True)
     d = deps()
     application = create_app(d.settings, deps=d)
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    log.info("server.listening", host=host, port=sock.getsockname()[1])
-    config = uvicorn.Config(application, log_config=None, access_log=False, server_header=False,
-                            timeout_graceful_shutdown=30, lifespan="on")
-    server = uvicorn.Server(config)
-    server.run(sockets=[sock])
-    if not server.started:
+    if not run(application, bind(host, port)):
         raise typer.Exit(3)  # the store (or the broker) could not be reached at start
 
 

@@ -86,9 +86,11 @@ def event_objects(document: Any, paths: tuple[tuple[str, ...], ...]) -> list[tup
     return found
 
 
-def repair(document: Any, paths: tuple[tuple[str, ...], ...], received_at: datetime) -> tuple[Any, list[str]]:
-    """NULs replaced everywhere, absurd timestamps dropped from the event objects at `paths`."""
-    clean, nul_strings = strip_nul(document)
+def repair(document: Any, paths: tuple[tuple[str, ...], ...], received_at: datetime, *,
+           nul: bool = True) -> tuple[Any, list[str]]:
+    """NULs replaced everywhere (unless `nul` is False: the caller knows there is none, e.g. the
+    JSON text holds no \\u0000), absurd timestamps dropped from the event objects at `paths`."""
+    clean, nul_strings = strip_nul(document) if nul else (document, 0)
     notes = [f"{nul_strings} string(s) held NUL characters: replaced by U+FFFD"] if nul_strings else []
     for where, event in event_objects(clean, paths):
         notes.extend(fix_timestamps(event, received_at, where))

@@ -55,6 +55,10 @@ class InboxWriter:
         self._backlog = 0
         self._refreshed_at = 0.0
         self._refresh_queued = False
+        # Each counter has one writer (submits: the event loop; resolved: this thread), so neither
+        # loses an update; their difference is what is queued, not yet committed.
+        self._submitted = 0
+        self._resolved = 0
 
     # --- the request side ------------------------------------------------------------------------
 
@@ -63,6 +67,7 @@ class InboxWriter:
         if self._closed:
             future.set_exception(StoreUnavailable("the server is shutting down"))
             return future
+        self._submitted += 1
         self._queue.put(_Job(item, future))
         return future
 
@@ -72,7 +77,7 @@ class InboxWriter:
         if time.monotonic() - self._refreshed_at > self._refresh_s and not self._refresh_queued:
             self._refresh_queued = True
             self._queue.put(_REFRESH)
-        return self._backlog + self._queue.qsize()
+        return self._backlog + self._submitted - self._resolved
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -130,6 +135,7 @@ class InboxWriter:
                 self._write([job])
             return
         self._backlog += sum(1 for new_id in ids if new_id is not None)
+        self._resolved += len(batch)
         for job, new_id in zip(batch, ids, strict=True):
             job.future.set_result(new_id)
         log.debug("inbox.batch_committed", items=len(batch), ms=round((time.perf_counter() - started) * 1000, 2))
@@ -138,6 +144,7 @@ class InboxWriter:
             self._on_committed(committed)
 
     def _resolve(self, batch: list[_Job], exc: BaseException) -> None:
+        self._resolved += len(batch)
         for job in batch:
             job.future.set_exception(exc)
 
