@@ -87,15 +87,31 @@ _MAYBE_SECRET = re.compile(
 )
 
 
+# A text each pattern needs in order to match at all, found in one scan of the lower-cased text;
+# the regular expressions then run only for the kinds it could be. Most strings need few or none.
+_NEEDLE_KIND = {"-----begin": "private_key", "eyj": "jwt", "bearer": "bearer", "gh": "github_token",
+                "github_pat_": "github_token", "@": "email", ".": "ip", "://": "url_password",
+                "cookie": "header", "authoriz": "header", "authoris": "header", "=": "key_value",
+                ":": "key_value", **dict.fromkeys(("akia", "asia", "agpa", "aida", "aroa", "anpa", "anva", "aipa"),
+                                                  "aws_key")}
+_NEEDLES = re.compile("|".join(re.escape(n) for n in sorted(_NEEDLE_KIND, key=len, reverse=True)))
+_DIGIT = re.compile(r"\d")
+
+
 def scrub_text(text: str) -> str:
     if not _MAYBE_SECRET.search(text):
         return text
-    text = _URL_PASSWORD.sub(lambda m: f"{m[1]}:{SECRET_MARKER}@", text)  # before emails: user@host
+    kinds = {_NEEDLE_KIND[needle] for needle in _NEEDLES.findall(text.lower())}
+    if "url_password" in kinds:  # before emails: user:password@host
+        text = _URL_PASSWORD.sub(lambda m: f"{m[1]}:{SECRET_MARKER}@", text)
     for kind, pattern in _PATTERNS:
-        text = pattern.sub(f"[Filtered:{kind}]", text)
-    text = _HEADER_LINE.sub(lambda m: f"{m[1]}{m[2]}{m[3]}{SECRET_MARKER}", text)  # after bearer
-    text = _KEY_VALUE.sub(lambda m: m["key"] + SECRET_MARKER, text)
-    return _CARD_CANDIDATE.sub(_mask_card, text)
+        if kind in kinds:
+            text = pattern.sub(f"[Filtered:{kind}]", text)
+    if "header" in kinds:  # after bearer
+        text = _HEADER_LINE.sub(lambda m: f"{m[1]}{m[2]}{m[3]}{SECRET_MARKER}", text)
+    if "key_value" in kinds:
+        text = _KEY_VALUE.sub(lambda m: m["key"] + SECRET_MARKER, text)
+    return _CARD_CANDIDATE.sub(_mask_card, text) if _DIGIT.search(text) else text
 
 
 def scrub_url(url: str) -> str:

@@ -110,6 +110,40 @@ def test_items_are_listed_by_status_and_age(store: SqlStore) -> None:
     assert [i.id for i in store.inbox_items(before=T0 - timedelta(minutes=1))] == [old]
 
 
+def _pairs(n: int, fingerprint: str = "fp") -> list[Any]:
+    from pipeline.ingest import prepare
+    from pipeline.sources import parse_event
+
+    base = json.loads((DATA / "event_attribute_error.json").read_text())
+    return [prepare(parse_event({**base, "event_id": uuid.uuid4().hex})) for _ in range(n)]
+
+
+def test_events_recorded_together_drop_duplicates_stored_or_within_the_batch(store: SqlStore) -> None:
+    first = _pairs(3)
+    assert store.record_events(first[:1]) == [True]
+    assert store.record_events([first[1], first[0], first[2], first[1]]) == [True, False, True, False]
+    (issue,) = store.list_issues()
+    assert issue.count == 3 and len(store.events_for_issue(issue.fingerprint)) == 3
+
+
+def test_concurrent_batches_with_the_same_events_store_each_once(store: SqlStore) -> None:
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    pairs = _pairs(20)
+    barrier = threading.Barrier(3)
+
+    def write(offset: int) -> list[bool]:
+        barrier.wait()
+        return store.record_events(pairs[offset:] + pairs[:offset])
+
+    with ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(write, (0, 7, 13)))
+    assert sum(sum(r) for r in results) == 20
+    (issue,) = store.list_issues()
+    assert issue.count == 20
+
+
 # --- the stage -----------------------------------------------------------------------------------
 
 

@@ -161,12 +161,39 @@ class SqlStore:
             if event.fingerprint != issue.fingerprint:
                 raise InvalidInput(f"event {event.id}", f"fingerprint {event.fingerprint!r} differs from its "
                                    f"issue's {issue.fingerprint!r}")
+        try:
+            recorded = self._record_known_duplicates(pairs)
+        except IntegrityError:
+            # A concurrent writer stored one of these ids after we looked (PostgreSQL): redo the
+            # batch with a savepoint per event, so that only the duplicate is left out.
+            recorded = self._record_with_savepoints(pairs)
+        for (event, issue), stored in zip(pairs, recorded, strict=True):
+            log.debug("event.recorded" if stored else "event.duplicate_dropped", event_id=event.id,
+                      fingerprint=issue.fingerprint)
+        return recorded
+
+    def _record_known_duplicates(self, pairs: Sequence[tuple[ErrorEvent, Issue]]) -> list[bool]:
+        """Look up which ids are stored, inside the write transaction, and insert the others."""
         recorded: list[bool] = []
-        with self._writing() as session:
-            connection = session.connection()
+        with self._connection() as connection:
+            ids = [event.id for event, _ in pairs]
+            seen = set(connection.execute(select(EventRow.id).where(EventRow.id.in_(ids))).scalars())
+            for event, issue in pairs:
+                if event.id in seen:
+                    recorded.append(False)
+                    continue
+                seen.add(event.id)
+                connection.execute(self._issue_upsert, self._issue_params(event, issue))
+                connection.execute(self._event_insert, event_values(event, issue.fingerprint))
+                recorded.append(True)
+        return recorded
+
+    def _record_with_savepoints(self, pairs: Sequence[tuple[ErrorEvent, Issue]]) -> list[bool]:
+        recorded: list[bool] = []
+        with self._connection() as connection:
             for event, issue in pairs:
                 try:
-                    with connection.begin_nested():  # a savepoint: a duplicate undoes only itself
+                    with connection.begin_nested():  # a duplicate undoes only itself
                         connection.execute(self._issue_upsert, self._issue_params(event, issue))
                         connection.execute(self._event_insert, event_values(event, issue.fingerprint))
                     recorded.append(True)
@@ -174,9 +201,6 @@ class SqlStore:
                     if connection.execute(select(EventRow.id).where(EventRow.id == event.id)).first() is None:
                         raise  # some other constraint failed: a bug, not a duplicate
                     recorded.append(False)
-        for (event, issue), stored in zip(pairs, recorded, strict=True):
-            log.debug("event.recorded" if stored else "event.duplicate_dropped", event_id=event.id,
-                      fingerprint=issue.fingerprint)
         return recorded
 
     @cached_property
@@ -205,7 +229,9 @@ class SqlStore:
 
     @cached_property
     def _event_insert(self) -> Any:
-        return insert(EventRow)
+        table = EventRow.__table__
+        assert isinstance(table, Table)
+        return insert(table)  # Core, on the table: the ORM's bulk machinery is not needed here
 
     def get_event(self, event_id: str) -> ErrorEvent | None:
         with self._reading() as session:
