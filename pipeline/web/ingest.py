@@ -12,7 +12,6 @@ Retry-After when the inbox backlog is over its bound.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 
@@ -87,7 +86,7 @@ async def _accept(request: Request, project_id: str, kind: InboxKind) -> Respons
         item = InboxItem(kind=kind, body=body, received_at=utcnow(), project=project, headers=headers,
                          event_id=event_id)
         try:
-            await asyncio.wrap_future(runtime.writer.submit(item))
+            await runtime.writer.submit(item)
         except StoreUnavailable as exc:
             raise Refused(503, f"the inbox is unavailable: {exc}", {"Retry-After": "10"}) from exc
     return Response(json.dumps({"id": event_id} if event_id else {}), media_type="application/json")

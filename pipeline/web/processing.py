@@ -41,7 +41,7 @@ class InProcessProcessor:
     # accepting keeps most of the CPU and the backlog drains once the burst is over.
     IDLE_CHUNK = 100
     BUSY_CHUNK = 5
-    BUSY_PAUSE_S = 0.02
+    BUSY_PAUSE_S = 0.05
 
     def __init__(self, ctx: InboxContext, *, batch: int = 200, idle_wait_s: float = 2.0) -> None:
         self._ctx = ctx

@@ -18,7 +18,6 @@ window is set again, never toggled.
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import json
 import time
@@ -79,7 +78,7 @@ def _verify(raw: bytes, secret: SecretStr | None, setting: str, signature: str |
 
 async def _store(runtime: Runtime, item: InboxItem) -> int | None:
     try:
-        return await asyncio.wrap_future(runtime.writer.submit(item))
+        return await runtime.writer.submit(item)
     except StoreUnavailable as exc:
         raise Refused(503, f"the inbox is unavailable: {exc}", {"Retry-After": "10"}) from exc
 

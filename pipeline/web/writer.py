@@ -1,8 +1,9 @@
 """The inbox writer: one thread that inserts accepted payloads in batches, one commit per batch.
 
-Requests hand their item to `submit` and wait on the returned future; the thread takes everything
-queued (up to `max_batch`), inserts it in one transaction and resolves each future with the new row
-id (None: a replayed Request-ID). Nothing is answered before its row is committed, and a commit's
+Requests hand their item to `submit` and await the returned future; the thread takes everything
+queued (up to `max_batch`), inserts it in one transaction and resolves the futures with the new row
+ids (None: a replayed Request-ID), all of a batch in one callback on the event loop, so a batch
+wakes the loop once, not once per request. Nothing is answered before its row is committed, and a commit's
 fsync is paid once per batch instead of once per request: under load the batch grows by itself.
 SQLite allows one writer at a time anyway; on PostgreSQL the batch saves round trips and commits.
 
@@ -12,11 +13,11 @@ refreshed from the database at most every `backlog_refresh_s`, in this thread, o
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass
 
 import structlog
@@ -33,7 +34,19 @@ Committed = Callable[[list[int]], None]
 @dataclass
 class _Job:
     item: InboxItem
-    future: Future[int | None]
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[int | None]
+
+
+def _settle(outcomes: list[tuple[asyncio.Future[int | None], int | None | BaseException]]) -> None:
+    """Runs on the event loop: hand each waiting request its row id (or the error)."""
+    for future, outcome in outcomes:
+        if future.done():  # the request was cancelled (client gone); its row is stored all the same
+            continue
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
 
 
 _STOP = object()
@@ -62,13 +75,15 @@ class InboxWriter:
 
     # --- the request side ------------------------------------------------------------------------
 
-    def submit(self, item: InboxItem) -> Future[int | None]:
-        future: Future[int | None] = Future()
+    def submit(self, item: InboxItem) -> asyncio.Future[int | None]:
+        """Queue the item for the next batch; call from the event loop and await the result."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[int | None] = loop.create_future()
         if self._closed:
             future.set_exception(StoreUnavailable("the server is shutting down"))
             return future
         self._submitted += 1
-        self._queue.put(_Job(item, future))
+        self._queue.put(_Job(item, loop, future))
         return future
 
     def backlog(self) -> int:
@@ -136,8 +151,7 @@ class InboxWriter:
             return
         self._backlog += sum(1 for new_id in ids if new_id is not None)
         self._resolved += len(batch)
-        for job, new_id in zip(batch, ids, strict=True):
-            job.future.set_result(new_id)
+        self._hand_back(batch, list(ids))
         log.debug("inbox.batch_committed", items=len(batch), ms=round((time.perf_counter() - started) * 1000, 2))
         committed = [new_id for new_id in ids if new_id is not None]
         if committed:
@@ -145,8 +159,18 @@ class InboxWriter:
 
     def _resolve(self, batch: list[_Job], exc: BaseException) -> None:
         self._resolved += len(batch)
-        for job in batch:
-            job.future.set_exception(exc)
+        self._hand_back(batch, [exc] * len(batch))
+
+    @staticmethod
+    def _hand_back(batch: list[_Job], outcomes: list[int | None | BaseException]) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[int | None], int | None | BaseException]]] = {}
+        for job, outcome in zip(batch, outcomes, strict=True):
+            by_loop.setdefault(job.loop, []).append((job.future, outcome))
+        for loop, settled in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_settle, settled)
+            except RuntimeError:  # the loop is closed: nobody is waiting any more
+                pass
 
     def _refresh(self) -> None:
         self._refresh_queued = False
