@@ -324,3 +324,43 @@ def test_a_backlog_over_its_bound_is_answered_429_with_retry_after(tmp_path: Any
         assert server.store.inbox_counts().get("pending", 0) == len(answers) - 1
     finally:
         server.stop()
+
+
+# --- shutdown ------------------------------------------------------------------------------------
+
+
+def test_a_request_in_flight_at_sigterm_is_finished_and_its_event_kept(tmp_path: Any) -> None:
+    import signal
+    import threading
+    import time
+
+    server = Server.start(tmp_path)
+    payload = event("in flight")
+    body = envelope(payload)
+    halves = [body[: len(body) // 2], body[len(body) // 2 :]]
+    sent_first = threading.Event()
+
+    def slowly() -> Iterator[bytes]:
+        yield halves[0]
+        sent_first.set()
+        time.sleep(1.5)  # SIGTERM arrives while the rest of the body is on its way
+        yield halves[1]
+
+    answers: list[httpx.Response] = []
+    client = threading.Thread(target=lambda: answers.append(httpx.post(
+        server.url("/api/1/envelope/"), content=slowly(), timeout=30,
+        headers={**AUTH, "Content-Length": str(len(body))})))
+    client.start()
+    assert sent_first.wait(10)
+    time.sleep(0.3)
+    os.killpg(server.proc.pid, signal.SIGTERM)
+    client.join(30)
+    server.proc.wait(timeout=30)
+
+    assert answers and answers[0].status_code == 200 and answers[0].json() == {"id": payload["event_id"]}
+    assert server.events("server.stopped")
+    restarted = Server.start(tmp_path)  # the event was committed before the answer; now it is processed
+    try:
+        wait_for("the event", lambda: restarted.store.get_event(payload["event_id"]))
+    finally:
+        restarted.stop()
