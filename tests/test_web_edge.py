@@ -301,6 +301,9 @@ def test_an_event_accepted_but_malformed_inside_fails_in_the_inbox_with_its_reas
                              env=env, capture_output=True, text=True, timeout=60)
     assert retried.returncode == 1  # ran again, failed the same way, still failed and stored nothing
     assert json.loads(retried.stdout)[0]["status"] == "failed"
+    every = subprocess.run([sys.executable, "-m", "pipeline", "inbox", "--retry-all", "--json"], env=env,
+                           capture_output=True, text=True, timeout=60)
+    assert every.returncode == 1 and failed[0].id in [row["id"] for row in json.loads(every.stdout)]
     assert server.store.get_event(payload["event_id"]) is None
 
 

@@ -23,7 +23,7 @@ from pipeline.sources.envelope import Accepted, accept_envelope, accept_event
 from pipeline.web.body import decode, read_body
 from pipeline.web.refusal import Refused
 from pipeline.web.runtime import Runtime, runtime_of
-from pipeline.web.sentry_auth import SdkAuth, check_key, sdk_auth
+from pipeline.web.sentry_auth import check_key, header_auth, sdk_auth
 
 router = APIRouter(tags=["ingest"])
 
@@ -51,23 +51,12 @@ def _content_type_ok(request: Request) -> None:
                       "or an envelope")
 
 
-def _header_auth(request: Request) -> SdkAuth | None:
-    """Credentials in headers or the query string; None when there are none (an envelope may carry
-    them in its header)."""
-    try:
-        return sdk_auth(request.headers, request.url.query)
-    except Refused as refused:
-        if refused.detail == "missing authorization information":
-            return None
-        raise
-
-
 async def _accept(request: Request, project_id: str, kind: InboxKind) -> Response:
     runtime = runtime_of(request)
     project = _project(project_id)
     check_backlog(runtime)
     _content_type_ok(request)
-    auth = _header_auth(request)
+    auth = header_auth(request.headers, request.url.query)  # else the envelope header's dsn, below
     if auth is not None:
         check_key(auth, runtime.settings.dsn_keys)
     raw = await read_body(request, runtime.limits)

@@ -7,7 +7,7 @@ AUTOFIX_BROKER_URL is set. Routes reach the runtime through `runtime_of(request)
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import structlog
 from fastapi import Request
@@ -34,7 +34,6 @@ class Runtime:
     processing: Processing
     limits: Limits
     last_request_at: float = 0.0
-    started: bool = field(default=False)
 
     def busy(self) -> bool:
         return time.monotonic() - self.last_request_at < BUSY_WINDOW_S
@@ -43,14 +42,12 @@ class Runtime:
         self.deps.inbox_store.ping()  # migrates on first use; StoreUnavailable stops the start here
         self.writer.start()
         self.processing.start()
-        self.started = True
         log.info("server.started", processing=type(self.processing).__name__,
                  store=self.settings.resolved_store_url.split(":", 1)[0])
 
     def stop(self) -> None:
         self.writer.stop()  # commits what was accepted; new submits fail
         self.processing.stop()
-        self.started = False
         log.info("server.stopped")
 
 

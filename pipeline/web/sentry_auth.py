@@ -47,8 +47,8 @@ def _from_header(value: str) -> SdkAuth:
     return SdkAuth(key, pairs.get("sentry_client"))
 
 
-def sdk_auth(headers: Mapping[str, str], query: str, envelope_dsn: str | None = None) -> SdkAuth:
-    """The request's credentials, from wherever the SDK put them; 401 when none or several."""
+def header_auth(headers: Mapping[str, str], query: str) -> SdkAuth | None:
+    """Credentials in the headers or the query string; None when there are none; 401 when several."""
     found: list[SdkAuth] = []
     header = headers.get("x-sentry-auth")
     if header:
@@ -62,8 +62,14 @@ def sdk_auth(headers: Mapping[str, str], query: str, envelope_dsn: str | None = 
             found.append(SdkAuth(params["sentry_key"], params.get("sentry_client")))
     if len(found) > 1:
         raise Refused(401, "multiple authorization payloads detected")
-    if found:
-        return found[0]
+    return found[0] if found else None
+
+
+def sdk_auth(headers: Mapping[str, str], query: str, envelope_dsn: str | None = None) -> SdkAuth:
+    """The request's credentials, from wherever the SDK put them; 401 when none or several."""
+    found = header_auth(headers, query)
+    if found is not None:
+        return found
     if envelope_dsn:
         key = urlsplit(envelope_dsn).username
         if key:
