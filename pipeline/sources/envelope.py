@@ -71,10 +71,13 @@ def _finite(text: str) -> float:
     return value
 
 
+_STRICT = json.JSONDecoder(parse_constant=_no_constants, parse_float=_finite)  # built once: the accept path
+
+
 def strict_json(data: bytes | str) -> Any:
     """json.loads without NaN, Infinity or numbers too large for a double, which JSON lacks (or
-    cannot round-trip) and PostgreSQL's json type refuses."""
-    return json.loads(data, parse_constant=_no_constants, parse_float=_finite)
+    cannot round-trip) and PostgreSQL's json type refuses. Bytes must be UTF-8, as Sentry's are."""
+    return _STRICT.decode(data.decode() if isinstance(data, bytes) else data)
 
 
 def _json_object(data: bytes, source: str, what: str) -> Mapping[str, Any]:

@@ -48,9 +48,9 @@ def create_app(settings: Settings, *, deps: Deps | None = None) -> FastAPI:
     app.state.runtime = runtime
     app.add_exception_handler(Refused, on_refused)
     app.add_exception_handler(InvalidInput, on_invalid_input)
-    app.include_router(health.router)
-    app.include_router(ingest.router)
+    app.include_router(ingest.router)  # first: the routes hit most often are matched first
     app.include_router(webhooks.router)
+    app.include_router(health.router)
     app.add_middleware(AccessLog, runtime=runtime)
     return app
 
