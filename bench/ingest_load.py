@@ -139,6 +139,7 @@ class Phase:
     statuses: dict[str, int]
     server_cpu_ms_per_request: float
     body_bytes_mean: int
+    processed_meanwhile: int = 0  # inbox rows processed by the server while this phase ran
 
 
 async def _connection(port: int, requests: list[bytes], cursor: list[int], latencies: list[float],
@@ -253,9 +254,13 @@ def main(argv: list[str] | None = None) -> int:
         run_phase("warm-up", port, proc.pid, noops[:500], args.concurrency)
         report.phases.append(run_phase("no-op", port, proc.pid, noops, args.concurrency))
         first_accept = time.monotonic()
-        report.phases.append(run_phase("envelope", port, proc.pid, envelopes, args.concurrency))
-        if webhooks:
-            report.phases.append(run_phase("webhook", port, proc.pid, webhooks, args.concurrency))
+        for name, requests in (("envelope", envelopes), ("webhook", webhooks)):
+            if not requests:
+                continue
+            before = store.inbox_counts().get("processed", 0)
+            phase = run_phase(name, port, proc.pid, requests, args.concurrency)
+            phase.processed_meanwhile = store.inbox_counts().get("processed", 0) - before
+            report.phases.append(phase)
         last_accept = time.monotonic()
         while store.inbox_backlog() > 0:
             time.sleep(0.1)
@@ -288,11 +293,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def markdown(report: Report) -> str:
     lines = [f"store {report.store}, bodies {report.encoding}, {report.concurrency} connections, {report.machine}",
-             "", "| endpoint | requests | req/s | p50 ms | p99 ms | server CPU ms/req | mean body bytes | statuses |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "", "| endpoint | requests | req/s | p50 ms | p99 ms | server CPU ms/req | mean body bytes | statuses "
+                 "| processed meanwhile |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for p in report.phases:
         lines.append(f"| {p.name} | {p.requests} | {p.per_second:.0f} | {p.p50_ms} | {p.p99_ms} | "
-                     f"{p.server_cpu_ms_per_request} | {p.body_bytes_mean} | {p.statuses} |")
+                     f"{p.server_cpu_ms_per_request} | {p.body_bytes_mean} | {p.statuses} | {p.processed_meanwhile} |")
     lines += ["", f"envelope / no-op: {report.envelope_vs_noop:.2f}; accepted {report.accepted_events} events, "
                   f"stored {report.stored_events} in {report.issues} issues, {report.failed_items} failed; "
                   f"backlog drained {report.drained_after_s} s after the last request "

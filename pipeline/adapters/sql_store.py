@@ -411,22 +411,30 @@ class SqlStore:
         ids: dict[int, int | None] = {}
         plain = [(i, inbox_values(item)) for i, item in enumerate(items) if item.request_id is None]
         keyed = [(i, inbox_values(item)) for i, item in enumerate(items) if item.request_id is not None]
-        table = InboxRow.__table__
-        assert isinstance(table, Table)
         # Core on a plain connection: this is the accept path, where an ORM session's cost per batch
         # is most of the work.
         with self._connection() as connection:
             if plain:
-                # One multi-row INSERT ... RETURNING, ids in parameter order (insertmanyvalues).
-                stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
-                new_ids = connection.execute(stmt, [values for _, values in plain]).scalars().all()
+                new_ids = connection.execute(self._inbox_insert, [values for _, values in plain]).scalars().all()
                 ids.update(zip([i for i, _ in plain], new_ids, strict=True))
             for i, values in keyed:
-                once = self._insert(InboxRow).values(values).on_conflict_do_nothing(
-                    index_elements=[InboxRow.request_id]
-                )
-                ids[i] = connection.execute(once.returning(InboxRow.id)).scalars().one_or_none()
+                ids[i] = connection.execute(self._inbox_insert_once, values).scalars().one_or_none()
         return [ids[i] for i in range(len(items))]
+
+    @cached_property
+    def _inbox_insert(self) -> Any:
+        """One multi-row INSERT ... RETURNING id for a batch, ids in parameter order (insertmanyvalues)."""
+        table = InboxRow.__table__
+        assert isinstance(table, Table)
+        return insert(table).returning(table.c.id, sort_by_parameter_order=True)
+
+    @cached_property
+    def _inbox_insert_once(self) -> Any:
+        """INSERT ... ON CONFLICT (request_id) DO NOTHING RETURNING id, built once (values bound)."""
+        table = InboxRow.__table__
+        assert isinstance(table, Table)
+        insert_ = postgresql.insert(table) if self.dialect == "postgresql" else sqlite.insert(table)
+        return insert_.on_conflict_do_nothing(index_elements=[table.c.request_id]).returning(table.c.id)
 
     def inbox_item(self, item_id: int) -> InboxItem | None:
         with self._reading() as session:

@@ -85,7 +85,9 @@ class AccessLog:
             await self.app(scope, receive, send)
             return
         started = time.monotonic()
-        self.runtime.last_request_at = started
+        runtime = self.runtime
+        runtime.last_request_at = started
+        runtime.in_flight += 1
         status = 500
 
         async def sending(message: Message) -> None:
@@ -97,6 +99,8 @@ class AccessLog:
         try:
             await self.app(scope, receive, sending)
         finally:
+            runtime.in_flight -= 1
+            runtime.last_request_at = time.monotonic()
             client = scope.get("client")
             log.info("request.served", method=scope["method"], path=loggable_path(scope["path"]),
                      status=status, ms=round((time.monotonic() - started) * 1000, 2),

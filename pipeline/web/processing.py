@@ -37,11 +37,21 @@ class Processing(Protocol):
 
 
 class InProcessProcessor:
-    # Rows per transaction; while requests arrive, smaller chunks and a pause after each, so that
-    # accepting keeps most of the CPU and the backlog drains once the burst is over.
-    IDLE_CHUNK = 100
-    BUSY_CHUNK = 5
-    BUSY_PAUSE_S = 0.05
+    """Processes pending rows in a thread, giving way to requests.
+
+    Accepting and processing share one GIL. While requests are in flight, or one ended within the
+    last 2 ms, the thread waits (polling every POLL_S) and processes only in the gaps between
+    them, SMALL_CHUNK rows at a time; once the server is quiet it takes CHUNK rows per transaction. Under a burst the backlog therefore grows
+    and drains when the burst ends; under a steady load the gaps are many and it keeps up. Without a
+    gap for MAX_WAIT_S it takes a small chunk anyway, and past half the backlog bound it stops
+    waiting for gaps, so that the bound (and its 429s) is the last resort, not the usual outcome
+    of a long burst.
+    """
+
+    CHUNK = 100
+    SMALL_CHUNK = 2
+    POLL_S = 0.005
+    MAX_WAIT_S = 1.0  # with no gap for this long (a slow client, a long burst), take a small bite anyway
 
     def __init__(self, ctx: InboxContext, *, batch: int = 200, idle_wait_s: float = 2.0) -> None:
         self._ctx = ctx
@@ -50,21 +60,32 @@ class InProcessProcessor:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self._busy: Callable[[], bool] = lambda: False  # are requests arriving right now?
+        self._busy: Callable[[], bool] = lambda: False  # requests in flight right now?
+        self._recent: Callable[[], bool] = lambda: False  # a request in the last 50 ms?
+        self._just_served: Callable[[], bool] = lambda: False  # a request in the last 2 ms?
+        self._pressed: Callable[[], bool] = lambda: False  # backlog over half its bound?
         self.processed = 0
 
-    def set_busy(self, busy: Callable[[], bool]) -> None:
-        self._busy = busy
+    def give_way(self, busy: Callable[[], bool], recent: Callable[[], bool], just_served: Callable[[], bool],
+                 pressed: Callable[[], bool]) -> None:
+        self._busy, self._recent, self._just_served, self._pressed = busy, recent, just_served, pressed
 
     def notify(self, ids: list[int]) -> None:
         self._wake.set()
+
+    def _should_wait(self, waiting_since: float) -> bool:
+        """While requests are being served (or one ended a moment ago), wait: unless the backlog is
+        pressing or the wait has lasted MAX_WAIT_S."""
+        if not (self._busy() or self._just_served()):
+            return False
+        return not self._pressed() and time.monotonic() - waiting_since < self.MAX_WAIT_S
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="inbox-processor", daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Finish the row in hand and end; rows still pending are processed on the next start."""
+        """Finish the rows in hand and end; rows still pending are processed on the next start."""
         self._stopping.set()
         self._wake.set()
         if self._thread is not None:
@@ -84,9 +105,13 @@ class InProcessProcessor:
                 self._wake.wait(self._idle_wait_s)
                 self._wake.clear()
                 continue
+            waiting_since = time.monotonic()
             while items and not self._stopping.is_set():
-                busy = self._busy()
-                size = self.BUSY_CHUNK if busy else self.IDLE_CHUNK
+                if self._should_wait(waiting_since):
+                    time.sleep(self.POLL_S)
+                    continue
+                waiting_since = time.monotonic()
+                size = self.SMALL_CHUNK if self._recent() else self.CHUNK
                 chunk, items = items[:size], items[size:]
                 try:
                     process_items(self._ctx, chunk)
@@ -97,8 +122,7 @@ class InProcessProcessor:
                     break
                 backoff = 1.0
                 self.processed += len(chunk)
-                # Release the GIL; while requests are arriving, for long enough to let them through.
-                time.sleep(self.BUSY_PAUSE_S if busy else 0)
+                time.sleep(0)  # let a request that arrived meanwhile have the GIL first
 
 
 class CeleryDispatcher:

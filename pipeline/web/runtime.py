@@ -21,7 +21,8 @@ from pipeline.wiring import Deps
 
 log = structlog.get_logger(__name__)
 
-BUSY_WINDOW_S = 0.05  # a request within this long counts as "requests are arriving"
+RECENT_S = 0.05  # a request within this long: the next one is probably near
+JUST_S = 0.002  # a request within this long: the server is not idle yet
 
 
 @dataclass
@@ -34,9 +35,19 @@ class Runtime:
     processing: Processing
     limits: Limits
     last_request_at: float = 0.0
+    in_flight: int = 0  # requests being served; only the event loop changes it
 
     def busy(self) -> bool:
-        return time.monotonic() - self.last_request_at < BUSY_WINDOW_S
+        return self.in_flight > 0
+
+    def recently_busy(self) -> bool:
+        return time.monotonic() - self.last_request_at < RECENT_S
+
+    def just_served(self) -> bool:
+        return time.monotonic() - self.last_request_at < JUST_S
+
+    def backlog_pressed(self) -> bool:
+        return self.writer.backlog() > self.settings.ingest_max_backlog // 2
 
     def start(self) -> None:
         self.deps.inbox_store.ping()  # migrates on first use; StoreUnavailable stops the start here
@@ -73,5 +84,5 @@ def build_runtime(settings: Settings, deps: Deps | None = None) -> Runtime:
     limits = Limits(settings.ingest_max_body_bytes, settings.ingest_max_decompressed_bytes)
     runtime = Runtime(settings, deps, writer, processing, limits)
     if isinstance(processing, InProcessProcessor):
-        processing.set_busy(runtime.busy)
+        processing.give_way(runtime.busy, runtime.recently_busy, runtime.just_served, runtime.backlog_pressed)
     return runtime
