@@ -72,6 +72,13 @@ def writer(engine: Engine) -> Engine:
     return engine.execution_options(**{_BEGIN_OPTION: "BEGIN IMMEDIATE"})
 
 
+def configure_sqlite_connection(dbapi_connection: Any, _record: Any, synchronous: str | None = None) -> None:
+    """The pragmas of every store connection (also for a driver connection opened by hand)."""
+    _configure_sqlite_connection(dbapi_connection, _record)
+    if synchronous is not None:
+        dbapi_connection.execute(f"PRAGMA synchronous={synchronous.upper()}")
+
+
 def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN itself (see the begin hook)
     cursor = dbapi_connection.cursor()

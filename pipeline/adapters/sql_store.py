@@ -14,6 +14,8 @@ dropped by a unique constraint inside it.
 
 from __future__ import annotations
 
+import json
+import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -22,7 +24,19 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from sqlalchemy import Connection, Engine, Table, bindparam, case, func, insert, select, text, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Table,
+    bindparam,
+    case,
+    func,
+    insert,
+    make_url,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, selectinload
@@ -42,7 +56,7 @@ from pipeline.adapters.sql_convert import (
     review_from_row,
     review_values,
 )
-from pipeline.adapters.sql_engine import make_engine, migrate, writer
+from pipeline.adapters.sql_engine import configure_sqlite_connection, make_engine, migrate, writer
 from pipeline.adapters.sql_models import (
     Base,
     CandidateRow,
@@ -51,6 +65,7 @@ from pipeline.adapters.sql_models import (
     IssueRow,
     PullRequestRow,
     ReviewRow,
+    as_utc,
 )
 from pipeline.errors import InvalidInput, StoreUnavailable
 from pipeline.ports import InboxFinish
@@ -84,7 +99,10 @@ class SqlStore:
         disk in commit order, so a power cut can lose only a tail of such commits, never an inbox row
         committed (FULL) after them, and the lost rows are still pending."""
         self._url = url
+        self._sqlite_synchronous = sqlite_synchronous
         self._engine: Engine = make_engine(url, sqlite_synchronous=sqlite_synchronous)
+        self._local = threading.local()  # SQLite: each thread's own driver connection for the inbox
+        self._raw_connections: list[sqlite3.Connection] = []
         self._writer: Engine = writer(self._engine)
         self._migrated = False
         self._migrate_lock = threading.Lock()
@@ -111,6 +129,11 @@ class SqlStore:
     def close(self) -> None:
         """Close the pooled connections; the store reconnects if used again."""
         self._engine.dispose()
+        with self._migrate_lock:
+            raw, self._raw_connections = self._raw_connections, []
+        for connection in raw:
+            connection.close()
+        self._local = threading.local()
 
     # --- events and issues -----------------------------------------------------------------------
 
@@ -408,6 +431,8 @@ class SqlStore:
     # --- inbox ---------------------------------------------------------------------------------------
 
     def add_to_inbox(self, items: Sequence[InboxItem]) -> list[int | None]:
+        if self.dialect == "sqlite":
+            return self._sqlite_add_to_inbox(items)
         ids: dict[int, int | None] = {}
         plain = [(i, inbox_values(item)) for i, item in enumerate(items) if item.request_id is None]
         keyed = [(i, inbox_values(item)) for i, item in enumerate(items) if item.request_id is not None]
@@ -420,6 +445,46 @@ class SqlStore:
             for i, values in keyed:
                 ids[i] = connection.execute(self._inbox_insert_once, values).scalars().one_or_none()
         return [ids[i] for i in range(len(items))]
+
+    def _sqlite_add_to_inbox(self, items: Sequence[InboxItem]) -> list[int | None]:
+        """The accept path's batch on SQLite, through the driver on a connection of this thread's
+        own: SQLAlchemy's per-batch and per-row work would be most of the cost (3x, measured). Within
+        the write transaction (BEGIN IMMEDIATE) nobody else inserts, so a multi-row insert's rowids
+        are the consecutive ones ending at the last."""
+        self.migrate()
+        plain = [i for i, item in enumerate(items) if item.request_id is None]
+        keyed = [i for i, item in enumerate(items) if item.request_id is not None]
+        ids: dict[int, int | None] = {}
+        connection = self._raw_sqlite()
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                if plain:
+                    connection.executemany(_SQLITE_INBOX_INSERT, [_sqlite_inbox_row(items[i]) for i in plain])
+                    last = connection.execute("SELECT last_insert_rowid()").fetchone()[0]
+                    ids.update(zip(plain, range(last - len(plain) + 1, last + 1), strict=True))
+                for i in keyed:
+                    row = connection.execute(_SQLITE_INBOX_INSERT_ONCE, _sqlite_inbox_row(items[i])).fetchone()
+                    ids[i] = row[0] if row else None
+                connection.execute("COMMIT")
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+        except sqlite3.OperationalError as exc:  # locked past the busy timeout, disk full...
+            raise StoreUnavailable(str(exc)) from exc
+        return [ids[i] for i in range(len(items))]
+
+    def _raw_sqlite(self) -> sqlite3.Connection:
+        connection: sqlite3.Connection | None = getattr(self._local, "sqlite", None)
+        if connection is None:
+            database = make_url(self._url).database
+            assert database, "make_engine refuses a SQLite URL without a file"
+            connection = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
+            configure_sqlite_connection(connection, None, self._sqlite_synchronous)
+            self._local.sqlite = connection
+            with self._migrate_lock:
+                self._raw_connections.append(connection)
+        return connection
 
     @cached_property
     def _inbox_insert(self) -> Any:
@@ -543,6 +608,26 @@ class SqlStore:
         self.migrate()
         with _translated_errors(), Session(bind, expire_on_commit=False) as session, session.begin():
             yield session
+
+
+_INBOX_COLUMNS = ("kind", "status", "received_at", "project", "headers", "body", "request_id", "event_id",
+                  "attempts", "error", "outcome", "processed_at")
+_SQLITE_INBOX_INSERT = (f"INSERT INTO inbox ({', '.join(_INBOX_COLUMNS)}) "
+                        f"VALUES ({', '.join('?' for _ in _INBOX_COLUMNS)})")
+
+
+_SQLITE_INBOX_INSERT_ONCE = _SQLITE_INBOX_INSERT + " ON CONFLICT (request_id) DO NOTHING RETURNING id"
+
+
+def _sqlite_time(value: datetime | None) -> str | None:
+    # How SQLAlchemy stores a DateTime on SQLite (UTCDateTime makes it UTC first): read back by it.
+    return None if value is None else as_utc(value).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _sqlite_inbox_row(item: InboxItem) -> tuple[Any, ...]:
+    return (item.kind.value, item.status.value, _sqlite_time(item.received_at), item.project,
+            json.dumps(dict(item.headers)), item.body, item.request_id, item.event_id, item.attempts,
+            item.error, item.outcome, _sqlite_time(item.processed_at))
 
 
 @contextmanager

@@ -56,12 +56,13 @@ _REFRESH = object()
 class InboxWriter:
     def __init__(
         self, inbox: Inbox, *, on_committed: Committed = lambda ids: None, max_batch: int = 512,
-        backlog_refresh_s: float = 0.5,
+        backlog_refresh_s: float = 0.5, linger_s: float = 0.001,
     ) -> None:
         self._inbox = inbox
         self._on_committed = on_committed
         self._max_batch = max_batch
         self._refresh_s = backlog_refresh_s
+        self._linger_s = linger_s
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -72,6 +73,7 @@ class InboxWriter:
         # loses an update; their difference is what is queued, not yet committed.
         self._submitted = 0
         self._resolved = 0
+        self._last_submit = 0.0
 
     # --- the request side ------------------------------------------------------------------------
 
@@ -83,6 +85,7 @@ class InboxWriter:
             future.set_exception(StoreUnavailable("the server is shutting down"))
             return future
         self._submitted += 1
+        self._last_submit = time.monotonic()
         self._queue.put(_Job(item, loop, future))
         return future
 
@@ -115,6 +118,7 @@ class InboxWriter:
             batch: list[_Job] = []
             refresh = False
             message = self._queue.get()
+            lingered = False
             while True:
                 if message is _STOP:
                     stopping = True
@@ -128,7 +132,15 @@ class InboxWriter:
                 try:
                     message = self._queue.get_nowait()
                 except queue.Empty:
-                    break
+                    if lingered or stopping or not batch or time.monotonic() - self._last_submit > self._linger_s:
+                        break
+                    # Requests are arriving (one was submitted a moment ago): waiting as long for the
+                    # next lets it share this commit and its fsync.
+                    lingered = True
+                    try:
+                        message = self._queue.get(timeout=self._linger_s)
+                    except queue.Empty:
+                        break
             if batch:
                 self._write(batch)
             if refresh:
