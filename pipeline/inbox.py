@@ -1,9 +1,10 @@
 """The inbox stage: one accepted payload, stored raw, becomes stored events (or an issue's new state).
 
-`process_item` reads an inbox item by its kind (envelope, store, webhook resource, service hook,
-legacy plugin, API event), repairs what Sentry's normaliser would repair (NULs, absurd timestamps:
-sources/sanitize.py), parses, then hands the events to the ingest stage (scrub, group, store) and
-marks the item processed, applying the raw-body retention. Bad input never escapes: a payload that
+`process_item` reads an inbox item by its kind (sources/inbox_items.py: envelope, store, webhook
+resource, service hook, legacy plugin, API event; repaired the way Sentry's normaliser would), then
+hands the events to the ingest stage (scrub, group, store), or applies the issue's change of state,
+and marks the item processed, applying the raw-body retention. Items holding only events are
+stored together, many per transaction. Bad input never escapes: a payload that
 fails to parse is marked failed with the reason and nothing of it is stored. Only a TransientError
 (store or Sentry API unreachable) propagates, leaving the item pending for a retry.
 
@@ -14,39 +15,33 @@ so an item processed twice (a redelivered task, a sweep) changes nothing the sec
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import structlog
 
-from pipeline.errors import AutofixError, InvalidInput, PermanentError, TransientError
+from pipeline.errors import AutofixError, PermanentError, TransientError
 from pipeline.ingest import IngestReport, prepare, record
 from pipeline.ports import Inbox, InboxFinish, SentryAPI, Store
 from pipeline.records import ErrorEvent, InboxItem, InboxKind, InboxStatus, Issue, utcnow
 from pipeline.scrub import scrub_value
 from pipeline.sources.envelope import split_envelope
-from pipeline.sources.sanitize import repair
-from pipeline.sources.sentry import load_json, parse_api_event, parse_event, parse_webhook
-from pipeline.sources.webhooks import (
-    IssueChange,
-    parse_issue_change,
-    parse_legacy_webhook,
-    parse_service_hook,
+from pipeline.sources.inbox_items import (
+    EVENT_RESOURCES,
+    RECORDED_RESOURCES,
+    RESOURCE,
+    SENTRY_ISSUE_ID,
+    SENTRY_STATUS,
+    ItemContents,
+    read_item,
 )
+from pipeline.sources.webhooks import IssueChange
 
 log = structlog.get_logger(__name__)
 
 Retention = Literal["keep", "scrub", "drop"]
 ERROR_LIMIT = 2000  # characters of an error message kept on the item
-
-# Headers the edge keeps on an item (lower-case names), read back here.
-RESOURCE = "sentry-hook-resource"
-SENTRY_ISSUE_ID = "x-autofix-sentry-issue-id"  # set by pulls on the API events they store
-SENTRY_STATUS = "x-autofix-sentry-status"
-EVENT_RESOURCES = frozenset({"error", "event_alert"})
-RECORDED_RESOURCES = frozenset({"installation"})
-
 
 @dataclass(frozen=True)
 class InboxContext:
@@ -69,16 +64,6 @@ class ItemResult:
     notes: tuple[str, ...] = field(default=())
 
 
-@dataclass
-class _Work:
-    """What an item turned out to hold."""
-
-    events: list[ErrorEvent] = field(default_factory=list)
-    change: IssueChange | None = None
-    outcome: str | None = None  # for items that hold neither (installation, unknown resource)
-    notes: list[str] = field(default_factory=list)
-
-
 def process_id(ctx: InboxContext, item_id: int) -> ItemResult | None:
     """Process the stored item with this id; None when there is no such item."""
     item = ctx.inbox.inbox_item(item_id)
@@ -93,7 +78,7 @@ def process_item(ctx: InboxContext, item: InboxItem) -> ItemResult:
 @dataclass
 class _Read:
     item: InboxItem
-    work: _Work | None = None
+    work: ItemContents | None = None
     pairs: list[tuple[ErrorEvent, Issue]] = field(default_factory=list)
     result: ItemResult | None = None  # set once the item is done
     finish: InboxFinish | None = None
@@ -141,7 +126,7 @@ def _read(ctx: InboxContext, item: InboxItem) -> _Read:
     return read
 
 
-def _is_plain(item: InboxItem, work: _Work) -> bool:
+def _is_plain(item: InboxItem, work: ItemContents) -> bool:
     return bool(work.events) and work.change is None and not item.headers.get(SENTRY_STATUS)
 
 
@@ -196,113 +181,10 @@ def _log_result(item: InboxItem, result: ItemResult) -> None:
                  notes=list(result.notes) or None)
 
 
-# --- reading -------------------------------------------------------------------------------------
-
-
-def read_item(item: InboxItem) -> _Work:
-    """Parse the item into events or an issue change; PermanentError when it cannot be read."""
-    if item.body is None:
-        raise InvalidInput(_source(item), "the raw body was dropped; nothing left to process")
-    reader = _READERS[item.kind]
-    return reader(item)
-
-
-def _source(item: InboxItem) -> str:
-    return f"inbox {item.id} ({item.kind.value})"
-
-
-def _document(item: InboxItem, body: bytes, paths: tuple[tuple[str, ...], ...], work: _Work) -> Any:
-    """The JSON body with NULs and absurd timestamps repaired (noted on the work)."""
-    document = load_json(body, _source(item))
-    # JSON text can only carry a NUL escaped; without the escape there is nothing to replace.
-    document, notes = repair(document, paths, item.received_at, nul=b"\\u0000" in body)
-    work.notes.extend(notes)
-    return document
-
-
-def _with_id(document: Any, event_id: str | None) -> Any:
-    # The sender was answered with this id; an event without one must be stored under it.
-    if isinstance(document, dict) and event_id and document.get("event_id") is None:
-        document["event_id"] = event_id
-    return document
-
-
-def _read_envelope(item: InboxItem) -> _Work:
-    work = _Work()
-    envelope = split_envelope(item.body or b"", _source(item))
-    for entry in envelope.events():
-        document = _with_id(_document(item, entry.payload, ((),), work), item.event_id)
-        work.events.append(parse_event(document, _source(item), received_at=item.received_at,
-                                       project=item.project, kind="sentry-envelope"))
-    if not work.events:
-        work.outcome = "no event items"
-    return work
-
-
-def _read_store(item: InboxItem) -> _Work:
-    work = _Work()
-    document = _with_id(_document(item, item.body or b"", ((),), work), item.event_id)
-    work.events.append(parse_event(document, _source(item), received_at=item.received_at, project=item.project))
-    return work
-
-
-def _read_webhook(item: InboxItem) -> _Work:
-    work = _Work()
-    resource = item.headers.get(RESOURCE, "")
-    if resource in EVENT_RESOURCES:
-        document = _document(item, item.body or b"", (("data", "error"), ("data", "event")), work)
-        work.events.append(parse_webhook(document, _source(item), received_at=item.received_at))
-    elif resource == "issue":
-        work.change = parse_issue_change(_document(item, item.body or b"", (), work), _source(item))
-    elif resource in RECORDED_RESOURCES:
-        document = _document(item, item.body or b"", (), work)
-        action = document.get("action") if isinstance(document, Mapping) else None
-        work.outcome = f"{resource} {action or 'received'}: recorded"
-    else:
-        work.outcome = f"resource {resource or '(none)'!r} ignored"
-    return work
-
-
-def _read_service_hook(item: InboxItem) -> _Work:
-    work = _Work()
-    document = _document(item, item.body or b"", (("event",),), work)
-    parsed = parse_service_hook(document, _source(item), received_at=item.received_at)
-    if isinstance(parsed, IssueChange):
-        work.change = parsed
-    else:
-        work.events.append(parsed)
-    return work
-
-
-def _read_legacy(item: InboxItem) -> _Work:
-    work = _Work()
-    document = _document(item, item.body or b"", (("event",),), work)
-    work.events.append(parse_legacy_webhook(document, _source(item), received_at=item.received_at))
-    return work
-
-
-def _read_api_event(item: InboxItem) -> _Work:
-    work = _Work()
-    document = _document(item, item.body or b"", ((),), work)
-    work.events.append(parse_api_event(document, _source(item), received_at=item.received_at,
-                                       project=item.project, sentry_issue_id=item.headers.get(SENTRY_ISSUE_ID)))
-    return work
-
-
-_READERS: dict[InboxKind, Callable[[InboxItem], _Work]] = {
-    InboxKind.ENVELOPE: _read_envelope,
-    InboxKind.STORE: _read_store,
-    InboxKind.WEBHOOK: _read_webhook,
-    InboxKind.SERVICE_HOOK: _read_service_hook,
-    InboxKind.LEGACY_WEBHOOK: _read_legacy,
-    InboxKind.API_EVENT: _read_api_event,
-}
-
-
 # --- applying ------------------------------------------------------------------------------------
 
 
-def _apply(ctx: InboxContext, item: InboxItem, work: _Work,
+def _apply(ctx: InboxContext, item: InboxItem, work: ItemContents,
            pairs: Sequence[tuple[ErrorEvent, Issue]]) -> ItemResult:
     assert item.id is not None
     report = record(ctx.store, pairs) if pairs else IngestReport()
@@ -394,3 +276,7 @@ def _scrub_envelope(body: bytes) -> bytes:
 
 def _dumps(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+__all__ = ["EVENT_RESOURCES", "RECORDED_RESOURCES", "RESOURCE", "SENTRY_ISSUE_ID", "SENTRY_STATUS", "InboxContext",
+           "ItemResult", "process_id", "process_item", "process_items", "scrub_body"]
