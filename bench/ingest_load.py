@@ -204,6 +204,7 @@ class Report:
     drained_after_s: float = 0.0
     processed_per_second: float = 0.0
     machine: str = ""
+    load_average: str = ""  # the machine is shared: the 1-minute load average before and after
 
 
 def start_server(home: Path, store_url: str | None, log: Path) -> tuple[subprocess.Popen[bytes], int]:
@@ -250,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     report = Report(store=store_url.split(":", 1)[0], encoding=args.encoding, concurrency=args.concurrency,
                     machine=f"{os.cpu_count()} cores, {sys.platform}, Python {sys.version.split()[0]}")
     store = SqlStore(store_url)
+    load_before = os.getloadavg()[0]
     try:
         run_phase("warm-up", port, proc.pid, noops[:500], args.concurrency)
         report.phases.append(run_phase("no-op", port, proc.pid, noops, args.concurrency))
@@ -275,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
         report.failed_items = store.inbox_counts().get("failed", 0)
         noop, envelope = report.phases[0], report.phases[1]
         report.envelope_vs_noop = round(envelope.per_second / noop.per_second, 3)
+        report.load_average = f"{load_before:.1f} -> {os.getloadavg()[0]:.1f}"
         expected = len(envelope_ids | webhook_ids)
         missing = expected - report.stored_events
     finally:
@@ -292,7 +295,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def markdown(report: Report) -> str:
-    lines = [f"store {report.store}, bodies {report.encoding}, {report.concurrency} connections, {report.machine}",
+    lines = [f"store {report.store}, bodies {report.encoding}, {report.concurrency} connections, {report.machine}, "
+             f"load average {report.load_average}",
              "", "| endpoint | requests | req/s | p50 ms | p99 ms | server CPU ms/req | mean body bytes | statuses "
                  "| processed meanwhile |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
