@@ -239,8 +239,12 @@ def main(argv: list[str] | None = None) -> int:
         serve(args.home, args.store_url)
         return 0
 
+    import logging
+
+    from pipeline import logging_setup
     from pipeline.adapters.sql_store import SqlStore
 
+    logging_setup.configure(logging.WARNING)  # stderr: with --json, stdout holds only the report
     work = Path(tempfile.mkdtemp(prefix="autofix-ingest-load-"))
     home = work / "home"
     store_url = args.store_url or f"sqlite:///{home / 'autofix.db'}"
