@@ -3,8 +3,8 @@
 - `InProcessProcessor` (the default, no AUTOFIX_BROKER_URL): a thread that reads pending rows from
   the inbox, oldest first, and runs the inbox stage on each. The database is the queue, so rows left
   pending by a crash or a restart are picked up on start; a commit only wakes the thread early. It
-  steps aside between rows (a short sleep) while requests are arriving, so accepting stays fast and
-  the backlog drains when the burst ends.
+  gives way to requests (see the class), so accepting stays fast and a burst's backlog drains when
+  the burst ends.
 - `CeleryDispatcher` (AUTOFIX_BROKER_URL set): a thread that sends `process_inbox(row_id)` for each
   committed row. A broker that is down loses nothing: the rows stay pending and the sweep task
   (workers.tasks.sweep_inbox) enqueues them again.
@@ -40,12 +40,12 @@ class InProcessProcessor:
     """Processes pending rows in a thread, giving way to requests.
 
     Accepting and processing share one GIL. While requests are in flight, or one ended within the
-    last 2 ms, the thread waits (polling every POLL_S) and processes only in the gaps between
-    them, SMALL_CHUNK rows at a time; once the server is quiet it takes CHUNK rows per transaction. Under a burst the backlog therefore grows
-    and drains when the burst ends; under a steady load the gaps are many and it keeps up. Without a
-    gap for MAX_WAIT_S it takes a small chunk anyway, and past half the backlog bound it stops
-    waiting for gaps, so that the bound (and its 429s) is the last resort, not the usual outcome
-    of a long burst.
+    last 2 ms, the thread waits (polling every POLL_S) and processes only in the gaps between them,
+    SMALL_CHUNK rows at a time; once the server is quiet it takes CHUNK rows per transaction. Under
+    a burst the backlog therefore grows and drains when the burst ends; under a steady load the gaps
+    are many and it keeps up. Without a gap for MAX_WAIT_S it takes a small chunk anyway, and past
+    half the backlog bound it stops waiting for gaps, so that the bound (and its 429s) is the last
+    resort, not the usual outcome of a long burst.
     """
 
     CHUNK = 100
