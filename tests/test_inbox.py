@@ -295,3 +295,32 @@ def test_scrubbing_a_body_keeps_its_shape(store: SqlStore) -> None:
     before, after = split_envelope(envelope), split_envelope(scrubbed)
     assert [i.type for i in before.items] == [i.type for i in after.items]
     assert json.loads(after.events()[0].payload)["event_id"] == json.loads(before.events()[0].payload)["event_id"]
+
+
+# --- the in-process processor ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("pressed", [False, True], ids=["waits-then-bites", "pressed"])
+def test_the_processor_gives_way_to_requests_but_never_starves(sqlite_url: str, pressed: bool) -> None:
+    import time
+
+    from pipeline.web.processing import InProcessProcessor
+
+    store = SqlStore(sqlite_url)
+    body = (DATA / "event_attribute_error.json").read_bytes()
+    add(store, *[item(InboxKind.STORE, body) for _ in range(3)])
+    processor = InProcessProcessor(context(store))
+    processor.give_way(busy=lambda: True, recent=lambda: True, just_served=lambda: True, pressed=lambda: pressed)
+    started = time.monotonic()
+    processor.start()
+    try:
+        deadline = started + 20
+        while store.inbox_backlog() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        took = time.monotonic() - started
+    finally:
+        processor.stop()
+        store.close()
+    assert store.inbox_backlog() == 0
+    # Always busy: without pressure it waits MAX_WAIT_S between small bites; pressed, it does not.
+    assert (took >= InProcessProcessor.MAX_WAIT_S) is not pressed
