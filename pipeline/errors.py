@@ -7,8 +7,10 @@
     │   ├── StoreUnavailable      the database could not be reached
     │   └── CodeHostUnavailable   the code host timed out, answered 5xx, or is unreachable
     │       └── RateLimited       the code host's rate limit outlasts our bounded wait; carries retry_at
+    │   └── SentryUnavailable     the Sentry API timed out, failed, or kept rate-limiting past the retries
     └── PermanentError            retrying the same input fails the same way
         ├── InvalidInput          a payload or file is malformed; carries where and why
+        │   └── NotFound          what was asked for does not exist (a 404 from an API)
         ├── UnsupportedEvent      well-formed, but nothing autofix can work with
         ├── PatchDoesNotApply     a patch does not apply to the checkout it was made for
         ├── ConfigError           settings are missing or contradictory
@@ -59,6 +61,10 @@ class RateLimited(CodeHostUnavailable):
         self.retry_at = retry_at
 
 
+class SentryUnavailable(TransientError):
+    pass
+
+
 class PermanentError(AutofixError):
     pass
 
@@ -70,6 +76,10 @@ class InvalidInput(PermanentError):
         super().__init__(f"{source}: {reason}")
         self.source = source
         self.reason = reason
+
+
+class NotFound(InvalidInput):
+    pass
 
 
 class UnsupportedEvent(PermanentError):

@@ -5,7 +5,8 @@ Before grouping, log frames are marked in-app by the configured rules (pipeline/
 frames that came without their source line get the one remembered for their place
 (pipeline/source_lines.py; the stored event keeps what it carried) and message events are named
 by the mined templates (pipeline/log_templates.py), so that `autofix ingest`, the follower and the
-workers give one event one fingerprint.
+workers give one event one fingerprint. The events of one call are stored BATCH to a transaction
+(`record`), so a log's thousands of tracebacks cost a few commits.
 """
 
 from __future__ import annotations
@@ -37,6 +38,14 @@ class IngestReport:
     duplicates: list[str] = field(default_factory=list)
     issues: set[str] = field(default_factory=set)  # fingerprints touched
     fingerprints: set[str] = field(default_factory=set)  # every event's issue, duplicates' included
+    recorded: list[bool] = field(default_factory=list)  # per event, in order: stored (True) or a duplicate
+
+    def extend(self, other: IngestReport) -> None:
+        self.stored += other.stored
+        self.duplicates += other.duplicates
+        self.issues |= other.issues
+        self.fingerprints |= other.fingerprints
+        self.recorded += other.recorded
 
 
 def ingest_events(
@@ -46,6 +55,7 @@ def ingest_events(
     templates: Templates | None = None,
     lines: SourceLines | None = None,
 ) -> IngestReport:
+    """Prepare and store every event, BATCH of them per transaction."""
     rules = in_app if isinstance(in_app, InAppRules) else InAppRules.of(in_app)
     report = IngestReport()
     with ExitStack() as stack:
@@ -57,13 +67,20 @@ def ingest_events(
         for raw in events:
             batch.append(prepare(raw, rules, templates, lines))
             if len(batch) >= BATCH:
-                _record(store, batch, report)
-        _record(store, batch, report)
+                report.extend(record(store, batch))
+                batch = []
+        report.extend(record(store, batch))
+    if report.recorded:
+        log.info("events.ingested", events=len(report.recorded), stored=len(report.stored))
     return report
 
 
-def _record(store: Store, batch: list[tuple[ErrorEvent, Issue]], report: IngestReport) -> None:
-    for (event, issue), stored in zip(batch, store.record_events(batch), strict=True):
+def record(store: Store, pairs: Sequence[tuple[ErrorEvent, Issue]]) -> IngestReport:
+    """Store prepared events in one transaction; duplicates are dropped, and a duplicate that arrives
+    through Sentry gives the stored event's issue Sentry's issue id."""
+    report = IngestReport()
+    report.recorded = store.record_events(pairs) if pairs else []
+    for (event, issue), stored in zip(pairs, report.recorded, strict=True):
         report.fingerprints.add(issue.fingerprint)
         if stored:
             report.stored.append(event.id)
@@ -71,22 +88,28 @@ def _record(store: Store, batch: list[tuple[ErrorEvent, Issue]], report: IngestR
             log.debug("event.stored", event_id=event.id, fingerprint=issue.fingerprint)
         else:
             report.duplicates.append(event.id)
+            if event.sentry_issue_id is not None:  # the same event, now through Sentry: link the issues
+                store.link_sentry_issue(event.id, event.sentry_issue_id)
             log.info("event.duplicate_dropped", event_id=event.id)
-    if batch:
-        log.info("events.ingested", events=len(batch), stored=len(report.stored))
-    batch.clear()
+    return report
 
 
 def prepare(
-    raw: ErrorEvent, rules: InAppRules, templates: Templates | None = None, lines: SourceLines | None = None
+    raw: ErrorEvent, in_app: InAppRules | Collection[str] = (), templates: Templates | None = None,
+    lines: SourceLines | None = None,
 ) -> tuple[ErrorEvent, Issue]:
     """The event as it is stored (marked, scrubbed, fingerprinted) and a new Issue for it."""
+    rules = in_app if isinstance(in_app, InAppRules) else InAppRules.of(in_app)
     event = scrub_event(rules.mark(raw))
     if lines is None:
-        return group(event, templates)
-    lines.learn(event)
-    _, issue = group(lines.fill(event), templates)
-    return replace(event, fingerprint=issue.fingerprint), issue
+        event, issue = group(event, templates)
+    else:
+        lines.learn(event)
+        _, issue = group(lines.fill(event), templates)
+        event = replace(event, fingerprint=issue.fingerprint)
+    if event.sentry_issue_id is not None:
+        issue = replace(issue, sentry_issue_id=event.sentry_issue_id)
+    return event, issue
 
 
 def parse_paths(paths: Sequence[Path]) -> list[ErrorEvent]:

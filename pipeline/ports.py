@@ -9,7 +9,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from pipeline.records import (
     CandidateStatus,
@@ -17,6 +17,8 @@ from pipeline.records import (
     ErrorEvent,
     FixCandidate,
     Hint,
+    InboxItem,
+    InboxStatus,
     Issue,
     IssueStatus,
     LogCursor,
@@ -201,7 +203,8 @@ class Store(Protocol):
         ...
 
     def record_events(self, pairs: Sequence[tuple[ErrorEvent, Issue]]) -> list[bool]:
-        """record_event for each (event, issue) pair, in order, in as few transactions as it can."""
+        """record_event for each pair, in one transaction: one commit for many events. A duplicate
+        changes nothing of itself (False in its place) and the others are still stored."""
         ...
 
     def get_event(self, event_id: str) -> ErrorEvent | None: ...
@@ -256,6 +259,20 @@ class Store(Protocol):
     def save_log_cursor(self, cursor: LogCursor) -> None: ...
 
 
+    def issues_for_sentry_id(self, sentry_issue_id: str) -> list[Issue]:
+        """Our issues whose events Sentry grouped under this issue id (usually one)."""
+        ...
+
+    def link_sentry_issue(self, event_id: str, sentry_issue_id: str) -> str | None:
+        """Give the issue of a stored event Sentry's issue id, unless it has one; its fingerprint, or
+        None when no such event is stored. For an event that arrives again through Sentry."""
+        ...
+
+    def set_sentry_status(self, sentry_issue_id: str, status: str) -> list[str]:
+        """Record Sentry's state of its issue on ours; returns the fingerprints changed."""
+        ...
+
+
 OutcomeKind = Literal["approved", "rejected", "merged", "closed", "regressed"]
 
 
@@ -271,14 +288,114 @@ class Outcome:
     reason: str = ""  # a rejection's reason
 
 
+# --- Inbox ---------------------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
-class EventPage:
-    events: list[ErrorEvent] = field(default_factory=list)
-    next_cursor: str | None = None
+class InboxFinish:
+    """How an inbox item ended: see Inbox.finish_inbox."""
+
+    item_id: int
+    status: InboxStatus
+    outcome: str | None = None
+    error: str | None = None
+    replace_body: bool = False
+    body: bytes | None = None
+
+
+class Inbox(Protocol):
+    """Accepted payloads, stored raw before they are acknowledged, until they are processed."""
+
+    def add_to_inbox(self, items: Sequence[InboxItem]) -> list[int | None]:
+        """Insert the items in one transaction; each one's new id, or None when its request_id is
+        already stored (a replayed delivery, which changes nothing)."""
+        ...
+
+    def inbox_item(self, item_id: int) -> InboxItem | None: ...
+
+    def inbox_items(
+        self, status: InboxStatus | None = None, limit: int = 100, before: datetime | None = None
+    ) -> list[InboxItem]:
+        """Items oldest first, optionally of one status and received before a time."""
+        ...
+
+    def finish_inbox(
+        self, item_id: int, status: InboxStatus, *, outcome: str | None = None, error: str | None = None,
+        replace_body: bool = False, body: bytes | None = None,
+    ) -> None:
+        """Mark an item processed or failed, counting the attempt; with replace_body the raw body
+        becomes `body` (scrubbed, or None: dropped)."""
+        ...
+
+    def finish_inbox_many(self, finishes: Sequence[InboxFinish]) -> None:
+        """finish_inbox for each, in one transaction."""
+        ...
+
+    def retry_inbox(self, item_id: int | None = None) -> list[int]:
+        """Failed items (one, or all when item_id is None) back to pending; returns their ids."""
+        ...
+
+    def inbox_backlog(self) -> int:
+        """How many items wait to be processed."""
+        ...
+
+    def inbox_counts(self) -> dict[str, int]:
+        """Items per status."""
+        ...
+
+    def ping(self) -> None:
+        """Raise StoreUnavailable unless the database answers."""
+        ...
+
+
+class InboxStore(Store, Inbox, Protocol):
+    """A store that keeps the inbox too (SqlStore): the inbox stage writes both in one database."""
+
+
+# --- Sentry REST API -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SentryIssue:
+    """One issue (group) as GET /api/0/organizations/{org}/issues/ lists it."""
+
+    id: str
+    short_id: str
+    title: str
+    culprit: str
+    status: str  # unresolved | resolved | ignored
+    project: str  # the project's slug
+    count: int = 0
+    permalink: str | None = None
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+
+
+@dataclass(frozen=True)
+class IssuePage:
+    issues: tuple[SentryIssue, ...]
+    next_cursor: str | None = None  # None when the Link header says there are no more results
+
+
+@dataclass(frozen=True)
+class ApiEvent:
+    """An issue's event as the API returned it: the raw body (for the inbox) and its JSON."""
+
+    issue_id: str
+    body: bytes
+    payload: Mapping[str, Any]
+
+
+EventChoice = Literal["latest", "recommended", "oldest"]
 
 
 class SentryAPI(Protocol):
-    def issue_events(self, project: str, cursor: str | None = None) -> EventPage: ...
+    def issues(
+        self, project: str, *, query: str = "is:unresolved", sort: str = "date", cursor: str | None = None,
+        per_page: int = 100,
+    ) -> IssuePage: ...
+
+    def issue_event(self, issue_id: str, which: EventChoice = "recommended") -> ApiEvent: ...
 
 
 Workdir = Path

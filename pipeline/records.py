@@ -107,6 +107,9 @@ class ErrorEvent:
     # The SDK's own `fingerprint` array, as sent: it replaces the computed grouping unless one of its
     # entries is "{{ default }}" (Sentry's rule).
     client_fingerprint: tuple[str, ...] = ()
+    # Sentry's own id of the issue (group) the event belongs to, when the event came through Sentry
+    # (webhook, service hook, API pull); None for events an SDK sent straight to autofix.
+    sentry_issue_id: str | None = None
 
     @property
     def primary(self) -> ExceptionInfo | None:
@@ -139,6 +142,10 @@ class Issue:
     # The root-cause cluster: issues with the same crash site (innermost in-app frame and exception
     # type) share it, whatever their messages or outer frames; one verified fix serves them all.
     cluster_id: str | None = None
+    # Sentry's id of the same issue and its state there (unresolved, resolved, ignored), kept in step
+    # by issue webhooks and pulls; a resolved Sentry issue is not attempted.
+    sentry_issue_id: str | None = None
+    sentry_status: str | None = None
 
 
 @dataclass(frozen=True)
@@ -361,3 +368,39 @@ class LogCursor:
     device: int = 0
     inode: int = 0
     updated_at: datetime = field(default_factory=utcnow)
+
+
+class InboxStatus(enum.StrEnum):
+    PENDING = "pending"  # stored raw, not processed yet
+    PROCESSED = "processed"  # normalised, scrubbed, grouped and stored (or recorded)
+    FAILED = "failed"  # processing raised; `error` says why; re-runnable
+
+
+class InboxKind(enum.StrEnum):
+    """How a payload arrived; decides how the inbox stage reads it."""
+
+    ENVELOPE = "envelope"  # POST /api/{project_id}/envelope/ (sentry-sdk)
+    STORE = "store"  # POST /api/{project_id}/store/ (one event JSON)
+    WEBHOOK = "webhook"  # integration-platform webhook; the resource is in headers
+    SERVICE_HOOK = "service-hook"  # a project's service hook
+    LEGACY_WEBHOOK = "legacy-webhook"  # the WebHooks plugin
+    API_EVENT = "api-event"  # an event fetched from the REST API by a pull
+
+
+@dataclass(frozen=True)
+class InboxItem:
+    """One accepted payload, as received: the body is the decoded request body (or API response)."""
+
+    kind: InboxKind
+    body: bytes | None
+    received_at: datetime
+    project: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)  # only those that matter for processing
+    request_id: str | None = None  # a webhook delivery's Request-ID: stored once
+    event_id: str | None = None  # what the sender was answered with, when known
+    id: int | None = None  # assigned by the store
+    status: InboxStatus = InboxStatus.PENDING
+    attempts: int = 0
+    error: str | None = None
+    outcome: str | None = None
+    processed_at: datetime | None = None

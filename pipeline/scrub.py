@@ -1,9 +1,11 @@
 """Scrubbing: secrets and personal data out of an event before it reaches a model, a page or the store.
 
-Two rules. A value under a key that names a secret (password, token, cookie, dsn...) is replaced
-whole, whatever its shape. In every other string, known secret and PII shapes (private key blocks,
-JWTs, bearer tokens, AWS and GitHub keys, `key=value` credentials, emails, Luhn-valid card numbers,
-IPv4 addresses) become markers like "[Filtered:email]". Markers match no rule, so scrubbing twice
+Two rules. A value under a key that names a secret (password, token, cookie, dsn, authorization...)
+is replaced whole, whatever its shape: so are request headers, whether sent as an object or as
+[name, value] pairs. In every other string, known secret and PII shapes (passwords inside URLs,
+`Authorization:` and `Cookie:` header lines, private key blocks, JWTs, bearer tokens, AWS and GitHub
+keys, `key=value` credentials, emails, Luhn-valid card numbers, IPv4 addresses) become markers like
+"[Filtered:email]". Markers match no rule, so scrubbing twice
 changes nothing. Source lines (context_line, pre/post_context) are code from the repository and
 are left as they are: the repository is what gets patched, and patches must apply to it.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import replace
+from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -29,6 +32,13 @@ _CODE_KEYS = frozenset({"context_line", "pre_context", "post_context", "context"
 
 # Card numbers start with 2-6 (Mastercard, Amex, Visa, Discover...); this spares most epoch times.
 _CARD_CANDIDATE = re.compile(r"(?<![\d.])[2-6](?:[ -]?\d){12,18}(?!\d|\.\d)")
+# scheme://user:password@host: the password goes, the user and host stay (markers contain no "@").
+_URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s/?#@:]*):(?!\[Filtered)[^\s/?#@]*@")
+# "Authorization: Basic dXNl...", "'Cookie': 'sid=...; theme=dark'": the whole value, to the quote or
+# the end of the line, since header values have spaces and several parts.
+_HEADER_LINE = re.compile(
+    r"(?im)\b((?:proxy-)?authorization|(?:set-)?cookie)(['\"]?\s*[:=]\s*+)(['\"]?+)(?!\[Filtered)([^'\"\r\n]+)"
+)
 _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "private_key",
@@ -65,15 +75,43 @@ def scrub_event(event: ErrorEvent) -> ErrorEvent:
     )
 
 
+@lru_cache(maxsize=4096)  # keys repeat across events; the cache is bounded, the answer pure
 def is_secret_key(key: str) -> bool:
     return bool(_SECRET_KEY.search(key.lower().replace("-", "").replace("_", "")))
 
 
+# Every rule below needs one of these to match at all (":" for URLs, headers and key=value, "@" for
+# emails, a digit for IPs and cards...): text with none of them is returned as it is, unscanned.
+_MAYBE_SECRET = re.compile(
+    r"(?i)[@=:\d]|-----begin|eyj|bearer|a[sk]ia|agpa|aida|aroa|anpa|anva|aipa|gh[pousr]_|github_pat_|cookie|authori[sz]"
+)
+
+
+# A text each pattern needs in order to match at all, found in one scan of the lower-cased text;
+# the regular expressions then run only for the kinds it could be. Most strings need few or none.
+_NEEDLE_KIND = {"-----begin": "private_key", "eyj": "jwt", "bearer": "bearer", "gh": "github_token",
+                "github_pat_": "github_token", "@": "email", ".": "ip", "://": "url_password",
+                "cookie": "header", "authoriz": "header", "authoris": "header", "=": "key_value",
+                ":": "key_value", **dict.fromkeys(("akia", "asia", "agpa", "aida", "aroa", "anpa", "anva", "aipa"),
+                                                  "aws_key")}
+_NEEDLES = re.compile("|".join(re.escape(n) for n in sorted(_NEEDLE_KIND, key=len, reverse=True)))
+_DIGIT = re.compile(r"\d")
+
+
 def scrub_text(text: str) -> str:
+    if not _MAYBE_SECRET.search(text):
+        return text
+    kinds = {_NEEDLE_KIND[needle] for needle in _NEEDLES.findall(text.lower())}
+    if "url_password" in kinds:  # before emails: user:password@host
+        text = _URL_PASSWORD.sub(lambda m: f"{m[1]}:{SECRET_MARKER}@", text)
     for kind, pattern in _PATTERNS:
-        text = pattern.sub(f"[Filtered:{kind}]", text)
-    text = _KEY_VALUE.sub(lambda m: m["key"] + SECRET_MARKER, text)
-    return _CARD_CANDIDATE.sub(_mask_card, text)
+        if kind in kinds:
+            text = pattern.sub(f"[Filtered:{kind}]", text)
+    if "header" in kinds:  # after bearer
+        text = _HEADER_LINE.sub(lambda m: f"{m[1]}{m[2]}{m[3]}{SECRET_MARKER}", text)
+    if "key_value" in kinds:
+        text = _KEY_VALUE.sub(lambda m: m["key"] + SECRET_MARKER, text)
+    return _CARD_CANDIDATE.sub(_mask_card, text) if _DIGIT.search(text) else text
 
 
 def scrub_url(url: str) -> str:

@@ -154,6 +154,22 @@ class Settings(BaseSettings):
     sentry_url: HttpUrl | None = None
     sentry_org: str | None = None
     sentry_api_token: SecretStr | None = None
+    sentry_service_hook_secret: SecretStr | None = None  # a project service hook's secret
+    sentry_legacy_token: SecretStr | None = None  # the token in the legacy WebHooks plugin's URL path
+    # Sentry project (numeric id as in the DSN, or slug) -> name of the repo serving it; consulted
+    # before each repo's sentry_projects list. JSON in the environment: '{"1": "shop"}'.
+    sentry_project_repos: dict[str, str] = Field(default_factory=dict)
+
+    # Ingestion endpoints (`autofix serve`) and the inbox.
+    ingest_max_body_bytes: int = Field(default=2_000_000, gt=0)  # as received, before decompression
+    ingest_max_decompressed_bytes: int = Field(default=10_000_000, gt=0)  # after Content-Encoding
+    ingest_max_backlog: int = Field(default=20_000, gt=0)  # pending inbox rows before answering 429
+    ingest_retry_after_s: int = Field(default=30, gt=0)  # the Retry-After of that 429
+    webhook_window_s: int = Field(default=300, gt=0)  # how far Sentry-Hook-Timestamp may be from now
+    # What becomes of an inbox row's raw body once processed: kept as received (secrets and all),
+    # replaced by its scrubbed form, or dropped (the stored event keeps the payload, scrubbed). A row
+    # that failed keeps its body, for a retry.
+    inbox_retention: Literal["keep", "scrub", "drop"] = "drop"
 
     llm_base_url: HttpUrl | None = None
     llm_api_key: SecretStr | None = None
@@ -231,6 +247,10 @@ class Settings(BaseSettings):
         return frozenset(k.strip() for k in raw.split(",") if k.strip())
 
     @property
+    def sentry_api_configured(self) -> bool:
+        return bool(self.sentry_url and self.sentry_api_token)
+
+    @property
     def llm_configured(self) -> bool:
         return bool(self.llm_base_url and self.llm_model)
 
@@ -241,7 +261,9 @@ class Settings(BaseSettings):
         raise ConfigError(f"no repo named {name!r} is configured")
 
     def repo_for_project(self, project: str | None) -> RepoConfig | None:
-        """The repo serving a Sentry project; the only repo when just one is configured."""
+        """The repo serving a Sentry project (id or slug); the only repo when just one is configured."""
+        if project and project in self.sentry_project_repos:
+            return self.repo_named(self.sentry_project_repos[project])
         for repo in self.repos:
             if project and project in repo.sentry_projects:
                 return repo

@@ -80,8 +80,8 @@ class TriageReport:
 
 def pick(store: Store, limit: int) -> list[Issue]:
     """The open issues to attempt, best first: at most one per cluster, none of a cluster whose fix
-    is already offered, none of a class that is never attempted."""
-    issues = [i for status in _OPEN for i in store.list_issues(status)]
+    is already offered, none of a class that is never attempted, none resolved in Sentry."""
+    issues = [i for status in _OPEN for i in store.list_issues(status) if i.sentry_status != "resolved"]
     ranked = sorted((replace(i, priority=priority(i)) for i in issues), key=lambda i: (-i.priority, i.fingerprint))
     for issue in ranked:
         store.set_issue_priority(issue.fingerprint, issue.priority)  # never the whole row: see set_*

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from pipeline.adapters.git_host import GitCodeHost
 from pipeline.fixers.templates import TemplateFixer
 from pipeline.log_templates import Templates
-from pipeline.ports import CodeHost, Fixer, PullRequestStatus, Sandbox, Store
+from pipeline.ports import CodeHost, Fixer, InboxStore, PullRequestStatus, Sandbox, SentryAPI, Store
 from pipeline.records import Patch, PullRequest
 from pipeline.settings import RepoConfig, Settings
 from pipeline.source_lines import SourceLines
@@ -38,9 +38,31 @@ class Deps:
 
     @cached_property
     def store(self) -> Store:
+        return self.inbox_store
+
+    @cached_property
+    def inbox_store(self) -> InboxStore:
+        """The store with its inbox: the same object as `store`."""
         from pipeline.adapters.sql_store import SqlStore
 
         return SqlStore.from_settings(self.settings)
+
+    @cached_property
+    def processing_store(self) -> InboxStore:
+        """The store as the inbox stage uses it in `autofix serve`: on SQLite without an fsync per
+        commit, which is safe for work that is redone when lost (see SqlStore)."""
+        from pipeline.adapters.sql_store import SqlStore
+
+        return SqlStore.from_settings(self.settings, sqlite_synchronous="NORMAL")
+
+    @cached_property
+    def sentry_api(self) -> SentryAPI | None:
+        """The Sentry REST API client, or None when AUTOFIX_SENTRY_URL / _API_TOKEN are unset."""
+        if not self.settings.sentry_api_configured:
+            return None
+        from pipeline.adapters.sentry_api import SentryClient
+
+        return SentryClient.from_settings(self.settings)
 
     @cached_property
     def sandbox(self) -> Sandbox:

@@ -13,21 +13,27 @@ Delivery is at least once (app.py), so each task first looks at what is already 
                        a CI failure is read once per head commit; follow-ups still due are re-sent
     follow_up_pull_request  pushes a candidate already on the branch at most once (its commit says
                        which candidate it holds); does nothing once the pull request moved on
+    sync_pull_requests moves an issue before its pull request, so a rerun finds the PR still open
+    process_inbox      a processed inbox item is left alone; events are stored once per event id
+    sweep_inbox        only enqueues items still pending; process_inbox decides
+    pull_sentry        pulled events land in the inbox and are stored once per event id
 
 Retries follow the error tree: a TransientError is retried with backoff; a PermanentError is not.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import structlog
 
 from pipeline.errors import ConfigError, PermanentError, SandboxUnavailable, TransientError
+from pipeline.inbox import InboxContext, process_id
 from pipeline.ingest import ingest_events
 from pipeline.ports import CIHost
 from pipeline.pull_requests import awaiting_follow_up, follow_up, sync
-from pipeline.records import CandidateStatus, FixCandidate, Issue, IssueStatus
+from pipeline.records import CandidateStatus, FixCandidate, InboxStatus, Issue, IssueStatus, utcnow
 from pipeline.regressions import check_recurrences
 from pipeline.review import approve
 from pipeline.sources import parse_payload
@@ -107,6 +113,8 @@ def _already_done(awaiting: list[FixCandidate], issue: Issue) -> str | None:
         return f"{len(awaiting)} candidate(s) already awaiting review"
     if issue.status not in _ATTEMPTABLE:
         return f"issue is {issue.status.value}"
+    if issue.sentry_status == "resolved":
+        return "issue is resolved in Sentry"
     return None
 
 
@@ -181,3 +189,57 @@ def follow_up_pull_request(candidate_id: str) -> str:
     if result is None:
         return "nothing to follow up"
     return "needs a human" if result.needs_human else f"pushed {result.commit_sha[:10]}"
+# --- the inbox -----------------------------------------------------------------------------------
+
+SWEEP_AFTER_S = 60  # an item pending this long was never enqueued, or its task was lost
+SWEEP_BATCH = 1000
+
+
+def _inbox_context() -> InboxContext:
+    deps = current_deps()
+    store = deps.inbox_store
+    return InboxContext(store=store, inbox=store, in_app_packages=tuple(deps.settings.in_app_packages),
+                        retention=deps.settings.inbox_retention, sentry_api=lambda: deps.sentry_api)
+
+
+@task(**_RETRY)
+def process_inbox(item_id: int) -> dict[str, Any]:
+    """Normalise, scrub, group and store one inbox item (see pipeline/inbox.py)."""
+    structlog.contextvars.bind_contextvars(inbox_id=item_id)
+    result = process_id(_inbox_context(), item_id)
+    if result is None:
+        log.warning("inbox.unknown_item")
+        return {"status": "unknown"}
+    return {"status": result.status.value, "outcome": result.outcome, "error": result.error,
+            "stored": list(result.stored), "duplicates": list(result.duplicates)}
+
+
+def sweep(older_than_s: int = SWEEP_AFTER_S, limit: int = SWEEP_BATCH) -> list[int]:
+    """Enqueue process_inbox again for items pending longer than `older_than_s` (a broker outage
+    at accept time, a lost message); returns their ids. Safe to run often: processing is idempotent."""
+    store = current_deps().inbox_store
+    pending = store.inbox_items(InboxStatus.PENDING, limit=limit, before=utcnow() - timedelta(seconds=older_than_s))
+    for item in pending:
+        assert item.id is not None
+        process_inbox.delay(item.id)
+    if pending:
+        log.info("inbox.swept", enqueued=len(pending))
+    return [item.id for item in pending if item.id is not None]
+
+
+@task(**_RETRY)
+def sweep_inbox(older_than_s: int = SWEEP_AFTER_S) -> list[int]:
+    return sweep(older_than_s)
+
+
+@task(**_RETRY)
+def pull_sentry(project: str, query: str = "is:unresolved", limit: int = 100) -> dict[str, Any]:
+    """Pull a Sentry project's issues through the REST API into the inbox, processing each event."""
+    from pipeline.pull import pull_project
+
+    api = current_deps().sentry_api
+    if api is None:
+        raise ConfigError("pulls need AUTOFIX_SENTRY_URL and AUTOFIX_SENTRY_API_TOKEN")
+    report = pull_project(api, _inbox_context(), project, query=query, limit=limit)
+    return {"issues": report.issues, "stored": report.stored, "duplicates": report.duplicates,
+            "failed": report.failed}

@@ -18,6 +18,7 @@ from pipeline.adapters.sql_models import (
     CandidateRow,
     EventRow,
     HintRow,
+    InboxRow,
     IssueRow,
     LogCursorRow,
     PullRequestRow,
@@ -33,6 +34,9 @@ from pipeline.records import (
     FixCandidate,
     Hint,
     HintSource,
+    InboxItem,
+    InboxKind,
+    InboxStatus,
     Issue,
     IssueStatus,
     LogCursor,
@@ -229,6 +233,25 @@ def log_cursor_from_row(row: LogCursorRow) -> LogCursor:
 # --- flat records ----------------------------------------------------------------------------------
 # Issue, Review, PullRequest, Hint and SandboxRun map field for field onto their rows; only enums and
 # datetimes convert.
+# --- inbox ---------------------------------------------------------------------------------------
+
+
+def inbox_values(item: InboxItem) -> dict[str, Any]:
+    """The columns of a new inbox row (the store assigns the id)."""
+    values = _columns(item)
+    del values["id"]
+    values["headers"] = dict(item.headers)
+    return values
+
+
+def inbox_from_row(row: InboxRow) -> InboxItem:
+    return _record(InboxItem, row, kind=InboxKind(row.kind), status=InboxStatus(row.status),
+                   headers=dict(row.headers))
+
+
+# --- flat records ----------------------------------------------------------------------------------
+# Issue, Review, PullRequest, SandboxRun and InboxItem map field for field onto their rows; only enums
+# and datetimes convert.
 
 _R = TypeVar("_R")
 

@@ -37,8 +37,14 @@ _BEGIN_OPTION = "autofix_sqlite_begin"
 _MIGRATION_LOCK_KEY = 0x6175746F666978
 
 
-def make_engine(url: str, *, poolclass: type[pool.Pool] | None = None) -> Engine:
-    """An engine for a SQLite file or a PostgreSQL URL; ConfigError for anything else."""
+def make_engine(
+    url: str, *, poolclass: type[pool.Pool] | None = None, sqlite_synchronous: str | None = None
+) -> Engine:
+    """An engine for a SQLite file or a PostgreSQL URL; ConfigError for anything else.
+
+    `sqlite_synchronous` ("NORMAL") relaxes SQLite's fsync on commit for this engine's connections
+    (see SqlStore); the default keeps SQLite's FULL.
+    """
     parsed = make_url(url)
     dialect = parsed.get_backend_name()
     if dialect not in SUPPORTED_DIALECTS:
@@ -54,6 +60,10 @@ def make_engine(url: str, *, poolclass: type[pool.Pool] | None = None) -> Engine
         raise ConfigError("an in-memory SQLite store is not supported; give a file path")
     engine = create_engine(url, **kwargs)
     event.listen(engine, "connect", _configure_sqlite_connection)
+    if sqlite_synchronous is not None:
+        if sqlite_synchronous.upper() not in ("FULL", "NORMAL"):
+            raise ConfigError(f"sqlite_synchronous must be FULL or NORMAL, not {sqlite_synchronous!r}")
+        event.listen(engine, "connect", _synchronous(sqlite_synchronous.upper()))
     event.listen(engine, "begin", _begin_sqlite_transaction)
     return engine
 
@@ -61,6 +71,13 @@ def make_engine(url: str, *, poolclass: type[pool.Pool] | None = None) -> Engine
 def writer(engine: Engine) -> Engine:
     """The same engine (same pool), whose transactions take SQLite's write lock when they begin."""
     return engine.execution_options(**{_BEGIN_OPTION: "BEGIN IMMEDIATE"})
+
+
+def configure_sqlite_connection(dbapi_connection: Any, _record: Any, synchronous: str | None = None) -> None:
+    """The pragmas of every store connection (also for a driver connection opened by hand)."""
+    _configure_sqlite_connection(dbapi_connection, _record)
+    if synchronous is not None:
+        dbapi_connection.execute(f"PRAGMA synchronous={synchronous.upper()}")
 
 
 def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
@@ -74,6 +91,13 @@ def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
     finally:
         cursor.close()
+
+
+def _synchronous(mode: str) -> Any:
+    def configure(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.execute(f"PRAGMA synchronous={mode}")
+
+    return configure
 
 
 def _switch_to_wal(cursor: Any) -> None:

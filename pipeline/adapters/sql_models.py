@@ -18,7 +18,9 @@ from sqlalchemy import (
     Dialect,
     Float,
     ForeignKey,
+    Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -88,6 +90,8 @@ class IssueRow(Base):
     project: Mapped[str | None] = mapped_column(String(255))
     latest_event_id: Mapped[str | None] = mapped_column(String(255))
     cluster_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    sentry_issue_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    sentry_status: Mapped[str | None] = mapped_column(String(32))
 
 
 class EventRow(Base):
@@ -231,3 +235,28 @@ class LogCursorRow(Base):
     device: Mapped[int] = mapped_column(BigInteger)
     inode: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[datetime]
+
+
+# SQLite makes only an INTEGER PRIMARY KEY an auto-incrementing rowid; PostgreSQL gets 64 bits.
+INBOX_ID = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class InboxRow(Base):
+    """An accepted payload, raw, written before the sender got its 2xx; processed afterwards."""
+
+    __tablename__ = "inbox"
+    __table_args__ = (Index("ix_inbox_status_id", "status", "id"),)
+
+    id: Mapped[int] = mapped_column(INBOX_ID, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))
+    received_at: Mapped[datetime]
+    project: Mapped[str | None] = mapped_column(String(255))
+    headers: Mapped[dict[str, Any]]
+    body: Mapped[bytes | None] = mapped_column(LargeBinary)
+    request_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    event_id: Mapped[str | None] = mapped_column(String(255))
+    attempts: Mapped[int] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    outcome: Mapped[str | None] = mapped_column(Text)
+    processed_at: Mapped[datetime | None]

@@ -6,18 +6,33 @@ that a retry can cure (unreachable server, locked file) become StoreUnavailable 
 
 Duplicate events are caught by the events primary key, not by looking first: two processes storing
 the same event id at once both try, one insert wins, the other rolls back its whole transaction.
+
+The inbox methods (the Inbox port) live in sql_inbox.py, a mixin of SqlStore. `record_events` stores
+many events in one transaction, for the inbox stage and file ingestion.
 """
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
-from typing import TYPE_CHECKING
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 import structlog
-from sqlalchemy import Engine, case, delete, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Table,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, selectinload
@@ -41,6 +56,7 @@ from pipeline.adapters.sql_convert import (
     review_values,
 )
 from pipeline.adapters.sql_engine import make_engine, migrate, writer
+from pipeline.adapters.sql_inbox import SqlInbox
 from pipeline.adapters.sql_models import (
     Base,
     CandidateRow,
@@ -73,21 +89,28 @@ log = structlog.get_logger(__name__)
 _Insert = sqlite.Insert | postgresql.Insert
 
 
-class SqlStore:
+class SqlStore(SqlInbox):
     """The Store port on a SQLite file or a PostgreSQL database, migrated to head on first use."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, sqlite_synchronous: str | None = None) -> None:
+        """`sqlite_synchronous="NORMAL"` skips SQLite's fsync per commit on this store's connections.
+        Safe for work that is redone when lost, such as processing inbox rows: WAL frames reach the
+        disk in commit order, so a power cut can lose only a tail of such commits, never an inbox row
+        committed (FULL) after them, and the lost rows are still pending."""
         self._url = url
-        self._engine: Engine = make_engine(url)
+        self._sqlite_synchronous = sqlite_synchronous
+        self._engine: Engine = make_engine(url, sqlite_synchronous=sqlite_synchronous)
+        self._local = threading.local()  # SQLite: each thread's own driver connection for the inbox
+        self._raw_connections: list[sqlite3.Connection] = []
         self._writer: Engine = writer(self._engine)
         self._migrated = False
         self._migrate_lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> SqlStore:
+    def from_settings(cls, settings: Settings, *, sqlite_synchronous: str | None = None) -> SqlStore:
         """The store the settings name (AUTOFIX_STORE_URL, else SQLite in AUTOFIX_HOME)."""
         settings.home.mkdir(parents=True, exist_ok=True)
-        return cls(settings.resolved_store_url)
+        return cls(settings.resolved_store_url, sqlite_synchronous=sqlite_synchronous)
 
     @property
     def dialect(self) -> str:
@@ -105,6 +128,11 @@ class SqlStore:
     def close(self) -> None:
         """Close the pooled connections; the store reconnects if used again."""
         self._engine.dispose()
+        with self._migrate_lock:
+            raw, self._raw_connections = self._raw_connections, []
+        for connection in raw:
+            connection.close()
+        self._local = threading.local()
 
     # --- events and issues -----------------------------------------------------------------------
 
@@ -127,42 +155,6 @@ class SqlStore:
         log.debug("event.recorded", event_id=event.id, fingerprint=issue.fingerprint)
         return True
 
-    def record_events(self, pairs: Sequence[tuple[ErrorEvent, Issue]]) -> list[bool]:
-        """record_event for each pair, in one transaction (one commit for a whole batch of a log).
-
-        Ids already stored, or repeated in the batch, are dropped as record_event drops them. If a
-        concurrent writer stores one of them meanwhile, the batch is rolled back and stored one
-        event at a time instead, which settles each id exactly."""
-        for event, issue in pairs:
-            if event.fingerprint != issue.fingerprint:
-                return [self.record_event(e, i) for e, i in pairs]  # raises for the mismatched one
-        if not pairs:
-            return []
-        try:
-            with self._writing() as session:
-                wanted = [event.id for event, _ in pairs]
-                seen = set(session.scalars(select(EventRow.id).where(EventRow.id.in_(wanted))))
-                stored: list[bool] = []
-                fresh: dict[str, list[tuple[ErrorEvent, Issue]]] = {}
-                for event, issue in pairs:
-                    stored.append(event.id not in seen)
-                    if event.id not in seen:
-                        seen.add(event.id)
-                        fresh.setdefault(issue.fingerprint, []).append((event, issue))
-                for members in fresh.values():  # one upsert per issue, counting all its new events
-                    first, last = members[0][1], members[-1][0]
-                    merged = replace(first, count=len(members), first_seen=min(i.first_seen for _, i in members),
-                                     last_seen=max(i.last_seen for _, i in members), latest_event_id=last.id)
-                    session.execute(self._issue_counted(last, merged, len(members)))
-                rows = [event_insert_values(e, e.fingerprint or "") for members in fresh.values() for e, _ in members]
-                if rows:
-                    session.execute(insert(EventRow), rows)
-        except IntegrityError:
-            return [self.record_event(e, i) for e, i in pairs]
-        dropped = len(stored) - sum(stored)
-        log.debug("events.recorded", events=sum(stored), duplicates_dropped=dropped)
-        return stored
-
     def _issue_counted(self, event: ErrorEvent, issue: Issue, events: int = 1) -> _Insert:
         """INSERT the issue as given, or count `events` events (the last being `event`) against the
         stored one, keeping its status."""
@@ -183,8 +175,90 @@ class SqlStore:
                 "latest_event_id": event.id,
                 # An issue stored before clusters existed gets one from its next event.
                 "cluster_id": func.coalesce(IssueRow.cluster_id, new.cluster_id),
+                # The first Sentry issue id seen stays; a state that arrives with the event wins.
+                "sentry_issue_id": func.coalesce(IssueRow.sentry_issue_id, new.sentry_issue_id),
+                "sentry_status": func.coalesce(new.sentry_status, IssueRow.sentry_status),
             },
         )
+
+    def record_events(self, pairs: Sequence[tuple[ErrorEvent, Issue]]) -> list[bool]:
+        for event, issue in pairs:
+            if event.fingerprint != issue.fingerprint:
+                raise InvalidInput(f"event {event.id}", f"fingerprint {event.fingerprint!r} differs from its "
+                                   f"issue's {issue.fingerprint!r}")
+        try:
+            recorded = self._record_known_duplicates(pairs)
+        except IntegrityError:
+            # A concurrent writer stored one of these ids after we looked (PostgreSQL): redo the
+            # batch with a savepoint per event, so that only the duplicate is left out.
+            recorded = self._record_with_savepoints(pairs)
+        for (event, issue), stored in zip(pairs, recorded, strict=True):
+            log.debug("event.recorded" if stored else "event.duplicate_dropped", event_id=event.id,
+                      fingerprint=issue.fingerprint)
+        return recorded
+
+    def _record_known_duplicates(self, pairs: Sequence[tuple[ErrorEvent, Issue]]) -> list[bool]:
+        """Look up which ids are stored, inside the write transaction, and insert the others."""
+        recorded: list[bool] = []
+        with self._connection() as connection:
+            ids = [event.id for event, _ in pairs]
+            seen = set(connection.execute(select(EventRow.id).where(EventRow.id.in_(ids))).scalars())
+            for event, issue in pairs:
+                if event.id in seen:
+                    recorded.append(False)
+                    continue
+                seen.add(event.id)
+                connection.execute(self._issue_upsert, self._issue_params(event, issue))
+                connection.execute(self._event_insert, event_insert_values(event, issue.fingerprint))
+                recorded.append(True)
+        return recorded
+
+    def _record_with_savepoints(self, pairs: Sequence[tuple[ErrorEvent, Issue]]) -> list[bool]:
+        recorded: list[bool] = []
+        with self._connection() as connection:
+            for event, issue in pairs:
+                try:
+                    with connection.begin_nested():  # a duplicate undoes only itself
+                        connection.execute(self._issue_upsert, self._issue_params(event, issue))
+                        connection.execute(self._event_insert, event_insert_values(event, issue.fingerprint))
+                    recorded.append(True)
+                except IntegrityError:
+                    if connection.execute(select(EventRow.id).where(EventRow.id == event.id)).first() is None:
+                        raise  # some other constraint failed: a bug, not a duplicate
+                    recorded.append(False)
+        return recorded
+
+    @cached_property
+    def _issue_upsert(self) -> _Insert:
+        """The statement of _issue_counted built once, with the counted event id as a parameter."""
+        stmt = self._insert(IssueRow)
+        new = stmt.excluded
+        return stmt.on_conflict_do_update(
+            index_elements=[IssueRow.fingerprint],
+            set_={
+                "count": IssueRow.count + 1,
+                "first_seen": case((new.first_seen < IssueRow.first_seen, new.first_seen), else_=IssueRow.first_seen),
+                "last_seen": case((new.last_seen > IssueRow.last_seen, new.last_seen), else_=IssueRow.last_seen),
+                "latest_event_id": bindparam("counted_event_id"),
+                "sentry_issue_id": func.coalesce(IssueRow.sentry_issue_id, new.sentry_issue_id),
+                "sentry_status": func.coalesce(new.sentry_status, IssueRow.sentry_status),
+                # An issue stored before clusters existed gets one from its next event.
+                "cluster_id": func.coalesce(IssueRow.cluster_id, new.cluster_id),
+            },
+        )
+
+    @staticmethod
+    def _issue_params(event: ErrorEvent, issue: Issue) -> dict[str, Any]:
+        values = issue_values(issue)
+        values["latest_event_id"] = issue.latest_event_id or event.id
+        values["counted_event_id"] = event.id
+        return values
+
+    @cached_property
+    def _event_insert(self) -> Any:
+        table = EventRow.__table__
+        assert isinstance(table, Table)
+        return insert(table)  # Core, on the table: the ORM's bulk machinery is not needed here
 
     def get_event(self, event_id: str) -> ErrorEvent | None:
         with self._reading() as session:
@@ -230,6 +304,32 @@ class SqlStore:
 
     def set_issue_priority(self, fingerprint: str, priority: float) -> None:
         self._set_issue_field(fingerprint, priority=priority)
+
+    def issues_for_sentry_id(self, sentry_issue_id: str) -> list[Issue]:
+        query = select(IssueRow).where(IssueRow.sentry_issue_id == sentry_issue_id).order_by(IssueRow.fingerprint)
+        with self._reading() as session:
+            return [issue_from_row(row) for row in session.scalars(query)]
+
+    def link_sentry_issue(self, event_id: str, sentry_issue_id: str) -> str | None:
+        fingerprint = select(EventRow.fingerprint).where(EventRow.id == event_id).scalar_subquery()
+        stmt = (
+            update(IssueRow)
+            .where(IssueRow.fingerprint == fingerprint)
+            .values(sentry_issue_id=func.coalesce(IssueRow.sentry_issue_id, sentry_issue_id))
+            .returning(IssueRow.fingerprint)
+        )
+        with self._writing() as session:
+            return session.scalars(stmt).one_or_none()
+
+    def set_sentry_status(self, sentry_issue_id: str, status: str) -> list[str]:
+        stmt = (
+            update(IssueRow)
+            .where(IssueRow.sentry_issue_id == sentry_issue_id)
+            .values(sentry_status=status)
+            .returning(IssueRow.fingerprint)
+        )
+        with self._writing() as session:
+            return sorted(session.scalars(stmt))
 
     def _set_issue_field(self, fingerprint: str, **values: object) -> None:
         """Change one column, leaving whatever another writer set in the others."""
@@ -490,6 +590,13 @@ class SqlStore:
     def _writing(self) -> Iterator[Session]:
         with self._session(self._writer) as session:
             yield session
+
+    @contextmanager
+    def _connection(self) -> Iterator[Connection]:
+        """One write transaction on a Core connection (no ORM session), for the hot paths."""
+        self.migrate()
+        with _translated_errors(), self._writer.begin() as connection:
+            yield connection
 
     @contextmanager
     def _session(self, bind: Engine) -> Iterator[Session]:

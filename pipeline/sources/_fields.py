@@ -112,16 +112,32 @@ class Node:
         value = self.value.get(key)
         if value is None:
             return None
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return datetime.fromtimestamp(value, UTC)
-        if not isinstance(value, str):
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
             self._wrong(key, value, "a timestamp string or number")
         try:
-            return datetime.fromtimestamp(float(value), UTC)
-        except ValueError:
-            pass
+            return parse_timestamp(value)
+        except ValueError as exc:
+            raise InvalidInput(self.source, f"{self.path(key)} {str(value)[:40]!r} {exc}") from None
+
+
+def parse_timestamp(value: int | float | str) -> datetime:
+    """An aware UTC datetime from an epoch number, an epoch string or an ISO 8601 string.
+
+    ValueError says why not ("is not a timestamp", "is out of range"), never OverflowError or
+    OSError: an event's timestamp is untrusted input.
+    """
+    if isinstance(value, str):
         try:
-            parsed = datetime.fromisoformat(value)
+            epoch = float(value)
         except ValueError:
-            raise InvalidInput(self.source, f"{self.path(key)} {value[:40]!r} is not a timestamp") from None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+            try:
+                parsed = datetime.fromisoformat(value)
+            except ValueError:
+                raise ValueError("is not a timestamp") from None
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    else:
+        epoch = value
+    try:
+        return datetime.fromtimestamp(epoch, UTC)
+    except (OverflowError, OSError, ValueError):
+        raise ValueError("is out of range") from None

@@ -19,7 +19,7 @@ Every function raises InvalidInput(source, reason) for malformed input, naming t
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -29,6 +29,7 @@ import structlog
 from pipeline.errors import InvalidInput, UnsupportedEvent
 from pipeline.records import ErrorEvent, ExceptionInfo, Frame, short_id, utcnow
 from pipeline.sources._fields import Node, type_name
+from pipeline.sources.envelope import normalize_event_id, split_envelope, strict_json
 
 log = structlog.get_logger(__name__)
 
@@ -39,8 +40,8 @@ _LIBRARY_MARKERS = ("site-packages/", "dist-packages/", "/lib/python", "<frozen 
 def load_json(data: bytes | str, source: str, what: str = "payload") -> Any:
     """Decode JSON, turning a decode error into InvalidInput with its position."""
     try:
-        return json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return strict_json(data)
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, NaN and Infinity
         raise InvalidInput(source, f"{what} is not JSON: {exc}") from exc
 
 
@@ -50,10 +51,13 @@ def parse_event(
     *,
     received_at: datetime | None = None,
     project: str | None = None,
+    sentry_issue_id: str | None = None,
+    kind: str = "sentry-event",
 ) -> ErrorEvent:
-    """An event as an SDK sends it (store endpoint, envelope item, webhook inner event)."""
+    """An event as an SDK sends it (store endpoint, envelope item, webhook inner event); `kind`
+    becomes ErrorEvent.source."""
     root = Node.root(payload, source, "event")
-    return _from_event_node(root, "sentry-event", payload, received_at, project)
+    return _from_event_node(root, kind, payload, received_at, project, sentry_issue_id=sentry_issue_id)
 
 
 def parse_api_event(
@@ -62,6 +66,7 @@ def parse_api_event(
     *,
     received_at: datetime | None = None,
     project: str | None = None,
+    sentry_issue_id: str | None = None,
 ) -> ErrorEvent:
     """An event as GET /api/0/projects/{org}/{project}/events/{id}/ returns it."""
     root = Node.root(payload, source, "API event")
@@ -79,7 +84,7 @@ def parse_api_event(
             message = _non_empty(data.opt_str("formatted")) or _non_empty(data.opt_str("message")) or message
         elif kind == "request":
             url = data.opt_str("url")
-    event_id = root.opt_str("eventID") or root.opt_str("id")
+    event_id = _event_id(root.opt_str("eventID") or root.opt_str("id"))
     if not exceptions and message is None:
         _nothing_to_fix(root, event_id, "has no exception entry and no message")
     tags = _tags(root, "tags")
@@ -95,9 +100,10 @@ def parse_api_event(
         tags=tags,
         message=message,
         url=url,
-        project=project,
+        project=project or _id_text(root, "projectID"),
         timestamp=root.opt_timestamp("dateCreated"),
         raw=payload,
+        sentry_issue_id=sentry_issue_id or _id_text(root, "groupID"),
     )
 
 
@@ -120,7 +126,7 @@ def parse_webhook(
         if data.has("issue"):
             raise UnsupportedEvent(f"{source}: issue webhooks carry no event; fetch it through the API")
         raise InvalidInput(source, "webhook data has neither 'event' nor 'error'")
-    return _from_event_node(inner, "sentry-webhook", payload, received_at, project)
+    return _from_event_node(inner, "sentry-webhook", payload, received_at, project or _id_text(inner, "project"))
 
 
 def parse_envelope(
@@ -131,44 +137,16 @@ def parse_envelope(
     project: str | None = None,
 ) -> list[ErrorEvent]:
     """The `event` items of an envelope; other items (sessions, transactions...) are skipped."""
-    header_line, _, body = data.partition(b"\n")
-    header = Node.root(load_json(header_line, source, "envelope header"), source, "envelope header")
+    envelope = split_envelope(data, source)
+    header = Node.root(envelope.headers, source, "envelope header")
     events = []
-    for index, item_header, payload in _envelope_items(body, source):
-        if item_header.get("type") != "event":
-            continue
-        event = load_json(payload, source, f"envelope item {index} payload")
-        node = Node.root(event, source, f"envelope item {index} payload")
-        fallback = header.opt_str("event_id") or short_id(payload.decode("utf-8", "replace"))
+    for item in envelope.events():
+        event = load_json(item.payload, source, f"envelope item {item.index} payload")
+        node = Node.root(event, source, f"envelope item {item.index} payload")
+        fallback = _event_id(header.opt_str("event_id")) or short_id(item.payload.decode("utf-8", "replace"))
         events.append(_from_event_node(node, "sentry-envelope", event, received_at, project, fallback))
     log.debug("envelope.parsed", source=source, events=len(events))
     return events
-
-
-def _envelope_items(body: bytes, source: str) -> Iterable[tuple[int, Mapping[str, Any], bytes]]:
-    pos, index = 0, 0
-    while pos < len(body):
-        end = body.find(b"\n", pos)
-        end = len(body) if end < 0 else end
-        line, pos = body[pos:end], end + 1
-        if not line.strip():
-            continue
-        what = f"envelope item {index} header"
-        item_header = Node.root(load_json(line, source, what), source, what)
-        length = item_header.opt_int("length")
-        if length is not None:
-            if length < 0 or pos + length > len(body):
-                raise InvalidInput(
-                    source, f"{what} declares length {length} but {len(body) - pos} bytes follow"
-                )
-            payload, pos = body[pos : pos + length], pos + length
-            pos += 1 if body[pos : pos + 1] == b"\n" else 0
-        else:
-            end = body.find(b"\n", pos)
-            end = len(body) if end < 0 else end
-            payload, pos = body[pos:end], end + 1
-        yield index, item_header.value, payload
-        index += 1
 
 
 def _from_event_node(
@@ -178,8 +156,9 @@ def _from_event_node(
     received_at: datetime | None,
     project: str | None,
     fallback_id: str | None = None,
+    sentry_issue_id: str | None = None,
 ) -> ErrorEvent:
-    event_id = node.opt_str("event_id")
+    event_id = _event_id(node.opt_str("event_id"))
     exceptions = _exceptions(node)
     message = _event_message(node)
     if not exceptions and message is None:
@@ -205,6 +184,7 @@ def _from_event_node(
         level=node.opt_str("level"),
         logger=node.opt_str("logger"),
         client_fingerprint=_client_fingerprint(node),
+        sentry_issue_id=sentry_issue_id or _id_text(node, "issue_id"),
     )
 
 
@@ -212,6 +192,20 @@ def _client_fingerprint(node: Node) -> tuple[str, ...]:
     """The event's own `fingerprint` array; SDKs send strings, but a number in it is not an error."""
     items = node.opt_list("fingerprint") or []
     return tuple(item if isinstance(item, str) else json.dumps(item) for item in items)
+
+
+def _event_id(value: str | None) -> str | None:
+    """A UUID in any spelling becomes Sentry's 32 hex digits, so one event is one id whatever route
+    it came by (the SDK, a webhook, the API); an id that is not a UUID is kept as given."""
+    return (normalize_event_id(value) or value) if value is not None else None
+
+
+def _id_text(node: Node, key: str) -> str | None:
+    """An id Sentry writes as a number or as a string (project, issue_id, groupID)."""
+    value = node.value.get(key)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return node.opt_str(key)
 
 
 def _nothing_to_fix(node: Node, event_id: str | None, why: str) -> None:

@@ -1,7 +1,7 @@
 """Pull requests on a code host that runs CI, hints for the next attempt, reproductions kept.
 
 Revision ID: 0005_review
-Revises: 0001
+Revises: 0003_inbox
 Create Date: 2026-11-30
 
 pull_requests gains the base and merge commits, the CI feedback state (the candidate at the branch
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0005_review"
-down_revision: str | Sequence[str] | None = "0002_verify"
+down_revision: str | Sequence[str] | None = "0003_inbox"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """Root-cause clusters of issues, and the read positions of followed log files.
 
 Revision ID: 0006_clusters
-Revises: 0001
+Revises: 0005_review
 Create Date: 2026-12-02
 
 issues.cluster_id names the cluster an issue belongs to (pipeline/grouping.py: same crash site);
