@@ -143,6 +143,14 @@ class FakeGitHub:
         names = subprocess.run(["git", "ls-files", "-z"], cwd=checkout, capture_output=True, check=True).stdout
         return self.seed({n: (checkout / n).read_bytes() for n in names.decode().split("\0") if n}, branch)
 
+    def seed_as_clone(self, checkout: Path, branch: str = "main") -> str:
+        """Seed from a local checkout, then make that checkout a clone of this GitHub: its HEAD
+        becomes the seeded commit (same tree), so a commit verified locally is one GitHub has."""
+        sha = self.seed_from_checkout(checkout, branch)
+        self.export_to(checkout)
+        subprocess.run(["git", "reset", "-q", "--hard", sha], cwd=checkout, check=True)
+        return sha
+
     def export_to(self, checkout: Path) -> None:
         """Write every object into a local repo, as `git fetch` from this GitHub would; checks that
         git computes the same ids."""

@@ -7,7 +7,6 @@ contains the merge reopening the issue. The store is SQLite, the sandbox bubblew
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,9 +78,7 @@ def world(tmp_path: Path) -> Iterator[World]:
     fake = FakeGitHub().start()
     # The local checkout is a clone of the GitHub repo: the same commits, so the commit a candidate is
     # verified on is one GitHub has.
-    seeded = fake.seed_from_checkout(checkout)
-    fake.export_to(checkout)
-    subprocess.run(["git", "reset", "-q", "--hard", seeded], cwd=checkout, check=True)
+    fake.seed_as_clone(checkout)
     repo = RepoConfig(name="shop", path=checkout, host="github", github_repo="acme/shop",
                       test_command=TEST_COMMAND, reviewers=["alice"])
     settings = Settings(

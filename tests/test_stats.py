@@ -32,7 +32,7 @@ REASONS = ["Wrong default: hides a missing profile field", "wrong default: hides
 def past_key_error_fix(store: SqlStore, n: int) -> FixCandidate:
     """An earlier KeyError issue of another service, fixed by the same template, awaiting review."""
     now = utcnow()
-    issue = Issue(f"old-{n}", f"KeyError: 'field{n}'", f"app/m{n}.py in f", "KeyError", now, now,
+    issue = Issue(f"old-{n}", f"KeyError: 'field{n}'", f"app/m{n}.py in f", "missing-key", now, now,
                   status=IssueStatus.AWAITING_REVIEW)
     store.update_issue(issue)
     diff = unified_diff(f"app/m{n}.py", "def f(d):\n    return d['k']\n", "def f(d):\n    return d.get('k', '')\n")
@@ -70,10 +70,10 @@ def test_a_run_of_rejections_moves_the_record_raises_the_bar_and_stats_shows_it(
     stats = json.loads(shown.stdout)
     [record] = stats["acceptance"]
     assert (record["fix_class"], record["strategy"], record["rejections"], record["accepted"]) == (
-        "KeyError", "template:get_default", 5, 0)
+        "missing-key", "template:get_default", 5, 0)
     assert record["acceptance"] == round(1.8 / 7, 4)
     assert record["bar"] == {"min_confidence": 0.7943, "held": False, "why": (
-        "reviewers accepted 0 of 5 KeyError fixes (0 of 5 by template:get_default), acceptance 0.26")}
+        "reviewers accepted 0 of 5 missing-key fixes (0 of 5 by template:get_default), acceptance 0.26")}
     assert stats["rejection_reasons"] == [
         {"reason": "Wrong default: hides a missing profile field", "count": 3},
         {"reason": "belongs in the caller", "count": 1}, {"reason": "should raise a clear error", "count": 1}]

@@ -24,7 +24,7 @@ class GitHubDeployment(Deployment):
 
     def configure(self, test_command: str) -> None:
         super().configure(test_command)
-        self.fake.seed_from_checkout(self.root / "repo")
+        self.fake.seed_as_clone(self.root / "repo")  # the checkout is a clone: same commits
         with (self.root / "autofix.toml").open("a") as toml:
             toml.write('host = "github"\ngithub_repo = "acme/shop"\nreviewers = ["alice"]\n\n'
                        "[github_client]\nseconds_between_requests = 0\nseconds_between_writes = 0\n\n"
