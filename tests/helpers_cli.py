@@ -14,8 +14,13 @@ AUTOFIX = [sys.executable, "-m", "pipeline"]
 
 def autofix(*args: str, home: Path | None, cwd: Path | None = None,
             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run autofix with none of this process's AUTOFIX_* variables; AUTOFIX_HOME=home unless home is None."""
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("AUTOFIX_")}
+    """Run autofix with none of this process's AUTOFIX_* variables; AUTOFIX_HOME=home unless home is None.
+
+    The sandbox is bwrap unless `env` says otherwise: these tests are about the command line, and on
+    a host where a container engine answers `auto` would pick docker, whose per-run start-up makes
+    them several times slower; tests/contract/ runs verification on every backend.
+    """
+    environ = clean_env()
     if home is not None:
         environ["AUTOFIX_HOME"] = str(home)
     environ.update(env or {})
@@ -23,6 +28,14 @@ def autofix(*args: str, home: Path | None, cwd: Path | None = None,
     assert folder is not None
     return subprocess.run([*AUTOFIX, *args], cwd=folder, env=environ, capture_output=True, text=True,
                           timeout=300)
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This process's environment without AUTOFIX_* variables, the sandbox set to bwrap, plus `extra`."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("AUTOFIX_")}
+    environ["AUTOFIX_SANDBOX"] = "bwrap"
+    environ.update(extra)
+    return environ
 
 
 def git(cwd: Path, *args: str) -> str:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from helpers_cli import EXAMPLES, autofix, git
+from helpers_cli import EXAMPLES, autofix, clean_env, git
 
 
 def test_ingest_of_a_malformed_file_names_the_file_and_stores_nothing(tmp_path: Path) -> None:
@@ -97,7 +96,7 @@ def test_demo_queues_verified_fixes_and_approve_all_pushes_branches_that_pass_th
         ["bash", "-o", "pipefail", "-c",
          f"{sys.executable} -m pipeline demo --json --approve-all --workdir {work} 2>/dev/null | "
          f"{sys.executable} -m json.tool"],
-        cwd=tmp_path, env={k: v for k, v in os.environ.items() if not k.startswith("AUTOFIX_")},
+        cwd=tmp_path, env=clean_env(),
         capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout)

@@ -4,10 +4,11 @@ regroup after a configuration change; fix on a log file, each traceback or the o
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
+
+from helpers_cli import clean_env
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -15,8 +16,7 @@ SET = ROOT / "bench" / "grouping" / "events"
 
 
 def autofix(*args: str, home: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("AUTOFIX_")}
-    environment.update(AUTOFIX_HOME=str(home), **env)
+    environment = clean_env(AUTOFIX_HOME=str(home), **env)
     return subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=home, env=environment, capture_output=True,
                           text=True, timeout=600)
 

@@ -106,7 +106,8 @@ class Deployment:
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOFIX_")}
-        env.update(AUTOFIX_HOME=str(self.home), AUTOFIX_CONFIG=str(self.root / "autofix.toml"),
+        # bwrap: these tests are about delivery; tests/contract/ covers the docker backend.
+        env.update(AUTOFIX_SANDBOX="bwrap", AUTOFIX_HOME=str(self.home), AUTOFIX_CONFIG=str(self.root / "autofix.toml"),
                    AUTOFIX_BROKER_URL=BROKER, AUTOFIX_BROKER_VISIBILITY_TIMEOUT_S=str(self.visibility_timeout_s))
         env.update(self.extra_env)
         return env
