@@ -10,18 +10,31 @@ but never attempted.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import structlog
 
+from pipeline.errors import PermanentError, SandboxUnavailable, TransientError
 from pipeline.fix_classes import FixClass
 from pipeline.flow import FixOutcome, FixRequest, fix_issue
 from pipeline.learning import Ledger
-from pipeline.ports import Fixer, Limits, Sandbox, Store
-from pipeline.records import CandidateStatus, ErrorEvent, Issue, IssueStatus
+from pipeline.ports import Fixer, Limits, RunResult, Sandbox, Store
+from pipeline.records import (
+    ATTEMPT_SKIPPED,
+    Attempt,
+    AttemptStatus,
+    CandidateStatus,
+    ClaimRefused,
+    Cost,
+    ErrorEvent,
+    Issue,
+    IssueStatus,
+    utcnow,
+)
 from pipeline.settings import RepoConfig, Settings
 
 log = structlog.get_logger(__name__)
@@ -171,23 +184,104 @@ def run_attempt(store: Store, request: FixRequest, fixers: Sequence[Fixer], sand
     return outcome
 
 
+class CountingSandbox:
+    """A sandbox that counts its runs (recorded on the attempt: the sandbox-runs metric)."""
+
+    def __init__(self, inner: Sandbox) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.python = inner.python
+        self.runs = 0
+
+    def run(self, workdir: Path, command: Sequence[str], limits: Limits | None = None,
+            env: Mapping[str, str] | None = None, ro_paths: Sequence[Path] = ()) -> RunResult:
+        self.runs += 1
+        return self.inner.run(workdir, command, limits or Limits(), env, ro_paths)
+
+
+def backoff_until(store: Store, settings: Settings, fingerprint: str, now: datetime | None = None) -> datetime:
+    """When an issue whose attempt just failed may be attempted again: the base backoff, doubled per
+    consecutive failed or deferred attempt before this one, capped."""
+    failures = 0
+    for earlier in reversed(store.list_attempts(fingerprint)):
+        if earlier.status in (AttemptStatus.FAILED, AttemptStatus.DEFERRED):
+            failures += 1
+        elif earlier.status is AttemptStatus.DONE:
+            break
+    budgets = settings.budgets
+    delay = min(budgets.retry_backoff_s * 2 ** max(failures - 1, 0), budgets.retry_backoff_max_s)
+    return (now or utcnow()) + timedelta(seconds=delay)
+
+
+ERROR_LIMIT = 4000  # characters of an error kept on the attempt
+
+
+def _error_text(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:ERROR_LIMIT]
+
+
 def attempt(store: Store, settings: Settings, fixers: Sequence[Fixer], sandbox_for: SandboxFor, issue: Issue,
-            work_base: Path) -> FixOutcome | str:
-    """Fix one issue and store its candidates; returns the outcome, or why it was skipped."""
+            work_base: Path, *, task_id: str | None = None, claimed: Attempt | None = None) -> FixOutcome | str:
+    """Claim the issue, fix it and store its candidates; the outcome, or why nothing was attempted.
+
+    Nothing starts without a claim (store.claim_attempt: one running attempt per issue, within the
+    budgets); `claimed` is one already made (a triage run claims before it enqueues). Every way out
+    ends the attempt and moves the issue out of `fixing` column by column: a verified fix to
+    awaiting review, none to unfixable; a fixer or the sandbox failing transiently, or any
+    unexpected exception, to triaged after a backoff, with the error on the attempt; the exception is
+    raised again for the caller (Celery's retry policy follows the error tree).
+    """
     skipped = skip_reason(store, issue)
-    if skipped is not None:
+    if skipped is not None and claimed is None:
         return skipped
-    prepared = prepare(store, settings, issue, work_base)
-    if isinstance(prepared, str):
-        return prepared
-    repo, request = prepared
-    issue = replace(request.issue, status=IssueStatus.FIXING)
-    store.update_issue(issue)
-    outcome = run_attempt(store, replace(request, issue=issue), fixers, sandbox_for(repo))
+    claim = claimed or store.claim_attempt(issue.fingerprint, settings.claim_budgets(), task_id=task_id)
+    if isinstance(claim, ClaimRefused):
+        log.info("attempt.refused", fingerprint=issue.fingerprint, reason=claim.reason)
+        return claim.reason
+    counting: CountingSandbox | None = None
+
+    def finish(status: AttemptStatus, issue_status: IssueStatus, outcome: str, error: str | None = None,
+               cost: Cost | None = None, backoff: bool = False) -> None:
+        retry_after = backoff_until(store, settings, issue.fingerprint) if backoff else None
+        store.finish_attempt(claim.id, status, issue_status, outcome=outcome, error=error, cost=cost or Cost(),
+                             sandbox_runs=counting.runs if counting else 0, retry_after=retry_after)
+        log.info("attempt.finished", fingerprint=issue.fingerprint, attempt_id=claim.id, status=status.value,
+                 outcome=outcome, issue_status=issue_status.value, error=error)
+
+    started = time.monotonic()
+    try:
+        prepared = skipped or prepare(store, settings, issue, work_base)
+        if isinstance(prepared, str):
+            finish(AttemptStatus.DONE, IssueStatus.TRIAGED, ATTEMPT_SKIPPED, prepared)
+            return prepared
+        repo, request = prepared
+        work_base.mkdir(parents=True, exist_ok=True)
+        counting = CountingSandbox(sandbox_for(repo))
+        request = replace(request, issue=replace(request.issue, status=IssueStatus.FIXING))
+        outcome = run_attempt(store, request, fixers, counting)
+    except SandboxUnavailable as exc:  # permanent for this worker, but no fault of the issue's
+        finish(AttemptStatus.FAILED, IssueStatus.TRIAGED, type(exc).__name__, _error_text(exc), backoff=True)
+        raise
+    except TransientError as exc:
+        finish(AttemptStatus.DEFERRED, IssueStatus.TRIAGED, type(exc).__name__, _error_text(exc), backoff=True)
+        raise
+    except PermanentError as exc:
+        finish(AttemptStatus.FAILED, IssueStatus.UNFIXABLE, type(exc).__name__, _error_text(exc))
+        raise
+    except Exception as exc:
+        log.exception("attempt.crashed", fingerprint=issue.fingerprint, attempt_id=claim.id)
+        cost = Cost(seconds=round(time.monotonic() - started, 3))
+        finish(AttemptStatus.FAILED, IssueStatus.TRIAGED, type(exc).__name__, _error_text(exc), cost, backoff=True)
+        raise
     queued = any(c.status is CandidateStatus.AWAITING_REVIEW for c in outcome.candidates)
-    status = IssueStatus.AWAITING_REVIEW if queued else IssueStatus.UNFIXABLE
-    store.update_issue(replace(issue, status=status))
-    log.info("issue.triaged", fingerprint=issue.fingerprint, status=status.value, outcome=outcome.status)
+    if queued:
+        finish(AttemptStatus.DONE, IssueStatus.AWAITING_REVIEW, outcome.status, cost=outcome.cost)
+    elif outcome.deferred:  # a fixer may still have something once it is back: try again later
+        why = "; ".join(f"{name}: {error}" for name, error in outcome.deferred.items())
+        finish(AttemptStatus.DEFERRED, IssueStatus.TRIAGED, outcome.status, why, outcome.cost, backoff=True)
+    else:
+        finish(AttemptStatus.DONE, IssueStatus.UNFIXABLE, outcome.status, cost=outcome.cost)
+    log.info("issue.triaged", fingerprint=issue.fingerprint, queued=queued, outcome=outcome.status)
     return outcome
 
 
@@ -213,9 +307,8 @@ def triage(store: Store, settings: Settings, fixers: Sequence[Fixer], sandbox_fo
                 on_attempt(attempts, len(picked), issue)
             attempts += 1
             result = attempt(store, settings, fixers, sandbox_for, issue, work_base)
-            if isinstance(result, str):
+            if isinstance(result, str):  # the attempt recorded its own end, or none started
                 report.skipped[issue.fingerprint] = result
-                store.set_issue_status(issue.fingerprint, IssueStatus.TRIAGED)
                 break
             report.outcomes[issue.fingerprint] = result
             if any(c.status is CandidateStatus.AWAITING_REVIEW for c in result.candidates):
