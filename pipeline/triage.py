@@ -150,6 +150,14 @@ def close_cluster(store: Store, fingerprint: str, status: IssueStatus) -> list[s
 SandboxFor = Callable[[RepoConfig], Sandbox]
 
 
+def repo_name(settings: Settings, issue: Issue) -> str | None:
+    """The repo the issue is fixed in (recorded on it by its claim), if one is configured."""
+    if issue.repo is not None:
+        return issue.repo
+    repo = settings.repo_for_project(issue.project)
+    return repo.name if repo is not None else None
+
+
 def prepare(store: Store, settings: Settings, issue: Issue,
             work_base: Path) -> tuple[RepoConfig, FixRequest] | str:
     """The repo and the fix request for one issue, or why it cannot be attempted.
@@ -234,7 +242,8 @@ def attempt(store: Store, settings: Settings, fixers: Sequence[Fixer], sandbox_f
     skipped = skip_reason(store, issue)
     if skipped is not None and claimed is None:
         return skipped
-    claim = claimed or store.claim_attempt(issue.fingerprint, settings.claim_budgets(), task_id=task_id)
+    claim = claimed or store.claim_attempt(issue.fingerprint, settings.claim_budgets(), task_id=task_id,
+                                           repo=repo_name(settings, issue))
     if isinstance(claim, ClaimRefused):
         log.info("attempt.refused", fingerprint=issue.fingerprint, reason=claim.reason)
         return claim.reason

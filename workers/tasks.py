@@ -52,7 +52,7 @@ from pipeline.records import (
 from pipeline.regressions import check_recurrences
 from pipeline.review import approve
 from pipeline.sources import parse_payload
-from pipeline.triage import attempt, pick, skip_reason
+from pipeline.triage import attempt, pick, repo_name, skip_reason
 from workers.app import current_deps, task
 
 log = structlog.get_logger(__name__)
@@ -163,7 +163,7 @@ def run_triage(limit: int | None = None) -> dict[str, Any]:
             refused[issue.fingerprint] = "backing off"
             continue
         task_id = uuid.uuid4().hex
-        claim = store.claim_attempt(issue.fingerprint, budgets, task_id=task_id)
+        claim = store.claim_attempt(issue.fingerprint, budgets, task_id=task_id, repo=repo_name(settings, issue))
         if isinstance(claim, ClaimRefused):
             if claim.budget:
                 stopped = claim.reason
