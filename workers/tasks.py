@@ -172,7 +172,7 @@ def run_triage(limit: int | None = None) -> dict[str, Any]:
             continue
         attempt_fix.apply_async(args=[issue.fingerprint], kwargs={"attempt_id": claim.id}, task_id=task_id)
         started.append(issue.fingerprint)
-    log.info("triage.started", started=len(started), refused=len(refused), stopped=stopped)
+    log.info("triage.started", started=started, refused=refused, stopped=stopped)
     return {"started": started, "refused": refused, "stopped": stopped}
 
 

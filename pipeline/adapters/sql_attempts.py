@@ -15,7 +15,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, text, update
@@ -218,6 +218,11 @@ class SqlAttempts:
             rows = session.execute(query).all()
         for status, outcome, n, seconds, runs in rows:
             yield str(status), str(outcome), int(n), float(seconds), int(runs)
+
+    def attempt_spend(self) -> tuple[int, float]:
+        """Tokens and cost recorded on every attempt (metrics)."""
+        with self._reading() as session:
+            return self._spent(session, datetime(1970, 1, 1, tzinfo=UTC))
 
     def attempt_seconds(self, limit: int = 10_000) -> list[float]:
         """Durations of the latest finished attempts (metrics: fix latency)."""
