@@ -25,8 +25,10 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import redis
@@ -35,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 DSN_KEY = "benchbenchbenchbenchbenchbench00"
+T = TypeVar("T")
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
@@ -78,10 +81,10 @@ def start(args: list[str], env: dict[str, str], log: Path, cwd: Path) -> subproc
                                 stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def wait(what: str, check: object, timeout: float = 120.0) -> object:
+def wait(what: str, check: Callable[[], T | None], timeout: float = 120.0) -> T:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        value = check()  # type: ignore[operator]
+        value = check()
         if value:
             return value
         time.sleep(0.05)
@@ -95,6 +98,16 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+def listening_port(log: Path) -> int:
+    def port() -> int | None:
+        for line in log.read_text().splitlines():
+            if '"server.listening"' in line:
+                return int(json.loads(line)["port"])
+        return None
+
+    return wait("the server", port)
 
 
 def bodies(n: int) -> list[bytes]:
@@ -150,8 +163,7 @@ def run_once(workers: int, events: int, concurrency: int, broker: str, store_url
             serve_log = root / "serve.log"
             env_serve = {**env, "AUTOFIX_LOG_LEVEL": "info"}
             procs.append(start(["serve", "--port", "0"], env_serve, serve_log, root))
-            port = int(wait("the server", lambda: next((json.loads(line)["port"] for line in
-                       serve_log.read_text().splitlines() if '"server.listening"' in line), None)))  # type: ignore[arg-type]
+            port = listening_port(serve_log)
             for i in range(workers):
                 log = root / f"worker-{i}.log"
                 procs.append(start(["worker", "--queues", "ingest", "--concurrency", "1", "--loglevel", "WARNING"],
