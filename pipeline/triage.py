@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -91,11 +92,55 @@ class TriageReport:
     skipped: dict[str, str] = field(default_factory=dict)  # fingerprint -> why
 
 
-def pick(store: Store, limit: int) -> list[Issue]:
-    """The open issues to attempt, best first: at most one per cluster, none of a cluster whose fix
-    is already offered, none of a class that is never attempted, none resolved in Sentry."""
+@dataclass(frozen=True)
+class Signals:
+    """What an issue's recent events say beyond its count: who is hit and whether it is growing."""
+
+    users: int = 0  # distinct users among the recent events (Sentry's `user`: id, email, username, ip)
+    last_day: int = 0  # events in the 24 hours before now
+    previous_day: int = 0  # events in the 24 hours before that
+
+
+RECENT_EVENTS = 200  # events of an issue read for its signals
+
+
+def _user_of(raw: Mapping[str, Any]) -> str | None:
+    data = raw.get("data")
+    holders = [raw, *((data.get(k) for k in ("error", "event")) if isinstance(data, Mapping) else ())]
+    for holder in holders:
+        user = holder.get("user") if isinstance(holder, Mapping) else None
+        if isinstance(user, Mapping):
+            for key in ("id", "email", "username", "ip_address"):
+                if user.get(key):
+                    return f"{key}:{user[key]}"
+    return None
+
+
+def signals(store: Store, issue: Issue, now: datetime) -> Signals:
+    events = store.events_for_issue(issue.fingerprint, limit=RECENT_EVENTS)
+    users = {u for e in events if (u := _user_of(e.raw)) is not None}
+    ages = [(now - (e.timestamp or e.received_at)).total_seconds() / 86400 for e in events]
+    return Signals(len(users), sum(1 for a in ages if 0 <= a < 1), sum(1 for a in ages if 1 <= a < 2))
+
+
+def rank(issue: Issue, sig: Signals, now: datetime) -> float:
+    """Impact x fixability: events (log), users affected (log), recency (halving per idle week, to a
+    floor of a quarter), trend (events of the last day against the day before, within 0.5..2), and
+    the fix class's fixability. An issue with no recent activity ranks by events x fixability."""
+    users = 1 + 0.5 * math.log2(1 + sig.users)
+    idle_days = max((now - issue.last_seen).total_seconds(), 0.0) / 86400
+    recency = max(0.25, 0.5 ** (idle_days / 7))
+    trend = min(2.0, max(0.5, (sig.last_day + 1) / (sig.previous_day + 1)))
+    return float(round(priority(issue) * users * recency * trend, 4))
+
+
+def pick(store: Store, limit: int, now: datetime | None = None) -> list[Issue]:
+    """The open issues to attempt, best first (`rank`): at most one per cluster, none of a cluster
+    whose fix is already offered, none of a class that is never attempted, none resolved in Sentry."""
+    now = now or utcnow()
     issues = [i for status in _OPEN for i in store.list_issues(status) if i.sentry_status != "resolved"]
-    ranked = sorted((replace(i, priority=priority(i)) for i in issues), key=lambda i: (-i.priority, i.fingerprint))
+    scored = (replace(i, priority=rank(i, signals(store, i, now), now)) for i in issues)
+    ranked = sorted(scored, key=lambda i: (-i.priority, i.fingerprint))
     for issue in ranked:
         store.set_issue_priority(issue.fingerprint, issue.priority)  # never the whole row: see set_*
     chosen: list[Issue] = []
