@@ -55,6 +55,7 @@ from pipeline.adapters.sql_convert import (
     review_from_row,
     review_values,
 )
+from pipeline.adapters.sql_accounts import SqlAccounts
 from pipeline.adapters.sql_engine import make_engine, migrate, writer
 from pipeline.adapters.sql_inbox import SqlInbox
 from pipeline.adapters.sql_models import (
@@ -89,7 +90,7 @@ log = structlog.get_logger(__name__)
 _Insert = sqlite.Insert | postgresql.Insert
 
 
-class SqlStore(SqlInbox):
+class SqlStore(SqlInbox, SqlAccounts):
     """The Store port on a SQLite file or a PostgreSQL database, migrated to head on first use."""
 
     def __init__(self, url: str, *, sqlite_synchronous: str | None = None) -> None:

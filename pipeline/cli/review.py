@@ -1,4 +1,4 @@
-"""Commands for reviewers: queue, approve, reject."""
+"""Commands for reviewers: queue, approve, reject (id prefixes accepted; every decision audited)."""
 
 from __future__ import annotations
 
@@ -37,10 +37,14 @@ def approve(
     as_json: JsonOpt = False,
 ) -> None:
     """Approve a candidate: opens its pull request on the code host."""
-    from pipeline.review import approve as do_approve
+    import getpass
+
+    from pipeline.review import Actor, decide_approve, resolve_candidate_id
 
     d = deps()
-    pr = do_approve(d.store, d.code_host, d.settings, candidate_id, reviewer)
+    candidate_id = resolve_candidate_id(d.accounts, candidate_id)
+    pr = decide_approve(d.store, d.accounts, d.code_host, d.settings, candidate_id,
+                        Actor(reviewer, "cli", getpass.getuser()))
     if as_json:
         print_json({"candidate_id": candidate_id, "status": "approved", "repo": pr.repo, "branch": pr.branch,
                     "url": pr.url, "commit_sha": pr.commit_sha, "state": pr.state, "number": pr.number})
@@ -56,9 +60,13 @@ def reject(
     as_json: JsonOpt = False,
 ) -> None:
     """Reject a candidate, with a reason."""
-    from pipeline.review import reject as do_reject
+    import getpass
 
-    do_reject(deps().store, candidate_id, reviewer, reason)
+    from pipeline.review import Actor, decide_reject, resolve_candidate_id
+
+    d = deps()
+    candidate_id = resolve_candidate_id(d.accounts, candidate_id)
+    decide_reject(d.store, d.accounts, candidate_id, Actor(reviewer, "cli", getpass.getuser()), reason)
     if as_json:
         print_json({"candidate_id": candidate_id, "status": "rejected", "reason": reason, "reviewer": reviewer})
         return
