@@ -31,17 +31,17 @@ PASSWORD = "correct horse battery"
 APP_PY = "def display_name(user):\n    return user['name'].title()\n\n\ndef total(items):\n    return sum(items) / len(items)\n"
 FILES = {"shop/__init__.py": "", "shop/app.py": APP_PY}
 
-NAME_DIFF = """--- a/shop/app.py
+NAME_DIFF = ("""--- a/shop/app.py
 +++ b/shop/app.py
-@@ -1,2 +1,2 @@
+@@ -1,3 +1,3 @@
  def display_name(user):
 -    return user['name'].title()
 +    return (user.get('name') or '').title()
-"""
+""" + " \n")
 TOTAL_DIFF = """--- a/shop/app.py
 +++ b/shop/app.py
 @@ -4,3 +4,3 @@
- 
+\x20
  def total(items):
 -    return sum(items) / len(items)
 +    return sum(items) / len(items) if items else 0
@@ -56,7 +56,7 @@ def config(fake_base_url: str) -> str:
 
 
 def _event(event_id: str, fingerprint: str, exc_type: str, value: str, function: str, line: int, code: str, password: str) -> ErrorEvent:
-    frames = (Frame("handle", "shop/views.py", lineno=12, context_line="return app.%s(payload)" % function),
+    frames = (Frame("handle", "shop/views.py", lineno=12, context_line=f"return app.{function}(payload)"),
               Frame(function, "shop/app.py", abs_path="/srv/shop/shop/app.py", lineno=line, context_line=code,
                     vars={"password": password, "user": "{'id': 7}"}))
     return ErrorEvent(event_id, "sentry-event", "python", (ExceptionInfo(exc_type, value, frames=frames),), WHEN,

@@ -8,8 +8,9 @@ A form post must carry the token in `csrf_token` and, when the browser sends an 
 this origin; anything else is 403. API clients send `Authorization: Bearer afx_...` (or a session
 cookie plus the X-CSRF-Token header for writes).
 
-The login limit counts wrong passwords per name and per client address in memory (one `autofix
-serve` process); past `login_max_failures` in the window, logins are refused with 429 and a
+The login limit counts wrong passwords in memory (one `autofix serve` process), per name and client
+address together and, four times as generous, per client address alone (one client guessing many
+names); past `login_max_failures` in the window, logins for that key are refused with 429 and a
 Retry-After for `login_lockout_s`, and every failure already costs a delay that grows with the count.
 """
 
@@ -35,6 +36,7 @@ from pipeline.settings import Settings
 SESSION_COOKIE = "autofix_session"
 CSRF_COOKIE = "autofix_csrf"
 CSRF_HEADER = "x-csrf-token"
+CLIENT_FACTOR = 4  # a client alone may fail this many times more, across names
 FAILURE_DELAY_S = 0.25  # per failure so far, capped: a guesser is slowed before the lockout bites
 MAX_DELAY_S = 2.0
 PRE_LOGIN_MAX_AGE_S = 3600
@@ -81,33 +83,37 @@ class LoginLimiter:
         self._locked_until: dict[str, float] = {}
         self._lock = threading.Lock()
 
-    def retry_after(self, keys: tuple[str, ...]) -> int | None:
+    @staticmethod
+    def keys(name: str, client: str) -> tuple[tuple[str, int], ...]:
+        """The counters a login attempt is charged to, with how many of their failures lock them."""
+        return ((f"name:{name.strip().lower()}|client:{client}", 1), (f"client:{client}", CLIENT_FACTOR))
+
+    def retry_after(self, keys: tuple[tuple[str, int], ...]) -> int | None:
         """Seconds until a login with any of these keys may be tried again; None: now."""
         now = time.monotonic()
         with self._lock:
-            waits = [until - now for k in keys if (until := self._locked_until.get(k, 0.0)) > now]
+            waits = [until - now for k, _ in keys if (until := self._locked_until.get(k, 0.0)) > now]
         return int(max(waits)) + 1 if waits else None
 
-    def failed(self, keys: tuple[str, ...]) -> float:
-        """Count a failure; the delay to serve it with."""
+    def failed(self, keys: tuple[tuple[str, int], ...]) -> float:
+        """Count a failure; the delay to serve it with (it grows with the failures so far)."""
         now = time.monotonic()
         worst = 0
         with self._lock:
-            for key in keys:
+            for key, factor in keys:
                 times = self._failures.setdefault(key, deque())
                 times.append(now)
                 while times and times[0] < now - self.window_s:
                     times.popleft()
-                if len(times) >= self.max_failures:
+                worst = max(worst, len(times) // factor)
+                if len(times) >= self.max_failures * factor:
                     self._locked_until[key] = now + self.lockout_s
                     times.clear()
-                worst = max(worst, len(times))
         return min(MAX_DELAY_S, FAILURE_DELAY_S * worst)
 
-    def succeeded(self, keys: tuple[str, ...]) -> None:
+    def succeeded(self, keys: tuple[tuple[str, int], ...]) -> None:
         with self._lock:
-            for key in keys:
-                self._failures.pop(key, None)
+            self._failures.pop(keys[0][0], None)  # the name's counter; the client's keeps counting
 
 
 class WebAuth:

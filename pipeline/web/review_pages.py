@@ -106,7 +106,7 @@ def login(request: Request, username: Annotated[str, Form()] = "", password: Ann
     auth = auth_of(request)
     cookie_token = auth.login_csrf(request) if request.cookies.get("autofix_csrf") else ""
     auth.check_form(request, csrf_token, cookie_token)
-    keys = (f"name:{username.strip().lower()}", f"client:{client_of(request)}")
+    keys = auth.limiter.keys(username, client_of(request))
     wait = auth.limiter.retry_after(keys)
     if wait is not None:
         return _login_page(request, 429, f"too many failed logins: try again in {wait} s", _safe_next(next),
