@@ -144,7 +144,9 @@ def decide_approve(store: Store, accounts: Accounts, host: CodeHost, settings: S
                    actor: Actor) -> PullRequest:
     try:
         pr = approve(store, host, settings, candidate_id, actor.name)
-    except AutofixError as exc:
+    except ReviewError:
+        raise  # nothing was decided: the candidate is not one to approve
+    except AutofixError as exc:  # approved, but the code host failed: approving again resumes
         accounts.add_audit(AuditEntry(candidate_id, actor.name, "approve_failed", actor.via, actor.client,
                                       " ".join(str(exc).split())[:500]))
         raise

@@ -16,7 +16,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
 from pipeline import candidate_view
-from pipeline.errors import AutofixError, NotFound
+from pipeline.errors import AutofixError, InvalidInput, NotFound
 from pipeline.records import CandidateStatus, PullRequest
 from pipeline.render import candidate_json, issue_json
 from pipeline.review import (
@@ -130,6 +130,9 @@ DECISION_ERRORS: dict[int | str, dict[str, Any]] = {**ERRORS, 403: {"model": Pro
 def list_candidates(request: Request, user: ApiUser, status: str = CandidateStatus.AWAITING_REVIEW.value,
                     repo: str | None = None, fix_class: str | None = None) -> list[CandidateSummary]:
     """Candidates by priority then confidence; `status=all` for every status."""
+    known = {s.value for s in CandidateStatus}
+    if status != "all" and status not in known:
+        raise InvalidInput("status", f"one of {', '.join(sorted(known))} or all")
     chosen = None if status == "all" else CandidateStatus(status)
     rows = candidate_view.queue(runtime_of(request).deps.store, status=chosen, repo=repo, fix_class=fix_class)
     return [CandidateSummary(id=r.candidate.id, issue=r.candidate.issue_fingerprint,
