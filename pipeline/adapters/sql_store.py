@@ -37,6 +37,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, selectinload
 
+from pipeline.adapters.sql_accounts import SqlAccounts
 from pipeline.adapters.sql_convert import (
     candidate_from_row,
     event_from_row,
@@ -55,7 +56,6 @@ from pipeline.adapters.sql_convert import (
     review_from_row,
     review_values,
 )
-from pipeline.adapters.sql_accounts import SqlAccounts
 from pipeline.adapters.sql_engine import make_engine, migrate, writer
 from pipeline.adapters.sql_inbox import SqlInbox
 from pipeline.adapters.sql_models import (
