@@ -65,9 +65,13 @@ def approve(store: Store, host: CodeHost, settings: Settings, candidate_id: str,
     return pr
 
 
-def reject(store: Store, candidate_id: str, reviewer: str, reason: str) -> None:
+def require_reason(reason: str) -> None:
     if not reason.strip():
         raise ReviewError("a rejection needs a reason: reasons are how the gates learn")
+
+
+def reject(store: Store, candidate_id: str, reviewer: str, reason: str) -> None:
+    require_reason(reason)
     candidate = store.get_candidate(candidate_id)
     if candidate is None:
         raise ReviewError(f"no candidate {candidate_id}")
@@ -117,6 +121,16 @@ class Actor:
     name: str
     via: Via
     client: str = ""
+
+
+def host_user() -> str:
+    """Who runs a CLI decision, for the audit log ("" when the system cannot say)."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return ""
 
 
 class AmbiguousId(InvalidInput):

@@ -166,3 +166,40 @@ def test_the_openapi_document_describes_the_v1_api_and_its_bearer_auth(api: Api)
     assert {"CandidateSummary", "CandidateDetail", "Decision", "RetryIn"} <= set(schemas)
     assert schemas["RejectIn"]["required"] == ["reason"]
     assert schemas["RejectIn"]["properties"]["reason"]["minLength"] == 1
+
+
+def _session_csrf(api: Api) -> str:
+    c = api.client
+    login = re.search(r'name="csrf_token" value="([^"]+)"', c.get("/login").text)
+    assert login is not None
+    assert c.post("/login", data={"username": "alice", "password": PASSWORD, "csrf_token": login[1]},
+                  follow_redirects=False).status_code == 303
+    page = re.search(r'name="csrf_token" value="([^"]+)"', c.get("/queue").text)
+    assert page is not None
+    return page[1]
+
+
+def test_a_session_idle_longer_than_the_limit_is_refused_and_logout_ends_one(api: Api) -> None:
+    from itsdangerous import TimestampSigner, URLSafeTimedSerializer
+
+    from pipeline.web.auth import secret_key
+
+    settings = api.deps.settings
+
+    class Earlier(TimestampSigner):
+        def get_timestamp(self) -> int:
+            return super().get_timestamp() - settings.review_ui.session_idle_s - 5
+
+    stale = URLSafeTimedSerializer(secret_key(settings), salt="autofix.session", signer=Earlier)
+    cookie = stale.dumps({"u": "alice", "c": "t"})
+    idle = TestClient(api.client.app, cookies={"autofix_session": cookie})
+    assert idle.get("/queue", follow_redirects=False).status_code == 303
+    assert idle.get("/v1/candidates").status_code == 401
+    fresh = URLSafeTimedSerializer(secret_key(settings), salt="autofix.session").dumps({"u": "alice", "c": "t"})
+    assert TestClient(api.client.app, cookies={"autofix_session": fresh}).get("/queue").status_code == 200
+
+    csrf = _session_csrf(api)
+    assert api.client.post("/logout", data={"csrf_token": "wrong"}).status_code == 403
+    out = api.client.post("/logout", data={"csrf_token": csrf}, follow_redirects=False)
+    assert out.status_code == 303 and out.headers["location"] == "/login"
+    assert api.client.get("/queue", follow_redirects=False).status_code == 303

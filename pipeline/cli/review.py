@@ -37,14 +37,12 @@ def approve(
     as_json: JsonOpt = False,
 ) -> None:
     """Approve a candidate: opens its pull request on the code host."""
-    import getpass
-
-    from pipeline.review import Actor, decide_approve, resolve_candidate_id
+    from pipeline.review import Actor, decide_approve, host_user, resolve_candidate_id
 
     d = deps()
     candidate_id = resolve_candidate_id(d.accounts, candidate_id)
     pr = decide_approve(d.store, d.accounts, d.code_host, d.settings, candidate_id,
-                        Actor(reviewer, "cli", getpass.getuser()))
+                        Actor(reviewer, "cli", host_user()))
     if as_json:
         print_json({"candidate_id": candidate_id, "status": "approved", "repo": pr.repo, "branch": pr.branch,
                     "url": pr.url, "commit_sha": pr.commit_sha, "state": pr.state, "number": pr.number})
@@ -60,13 +58,12 @@ def reject(
     as_json: JsonOpt = False,
 ) -> None:
     """Reject a candidate, with a reason."""
-    import getpass
+    from pipeline.review import Actor, decide_reject, host_user, require_reason, resolve_candidate_id
 
-    from pipeline.review import Actor, decide_reject, resolve_candidate_id
-
+    require_reason(reason)  # before the id: the reason is what the gates learn from
     d = deps()
     candidate_id = resolve_candidate_id(d.accounts, candidate_id)
-    decide_reject(d.store, d.accounts, candidate_id, Actor(reviewer, "cli", getpass.getuser()), reason)
+    decide_reject(d.store, d.accounts, candidate_id, Actor(reviewer, "cli", host_user()), reason)
     if as_json:
         print_json({"candidate_id": candidate_id, "status": "rejected", "reason": reason, "reviewer": reviewer})
         return

@@ -7,7 +7,6 @@ An id prefix is accepted wherever an id is; an ambiguous one exits 2 naming the 
 
 from __future__ import annotations
 
-import getpass
 import sys
 from typing import Annotated
 
@@ -96,11 +95,11 @@ def retry(
     as_json: JsonOpt = False,
 ) -> None:
     """Set a candidate aside; the hint goes into the issue's next attempt (`autofix triage`)."""
-    from pipeline.review import Actor, decide_retry, resolve_candidate_id
+    from pipeline.review import Actor, decide_retry, host_user, resolve_candidate_id
 
     d = deps()
     full = resolve_candidate_id(d.accounts, candidate_id)
-    record = decide_retry(d.store, d.accounts, full, Actor(reviewer, "cli", getpass.getuser()), hint)
+    record = decide_retry(d.store, d.accounts, full, Actor(reviewer, "cli", host_user()), hint)
     if as_json:
         print_json({"candidate_id": full, "status": "retried", "issue": record.issue_fingerprint,
                     "hint": record.text})
