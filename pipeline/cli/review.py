@@ -8,15 +8,20 @@ import typer
 from rich.table import Table
 
 from pipeline.cli._app import JsonOpt, app, deps, hint, out, plain, print_json, say
-from pipeline.records import CandidateStatus
 from pipeline.render import candidate_json
 
 
 @app.command()
-def queue(as_json: JsonOpt = False) -> None:
-    """Candidates awaiting review."""
+def queue(
+    repo: Annotated[str | None, typer.Option(metavar="NAME", help="Only this repo's candidates.")] = None,
+    fix_class: Annotated[str | None, typer.Option(metavar="CLASS", help="Only this fix class.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Candidates awaiting review, by the issue's priority then confidence (as the review UI's queue)."""
+    from pipeline.candidate_view import queue as ordered
+
     store = deps().store
-    candidates = store.list_candidates(CandidateStatus.AWAITING_REVIEW)
+    candidates = [row.candidate for row in ordered(store, repo=repo, fix_class=fix_class)]
     if as_json:
         print_json([candidate_json(c) for c in candidates])
         return
