@@ -203,3 +203,17 @@ def test_a_session_idle_longer_than_the_limit_is_refused_and_logout_ends_one(api
     out = api.client.post("/logout", data={"csrf_token": csrf}, follow_redirects=False)
     assert out.status_code == 303 and out.headers["location"] == "/login"
     assert api.client.get("/queue", follow_redirects=False).status_code == 303
+
+
+def test_a_code_host_failure_is_audited_and_approving_again_resumes_the_publication(api: Api) -> None:
+    s = api.seeded
+    api.fake.fail_next("POST", r"/git/blobs$", 401, {"message": "Bad credentials", "documentation_url": "x"})
+    failed = api.client.post(f"/v1/candidates/{s.name_id}/approve", headers=api.auth())
+    assert failed.status_code == 502 and "Bad credentials" in failed.json()["detail"]
+    assert api.fake.pulls == {}
+    assert api.deps.store.get_candidate(s.name_id).status is CandidateStatus.APPROVED  # type: ignore[union-attr]
+    resumed = api.client.post(f"/v1/candidates/{s.name_id}/approve", headers=api.auth())
+    assert resumed.status_code == 200 and resumed.json()["pull_request"]["number"] == 1
+    audit = api.deps.accounts.audit_for(s.name_id)
+    assert [a.action for a in audit] == ["approve_failed", "approved"]
+    assert "Bad credentials" in audit[0].detail and audit[1].detail.endswith("/pull/1")
