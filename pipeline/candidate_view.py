@@ -95,6 +95,11 @@ def scrub_candidate(candidate: FixCandidate) -> FixCandidate:
     return replace(candidate, verification=replace(v, runs=runs, replays=replays, reason=scrub_text(v.reason)))
 
 
+def scrub_issue(issue: Issue | None) -> Issue | None:
+    """Titles and culprits come from exception text: scrubbed like it."""
+    return None if issue is None else replace(issue, title=scrub_text(issue.title), culprit=scrub_text(issue.culprit))
+
+
 def why_held(candidate: FixCandidate, settings: Settings) -> str:
     v = candidate.verification
     if candidate.status is not CandidateStatus.HELD:
@@ -131,7 +136,7 @@ def _localised(frame: Frame, files: Sequence[str]) -> bool:
 
 
 def build(store: Store, accounts: Accounts, settings: Settings, candidate: FixCandidate) -> CandidateView:
-    issue = store.get_issue(candidate.issue_fingerprint)
+    issue = scrub_issue(store.get_issue(candidate.issue_fingerprint))
     event = store.get_event(issue.latest_event_id) if issue and issue.latest_event_id else None
     event = scrub_event(event) if event else None
     exc = event.primary if event else None
@@ -161,7 +166,7 @@ def queue(store: Store, *, status: CandidateStatus | None = CandidateStatus.AWAI
     rows: list[QueueRow] = []
     for c in store.list_candidates(status):
         if c.issue_fingerprint not in issues:
-            issues[c.issue_fingerprint] = store.get_issue(c.issue_fingerprint)
+            issues[c.issue_fingerprint] = scrub_issue(store.get_issue(c.issue_fingerprint))
         issue = issues[c.issue_fingerprint]
         if repo and (issue is None or issue.repo != repo):
             continue

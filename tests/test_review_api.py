@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -76,12 +76,17 @@ def test_the_list_is_ordered_by_priority_then_confidence_and_filters_by_repo_cla
 
 
 def test_show_gives_the_error_runs_others_and_scrubs_secrets_and_takes_an_id_prefix(api: Api) -> None:
+    store = api.deps.store
+    issue = store.get_issue("fp-total")
+    assert issue is not None
+    store.update_issue(replace(issue, title="ZeroDivisionError for jane.doe@example.com"))
     shown = api.client.get(f"/v1/candidates/{api.seeded.total_id[:5]}", headers=api.auth())
     assert shown.status_code == 200
     body = shown.json()
     assert body["candidate"]["id"] == api.seeded.total_id
     assert [r["exit_code"] for r in body["candidate"]["verification"]["runs"]] == [1, 0, 0]
-    assert "sk-live" not in shown.text and "s3cret" not in shown.text
+    assert "sk-live" not in shown.text and "s3cret" not in shown.text and "jane.doe" not in shown.text
+    assert body["issue"]["title"].startswith("ZeroDivisionError for [Filtered")
     assert body["event"]["environment"] == "production" and body["event"]["release"] == "shop@1.4.2"
     assert body["localised_frames"] == ["shop/app.py:6 total"]
     assert [o["id"] for o in body["others"]] == [api.seeded.held_id]

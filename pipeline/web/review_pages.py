@@ -228,6 +228,8 @@ async def _on_not_authenticated(request: Request, exc: Exception) -> Response:
         return JSONResponse({"detail": "authentication required: a session or an API token"}, status_code=401,
                             headers={"WWW-Authenticate": "Bearer"})
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    if request.method != "GET":  # a form posted after the session ended: come back to a page, not a POST
+        target = "/queue"
     return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
 
 
