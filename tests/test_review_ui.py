@@ -80,6 +80,21 @@ def test_requests_without_a_session_are_sent_to_the_login_page_or_refused_with_4
     assert store.get_candidate(site.seeded.name_id).status is CandidateStatus.AWAITING_REVIEW  # type: ignore[union-attr]
 
 
+def test_the_queue_filters_by_fix_class_and_status_and_login_never_redirects_off_site(site: Site) -> None:
+    client = logged_in(site)
+    rows = re.compile(r'class="candidate-row" data-id="([0-9a-f]+)"')
+    assert rows.findall(client.get("/queue").text) == [site.seeded.name_id, site.seeded.total_id]
+    assert rows.findall(client.get("/queue", params={"fix_class": "zero_division"}).text) == [site.seeded.total_id]
+    assert rows.findall(client.get("/queue", params={"status": "held"}).text) == [site.seeded.held_id]
+    assert rows.findall(client.get("/queue", params={"repo": "elsewhere"}).text) == []
+    fresh = httpx.Client(base_url=site.server.url(""), follow_redirects=False)
+    token = CSRF.search(fresh.get("/login").text)
+    assert token is not None
+    answer = fresh.post("/login", data={"username": "alice", "password": PASSWORD, "csrf_token": token[1],
+                                        "next": "//evil.example/queue"})
+    assert answer.status_code == 303 and answer.headers["location"] == "/queue"
+
+
 def test_a_cross_site_form_post_without_or_with_a_wrong_csrf_token_is_refused_with_403(site: Site) -> None:
     client = logged_in(site)
     target = f"/candidates/{site.seeded.held_id}/reject"
