@@ -16,12 +16,12 @@ from pathlib import Path
 import httpx
 import pytest
 from github_fake import FakeGitHub
-from helpers_review import FILES, PASSWORD, Seeded, config, seed
+from helpers_review import FILES, NAME_DIFF, PASSWORD, Seeded, config, seed
 from helpers_serve import ROOT, Server
 
 from pipeline.accounts import Reviewer, hash_password
 from pipeline.adapters.sql_store import SqlStore
-from pipeline.records import CandidateStatus
+from pipeline.records import CandidateStatus, Cost, FixCandidate, Patch
 
 CHROMIUM = "/usr/bin/chromium"
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -125,6 +125,26 @@ def test_five_wrong_passwords_slow_logins_down_to_a_429_with_retry_after_even_fo
     assert locked.status_code == 429 and int(locked.headers["retry-after"]) > 0
     assert "too many failed logins" in locked.text
     logged_in(site, "alice")  # another reviewer from the same client is not locked out
+
+
+def test_retry_on_the_page_needs_a_hint_then_sets_the_candidate_aside_with_the_hint_shown(site: Site) -> None:
+    store = site.server.store
+    extra = FixCandidate("fp-name", Patch("template:missing_key_default", NAME_DIFF.replace("''", "'?'"),
+                                          ("shop/app.py",), "display_name: '?' for a user without a name"),
+                         None, 0.7, {}, Cost(), CandidateStatus.AWAITING_REVIEW)
+    store.save_candidate(extra)
+    client = logged_in(site)
+    token = CSRF.search(client.get(f"/candidates/{extra.id}").text)
+    assert token is not None
+    empty = client.post(f"/candidates/{extra.id}/retry", data={"hint": " ", "csrf_token": token[1]})
+    assert empty.status_code == 400 and "needs a hint" in empty.text
+    done = client.post(f"/candidates/{extra.id}/retry", data={"hint": "use an empty name", "csrf_token": token[1]})
+    assert done.status_code == 303
+    page = client.get(done.headers["location"]).text
+    assert "use an empty name" in page and 'id="decide"' not in page
+    assert store.get_candidate(extra.id).status is CandidateStatus.REJECTED  # type: ignore[union-attr]
+    assert [h.text for h in store.hints_for("fp-name") if h.source == "reviewer"] == ["use an empty name"]
+    assert [(a.actor, a.action, a.via) for a in store.audit_for(extra.id)] == [("alice", "retried", "ui")]
 
 
 def test_a_reviewer_rejects_one_candidate_approves_another_and_sees_both_in_the_audit_log(site: Site) -> None:
