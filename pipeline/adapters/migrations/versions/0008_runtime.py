@@ -1,7 +1,7 @@
 """Fix attempts: one row per claim on an issue, at most one running per issue.
 
 Revision ID: 0008_runtime
-Revises: 0006_clusters
+Revises: 0007_review_ui
 Create Date: 2026-12-02
 
 An attempt starts only by a claim (SqlStore.claim_attempt): in one transaction the issue moves from
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0008_runtime"
-down_revision: str | Sequence[str] | None = "0006_clusters"
+down_revision: str | Sequence[str] | None = "0007_review_ui"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
