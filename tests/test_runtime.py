@@ -44,6 +44,20 @@ from pipeline.triage import pick
 AUTH = {"X-Sentry-Auth": f"Sentry sentry_key={DSN_KEY}, sentry_version=7"}
 
 
+def start_worker_on(d: Deployment, queues: str) -> Worker:
+    """A worker consuming only `queues` (Deployment.start_worker consumes both)."""
+    log = d.root / f"worker-{len(d.workers)}.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "pipeline", "worker", "--queues", queues, "--concurrency", "1",
+                                 "--loglevel", "INFO"], cwd=d.root, env=d.env(), stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    worker = Worker(proc, log)
+    d.workers.append(worker)
+    wait_for("the worker to be ready", lambda: proc.poll() is not None or " ready." in log.read_text(), 60)
+    assert proc.poll() is None, log.read_text()
+    return worker
+
+
 def start_beat(d: Deployment) -> Worker:
     log = d.root / "beat.log"
     with log.open("wb") as out:
@@ -261,7 +275,9 @@ def test_the_beats_triage_starts_the_top_k_within_the_concurrency_bound_and_the_
     ingest_paths(store, [*paths, spend])
     ranked = [issue.fingerprint for issue in pick(store, 10)]
     assert len(ranked) == 3  # the message issue is never picked
-    workers = [deployment.start_worker(), deployment.start_worker()]
+    # As deployed: triage runs on an ingest worker, never queued behind the attempts it started.
+    workers = [start_worker_on(deployment, "ingest"), start_worker_on(deployment, "fix"),
+               start_worker_on(deployment, "fix")]
     beat = start_beat(deployment)
 
     bound = wait_for("a run held back by the concurrency bound", lambda: [
