@@ -76,12 +76,7 @@ def ingest_event(payload: dict[str, Any], source: str) -> dict[str, list[str]]:
     report = ingest_events(store, [parse_payload(payload, source)], deps.in_app, deps.templates,
                            deps.source_lines)
     check_recurrences(store, deps.settings, report.issues)  # a merged fix's crash back: reopen
-    enqueued = []
-    for fingerprint in sorted(report.issues):
-        issue = store.get_issue(fingerprint)
-        if issue is not None and issue.count == 1 and issue.status is IssueStatus.NEW:
-            attempt_fix.delay(fingerprint)
-            enqueued.append(fingerprint)
+    enqueued = _attempt_new_issues(sorted(report.issues)) if report.stored else []
     return {"stored": report.stored, "duplicates": report.duplicates, "enqueued": enqueued}
 
 
