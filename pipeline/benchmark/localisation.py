@@ -23,7 +23,7 @@ from typing import Any
 
 from pipeline.benchmark import runner
 from pipeline.context.index import build_index
-from pipeline.context.rank import FusionWeights, fused_ranking, stack_ranking
+from pipeline.context.rank import DEFAULT_WEIGHTS, FusionWeights, fused_ranking, stack_ranking
 from pipeline.context.retrieve import retrieve
 from pipeline.context.search import CodeSearch
 from pipeline.records import Location
@@ -43,7 +43,7 @@ class LocalisationResult:
 def _event_file(case: Any, corpus: ModuleType, source: Path, deps: Path | None) -> Path:
     repro = (case.folder / "repro.py").read_bytes()
     digest = hashlib.sha256(repro + f"{case.package}=={case.buggy_version}".encode()).hexdigest()[:12]
-    path = corpus.CACHE / "events" / f"{case.id}-{digest}.json"
+    path: Path = corpus.CACHE / "events" / f"{case.id}-{digest}.json"
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="autofix-loc-") as work:
@@ -61,7 +61,7 @@ def _dicts(locations: Sequence[Location]) -> list[dict[str, Any]]:
     return [{"path": loc.path, "function": loc.function, "line": loc.line} for loc in locations]
 
 
-def localise_case(case: Any, corpus: ModuleType, home: Path, weights: FusionWeights = FusionWeights()
+def localise_case(case: Any, corpus: ModuleType, home: Path, weights: FusionWeights = DEFAULT_WEIGHTS
                   ) -> LocalisationResult:
     from pipeline.grouping import group
     from pipeline.scrub import scrub_event
@@ -90,7 +90,7 @@ def localise_case(case: Any, corpus: ModuleType, home: Path, weights: FusionWeig
 
 def run(suite: Path, only: Sequence[str] = (), home: Path | None = None,
         on_case: Callable[[LocalisationResult], None] | None = None,
-        weights: FusionWeights = FusionWeights()) -> list[LocalisationResult]:
+        weights: FusionWeights = DEFAULT_WEIGHTS) -> list[LocalisationResult]:
     corpus = runner.load_corpus_module(suite)
     results: list[LocalisationResult] = []
     with tempfile.TemporaryDirectory(prefix="autofix-loc-home-") as tmp:
@@ -109,7 +109,7 @@ def _recall(ranks: Sequence[int | None], k: int) -> float:
 def totals(results: Sequence[LocalisationResult]) -> dict[str, Any]:
     stack = [r.rank_stack for r in results]
     fused = [r.rank_fused for r in results]
-    figures = {
+    figures: dict[str, Any] = {
         "cases": len(results),
         "stack": {"recall_at_1": _recall(stack, 1), "recall_at_5": _recall(stack, 5)},
         "fused": {"recall_at_1": _recall(fused, 1), "recall_at_5": _recall(fused, 5)},

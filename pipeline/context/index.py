@@ -175,6 +175,16 @@ class SymbolIndex:
 # --- building ------------------------------------------------------------------------------------
 
 
+_MEMO: dict[tuple[str, str], SymbolIndex] = {}
+_MEMO_SIZE = 4
+
+
+def _remember(root: Path, key: str, index: SymbolIndex) -> None:
+    _MEMO[(str(root), key)] = index
+    while len(_MEMO) > _MEMO_SIZE:
+        _MEMO.pop(next(iter(_MEMO)))
+
+
 def _git(root: Path, *args: str) -> str | None:
     try:
         done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=30,
@@ -216,6 +226,9 @@ def build_index(root: Path, policy: ContextPolicy = ALLOW_ALL, cache_dir: Path |
     started = time.monotonic()
     root = root.resolve()
     key = index_key(root, policy)
+    memo = _MEMO.get((str(root), key))
+    if memo is not None:  # the flow built it for ranking; fixers ask again for their context
+        return memo
     cache = cache_dir / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.json" if cache_dir else None
     if cache is not None and cache.is_file():
         try:
@@ -223,6 +236,7 @@ def build_index(root: Path, policy: ContextPolicy = ALLOW_ALL, cache_dir: Path |
             if data.get("version") == INDEX_VERSION and data.get("key") == key:
                 index = SymbolIndex.from_json(root, data)
                 index.build_seconds = round(time.monotonic() - started, 3)
+                _remember(root, key, index)
                 log.info("context.index_cached", files=len(index.files), symbols=len(index.symbols))
                 return index
         except (OSError, ValueError, KeyError, TypeError, IndexError):
@@ -251,6 +265,7 @@ def build_index(root: Path, policy: ContextPolicy = ALLOW_ALL, cache_dir: Path |
         tmp = cache.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps(index.to_json(), separators=(",", ":")), encoding="utf-8")
         tmp.replace(cache)  # atomic: a concurrent reader sees the old file or the whole new one
+    _remember(root, key, index)
     log.info("context.index_built", files=len(files), symbols=len(symbols), seconds=index.build_seconds)
     return index
 

@@ -29,6 +29,9 @@ class FusionWeights:
     hits: int = 5  # BM25 hits taken as candidates besides the stack
 
 
+DEFAULT_WEIGHTS = FusionWeights()
+
+
 def _source(index: SymbolIndex, sym: Symbol) -> str:
     try:
         lines = (index.root / sym.path).read_text(encoding="utf-8", errors="replace").splitlines()
@@ -42,7 +45,7 @@ def stack_ranking(context: CodeContext) -> list[Location]:
 
 
 def fused_ranking(event: ErrorEvent, context: CodeContext, index: SymbolIndex, search: CodeSearch | None = None,
-                  weights: FusionWeights = FusionWeights(), query: Sequence[str] | None = None) -> list[Location]:
+                  weights: FusionWeights = DEFAULT_WEIGHTS, query: Sequence[str] | None = None) -> list[Location]:
     search = search or CodeSearch(index)
     query = event_query(event) if query is None else query
     hits = search.search(query, k=max(weights.hits, 1) * 5)

@@ -54,6 +54,14 @@ class CodeSearch:
         return [Hit(self.docs[i], float(scores[i])) for i in order if scores[i] > 0]
 
 
+def code_search(index: SymbolIndex) -> CodeSearch:
+    """The BM25 model of an index, built once per index object."""
+    found = index.__dict__.get("_code_search")
+    if not isinstance(found, CodeSearch):
+        found = index.__dict__["_code_search"] = CodeSearch(index)
+    return found
+
+
 def event_query(event: ErrorEvent) -> list[str]:
     """Query tokens for an event, each once, in the order they appear."""
     texts: list[str] = []
