@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import ModuleType
@@ -61,13 +61,29 @@ def _dicts(locations: Sequence[Location]) -> list[dict[str, Any]]:
     return [{"path": loc.path, "function": loc.function, "line": loc.line} for loc in locations]
 
 
-def localise_case(case: Any, corpus: ModuleType, home: Path, weights: FusionWeights = DEFAULT_WEIGHTS
-                  ) -> LocalisationResult:
+def rank_pair(case: Any, corpus: ModuleType, root: Path, event_path: Path, home: Path,
+              weights: FusionWeights = DEFAULT_WEIGHTS) -> tuple[list[Location], list[Location]]:
+    """Stack-only and fused localisation of the case's event in the checkout at `root`."""
     from pipeline.grouping import group
     from pipeline.scrub import scrub_event
     from pipeline.sources import load_path
     from pipeline.sources.in_app import InAppRules, repo_packages
 
+    rules = InAppRules.of(repo_packages(root))
+    event, _ = group(scrub_event(rules.mark(load_path(event_path)[0])))
+    context = retrieve(event, root)
+    index = build_index(root, cache_dir=home / "context" / "index")
+    return stack_ranking(context), fused_ranking(event, context, index, CodeSearch(index), weights)
+
+
+def ranks(case: Any, corpus: ModuleType, root: Path, event_path: Path, home: Path) -> tuple[int | None, int | None]:
+    stack, fused = rank_pair(case, corpus, root, event_path, home)
+    return (runner._localisation_rank(case, corpus, _dicts(stack)),
+            runner._localisation_rank(case, corpus, _dicts(fused)))
+
+
+def localise_case(case: Any, corpus: ModuleType, home: Path, weights: FusionWeights = DEFAULT_WEIGHTS
+                  ) -> LocalisationResult:
     started = time.monotonic()
     try:
         source = corpus.unpack_sdist(case.package, case.buggy_version)
@@ -75,12 +91,7 @@ def localise_case(case: Any, corpus: ModuleType, home: Path, weights: FusionWeig
         event_path = _event_file(case, corpus, source, deps)
     except Exception as exc:  # noqa: BLE001 - pip, archives, a repro that no longer raises
         return LocalisationResult(case.id, None, None, round(time.monotonic() - started, 2), f"no event: {exc}")
-    rules = InAppRules.of(repo_packages(source))
-    event, _ = group(scrub_event(rules.mark(load_path(event_path)[0])))
-    context = retrieve(event, source)
-    index = build_index(source, cache_dir=home / "context" / "index")
-    stack = stack_ranking(context)
-    fused = fused_ranking(event, context, index, CodeSearch(index), weights)
+    stack, fused = rank_pair(case, corpus, source, event_path, home, weights)
     rank_stack = runner._localisation_rank(case, corpus, _dicts(stack))
     rank_fused = runner._localisation_rank(case, corpus, _dicts(fused))
     return LocalisationResult(case.id, rank_stack, rank_fused, round(time.monotonic() - started, 2),
@@ -107,13 +118,17 @@ def _recall(ranks: Sequence[int | None], k: int) -> float:
 
 
 def totals(results: Sequence[LocalisationResult]) -> dict[str, Any]:
-    stack = [r.rank_stack for r in results]
-    fused = [r.rank_fused for r in results]
+    figures = compare([r.rank_stack for r in results], [r.rank_fused for r in results])
+    figures["seconds"] = round(sum(r.seconds for r in results), 2)
+    return figures
+
+
+def compare(stack: Sequence[int | None], fused: Sequence[int | None]) -> dict[str, Any]:
+    """Recall@1/@5 of both rankings; the fused one is used only if it wins (a tie keeps the stack)."""
     figures: dict[str, Any] = {
-        "cases": len(results),
+        "cases": len(stack),
         "stack": {"recall_at_1": _recall(stack, 1), "recall_at_5": _recall(stack, 5)},
         "fused": {"recall_at_1": _recall(fused, 1), "recall_at_5": _recall(fused, 5)},
-        "seconds": round(sum(r.seconds for r in results), 2),
     }
     s, f = figures["stack"], figures["fused"]
     figures["winner"] = "fused" if (f["recall_at_1"], f["recall_at_5"]) > (s["recall_at_1"], s["recall_at_5"]) \
@@ -126,12 +141,14 @@ def as_json(results: Sequence[LocalisationResult]) -> dict[str, Any]:
 
 
 def markdown(results: Sequence[LocalisationResult]) -> str:
-    t = totals(results)
     lines = ["| case | rank stack-only | rank fused |", "| --- | --- | --- |"]
     for r in results:
         lines.append(f"| {r.id} | {r.rank_stack or '-'} | {r.rank_fused or '-'} |")
+    return "\n".join([*lines, "", summary(totals(results))])
+
+
+def summary(t: Mapping[str, Any]) -> str:
     s, f = t["stack"], t["fused"]
-    lines += ["", f"**Localisation, {t['cases']} cases**: stack-only recall@1 {s['recall_at_1']:.2f}, "
-              f"recall@5 {s['recall_at_5']:.2f}; fused (stack + BM25) recall@1 {f['recall_at_1']:.2f}, "
-              f"recall@5 {f['recall_at_5']:.2f}; used: {t['winner']}."]
-    return "\n".join(lines)
+    return (f"**Localisation, {t['cases']} cases**: stack-only recall@1 {s['recall_at_1']:.2f}, "
+            f"recall@5 {s['recall_at_5']:.2f}; fused (stack + BM25) recall@1 {f['recall_at_1']:.2f}, "
+            f"recall@5 {f['recall_at_5']:.2f}; used: {t['winner']}.")
