@@ -153,7 +153,7 @@ class ContextConfig(BaseModel):
     ignore_file: str = ".autofixignore"
     # The localisation list: "stack" (crash site, callers outward) or "fused" (stack + BM25). The
     # default is what won on bench/crashes (`autofix bench --localisation-only`).
-    ranking: Literal["stack", "fused"] = "stack"
+    ranking: Literal["stack", "fused"] = "fused"
     budget_tokens: Annotated[int, Field(gt=0)] = 3000  # fix_context's budget when a fixer names none
     bm25_hits: Annotated[int, Field(ge=0)] = 5  # BM25 hits added to a fixer's context (after the stack)
     cache: bool = True  # the symbol index cached under AUTOFIX_HOME/context/index

@@ -326,3 +326,35 @@ def test_an_oversized_crash_function_is_trimmed_around_the_crash_line(tmp_path: 
     (snippet,) = fix_context(crash, retrieve(crash, repo), 150)
     assert "return x / 0" in snippet.text and "step_0 " not in snippet.text
     assert snippet.why.startswith("crash (lines ") and snippet_tokens(snippet) <= 150
+
+
+def test_a_repo_class_the_message_names_ranks_just_below_the_crash_site(shop: Path) -> None:
+    idx = build_index(shop, ContextPolicy.load(shop))
+    crash = event(exc("AttributeError", "'Basket' object has no attribute 'total'",
+                      frame("unit_price", "shop/pricing.py", line_of(PRICING, 'return item["price"]'))))
+    context = CodeContext(str(shop), (_loc("unit_price", "crash"), _loc("basket_total", "caller")))
+    ranked = fused_ranking(crash, context, idx, CodeSearch(idx), FusionWeights(bm25=0.0, hits=0))
+    assert [(loc.function, loc.role) for loc in ranked] == [
+        ("unit_price", "crash"), ("Basket", "search"), ("basket_total", "caller")]
+
+
+def test_the_flow_reports_the_fused_localisation_and_leaves_the_stack_to_fixers(shop: Path, tmp_path: Path) -> None:
+    from pipeline.flow import FixRequest, fix_issue
+    from pipeline.render import outcome_json
+    from pipeline.settings import ContextConfig
+    from sandbox.local import LocalSandbox
+
+    crash = event(exc("AttributeError", "'Basket' object has no attribute 'total'",
+                      frame("checkout", "shop/pricing.py", line_of(PRICING, "return sign(basket_total")),
+                      frame("unit_price", "shop/pricing.py", line_of(PRICING, 'return item["price"]'))))
+    request = FixRequest(crash, issue(), shop, tmp_path / "work", context_config=ContextConfig(ranking="fused"),
+                         index_cache=tmp_path / "index")
+    outcome = fix_issue(request, [], LocalSandbox())
+    assert outcome.status == "no_fix"  # no fixers given: the point is what was localised
+    assert [loc.function for loc in outcome.context.locations] == ["unit_price", "checkout"]
+    shown = [(loc["function"], loc["role"]) for loc in outcome_json(outcome)["localization"]]
+    assert shown[0] == ("unit_price", "crash")
+    assert {("Basket", "search"), ("checkout", "caller")} <= set(shown[:3])
+    stack_only = fix_issue(FixRequest(crash, issue(), shop, tmp_path / "work2",
+                                      context_config=ContextConfig(ranking="stack")), [], LocalSandbox())
+    assert [loc["function"] for loc in outcome_json(stack_only)["localization"]] == ["unit_price", "checkout"]

@@ -43,7 +43,7 @@ class CodeSearch:
         if self._bm25 is None or not query:
             return np.zeros(len(self.docs))
         vocab = self._bm25.vocab_dict
-        known = [t for t in dict.fromkeys(query) if t in vocab]
+        known = [t for t in query if t in vocab]  # a repeated token weighs more (see event_query)
         if not known:
             return np.zeros(len(self.docs))
         return np.asarray(self._bm25.get_scores(known), dtype=float)
@@ -62,20 +62,30 @@ def code_search(index: SymbolIndex) -> CodeSearch:
     return found
 
 
-def event_query(event: ErrorEvent) -> list[str]:
-    """Query tokens for an event, each once, in the order they appear."""
-    texts: list[str] = []
+MESSAGE_WEIGHT = 3  # the exception's type and message name the failing thing; locals are noisier
+
+
+def event_query(event: ErrorEvent, message_weight: int = MESSAGE_WEIGHT) -> list[str]:
+    """Query tokens for an event: each token once, the exceptions' own tokens `message_weight` times.
+
+    BM25 sums over the query's tokens, so a repeated token weighs that many times.
+    """
+    said: list[str] = []
+    seen: list[str] = []
     for exc in event.exceptions:
-        texts += [exc.type, exc.value or ""]
+        said += [exc.type, exc.value or ""]
         frames = [f for f in exc.frames if f.in_app] or list(exc.frames)
         for frame in frames:
-            texts.append(frame.function or "")
+            seen.append(frame.function or "")
             for name, value in (frame.vars or {}).items():
-                texts.append(str(name))
-                texts.extend(_value_texts(value))
+                seen.append(str(name))
+                seen.extend(_value_texts(value))
     if event.message:
-        texts.append(event.message)
-    return list(dict.fromkeys(t for text in texts for t in code_tokens(_ADDRESS.sub(" ", text))))
+        said.append(event.message)
+    strong = list(dict.fromkeys(t for text in said for t in code_tokens(_ADDRESS.sub(" ", text))))
+    weak = [t for t in dict.fromkeys(t for text in seen for t in code_tokens(_ADDRESS.sub(" ", text)))
+            if t not in set(strong)]
+    return strong * max(message_weight, 1) + weak
 
 
 def _value_texts(value: object) -> Iterable[str]:
