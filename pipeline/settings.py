@@ -159,6 +159,17 @@ class ContextConfig(BaseModel):
     cache: bool = True  # the symbol index cached under AUTOFIX_HOME/context/index
 
 
+class ReviewUIConfig(BaseModel):
+    """The review UI's sessions and login limits (`autofix serve`)."""
+
+    session_idle_s: Annotated[int, Field(gt=0)] = 1800  # a session unused this long must log in again
+    login_max_failures: Annotated[int, Field(gt=0)] = 5  # wrong passwords per name or client ...
+    login_window_s: Annotated[int, Field(gt=0)] = 900  # ... within this window, before logins are refused
+    login_lockout_s: Annotated[int, Field(gt=0)] = 60  # for this long (429 with Retry-After)
+    # Cookies get the Secure flag; unset: when public_base_url is https.
+    secure_cookies: bool | None = None
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AUTOFIX_", extra="ignore")
 
@@ -208,6 +219,9 @@ class Settings(BaseSettings):
     learning: LearningConfig = Field(default_factory=LearningConfig)
     # Where reviewers reach autofix (`autofix serve`): pull requests link to {this}/candidates/{id}.
     public_base_url: str | None = None
+    # Signs the review UI's session cookies; unset: a random key kept in AUTOFIX_HOME/session.key.
+    session_secret: SecretStr | None = None
+    review_ui: ReviewUIConfig = Field(default_factory=ReviewUIConfig)
 
     repos: list[RepoConfig] = Field(default_factory=list)
     # Top-level packages of the applications served. A log traceback carries no in-app marks (an SDK
