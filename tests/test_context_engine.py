@@ -358,3 +358,18 @@ def test_the_flow_reports_the_fused_localisation_and_leaves_the_stack_to_fixers(
     stack_only = fix_issue(FixRequest(crash, issue(), shop, tmp_path / "work2",
                                       context_config=ContextConfig(ranking="stack")), [], LocalSandbox())
     assert [loc["function"] for loc in outcome_json(stack_only)["localization"]] == ["unit_price", "checkout"]
+
+
+def test_relative_imports_resolve_to_the_definition_in_the_package(tmp_path: Path) -> None:
+    repo = write_tree(tmp_path / "r", {
+        "src/pkg/__init__.py": "from .core import run\n",
+        "src/pkg/core.py": "from .util import LIMIT, clamp\n\n\ndef run(x):\n    return clamp(x, LIMIT)\n",
+        "src/pkg/util.py": "LIMIT = 10\n\n\ndef clamp(x, top):\n    return min(x, top)\n",
+        "src/other/util.py": "def clamp(x, top):\n    return x\n",
+    })
+    idx = build_index(repo)
+    assert idx.files["src/pkg/core.py"].module == "pkg.core"
+    assert idx.files["src/pkg/core.py"].imports == {"LIMIT": "pkg.util.LIMIT", "clamp": "pkg.util.clamp"}
+    assert [(d.path, d.qualname) for d in idx.definitions("clamp", "src/pkg/core.py")] == [("src/pkg/util.py", "clamp")]
+    assert [d.kind for d in idx.definitions("LIMIT", "src/pkg/core.py")] == ["constant"]
+    assert idx.files["src/pkg/__init__.py"].imports == {"run": "pkg.core.run"}
