@@ -9,6 +9,7 @@ captured locals, also in code tokens, each token once.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -19,6 +20,10 @@ import numpy as np
 from pipeline.context.index import Symbol, SymbolIndex
 from pipeline.context.tokens import code_tokens
 from pipeline.records import ErrorEvent
+
+# bm25s sets its own logger to DEBUG at import, which would print "Building index from tokens" on
+# every CLI run; its messages follow the process's level like any library's.
+logging.getLogger("bm25s").setLevel(logging.NOTSET)
 
 SEARCH_KINDS = ("function", "method", "class")
 _MAX_VALUE_CHARS = 200  # a captured value's repr beyond this is data, not vocabulary
