@@ -117,6 +117,7 @@ def test_index_holds_definitions_with_spans_imports_and_call_sites(shop: Path) -
     assert total is not None and total.kind == "function"
     assert (total.start, total.end) == (line_of(PRICING, "def basket_total"), line_of(PRICING, "return total *"))
     assert ("unit_price", line_of(PRICING, "total += unit_price")) in total.calls
+    assert "basket.items" in total.names  # an attribute of a name: resolvable when the name is a module
     method = idx.get("shop/models.py", "Basket.count")
     assert method is not None and method.kind == "method"
     assert idx.get("shop/models.py", "Basket") is not None
@@ -127,7 +128,9 @@ def test_index_holds_definitions_with_spans_imports_and_call_sites(shop: Path) -
         ("checkout", line_of(PRICING, "return sign(basket_total"))]
     (found,) = idx.definitions("TAX_RATE", "shop/pricing.py")
     assert found.path == "shop/rates.py"
-    assert [d.qualname for d in idx.definitions("count", "shop/models.py", "Basket")] == ["Basket.count"]
+    assert [d.qualname for d in idx.definitions("self.count", "shop/models.py", "Basket")] == ["Basket.count"]
+    assert idx.definitions(".count", "shop/pricing.py") == []  # an attribute of an unknown receiver
+    assert idx.definitions("len", "shop/models.py") == []
 
 
 def test_second_build_of_the_same_commit_reads_the_cache_and_a_new_commit_does_not(shop: Path, tmp_path: Path) -> None:

@@ -6,8 +6,10 @@ the token budget lasts:
 1. the crash function, with the crash frame's captured locals (always; trimmed to a window around
    the crash line when the whole function alone is over the budget);
 2. its in-app callers outward, each with its frame's locals;
-3. the definitions of the names they use (callees, classes, constants), found through the symbol
-   index: the file's own definitions, its imports, else a unique definition in the repo;
+3. the definitions of the names they use (callees, classes, constants; for a method, its class
+   first), found through the symbol index: the file's own definitions, its imports, `self.` in the
+   method's class, else a unique definition in the repo (an attribute of an unknown receiver, or a
+   name imported from outside the repo, is never guessed);
 4. the top BM25 hits for the event's words that are none of the above.
 
 Every snippet comes from a file the context policy allows (settings globs and `.autofixignore`);
@@ -202,6 +204,10 @@ def _definitions(index: SymbolIndex, stack: list[Location]) -> list[Symbol]:
             continue
         parts = sym.qualname.split(".")
         within = ".".join(parts[:-1]) if sym.kind == "method" else None
+        owner = index.get(sym.path, within) if within else None
+        if owner is not None and (owner.path, owner.qualname) not in seen:  # what `self` is
+            seen.add((owner.path, owner.qualname))
+            found.append(owner)
         names = list(dict.fromkeys([c for c, _ in sym.calls] + list(sym.names)))
         for name in names:
             for d in index.definitions(name, sym.path, within):
@@ -216,4 +222,4 @@ def _definitions(index: SymbolIndex, stack: list[Location]) -> list[Symbol]:
 
 def _terms(sym: Symbol, query: list[str]) -> str:
     mine = set(sym.tokens)
-    return " ".join([t for t in query if t in mine][:6])
+    return " ".join([t for t in dict.fromkeys(query) if t in mine][:6])

@@ -36,7 +36,7 @@ from pipeline.pysource import Undecodable, read_source
 
 log = structlog.get_logger(__name__)
 
-INDEX_VERSION = 1  # bump when the stored shape or the tokens change: old caches are then ignored
+INDEX_VERSION = 2  # bump when the stored shape or the tokens change: old caches are then ignored
 _MAX_FILE_BYTES = 2_000_000  # generated or vendored blobs: not code anyone fixes by hand
 
 
@@ -47,8 +47,9 @@ class Symbol:
     path: str  # repo-relative, POSIX
     start: int  # 1-based, decorators included
     end: int
-    calls: tuple[tuple[str, int], ...] = ()  # (called name, line): `self.f(x)` and `f(x)` give "f"
-    names: tuple[str, ...] = ()  # names and attribute names it reads, first use first
+    # (called name, line): `f(x)` gives "f", `self.f(x)` "self.f", `mod.f(x)` "mod.f", `a.b.f(x)` ".f"
+    calls: tuple[tuple[str, int], ...] = ()
+    names: tuple[str, ...] = ()  # names and attributes it reads, spelled as in calls, first use first
     tokens: tuple[str, ...] = ()
 
     @property
@@ -126,26 +127,30 @@ class SymbolIndex:
         return tails[0] if len(tails) == 1 else None
 
     def definitions(self, name: str, used_in: str, within_class: str | None = None) -> list[Symbol]:
-        """Where NAME, read in file `used_in` (inside class `within_class`, if a method), is defined."""
-        if within_class:
-            method = self.get(used_in, f"{within_class}.{name}")
-            if method is not None:
-                return [method]
+        """Where NAME, read in file `used_in` (inside class `within_class`, if a method), is defined.
+
+        NAME is as the index records uses: `f` for a bare name, `self.f` / `cls.f` for the class's
+        own attribute, `mod.f` for an attribute of a name (an imported module, say), `.f` for an
+        attribute of anything else, which is never guessed.
+        """
+        base, dot, attr = name.rpartition(".")
+        if dot:
+            if base in ("self", "cls"):
+                found = self.get(used_in, f"{within_class}.{attr}") if within_class else None
+                return [found] if found is not None else []
+            info = self.files.get(used_in)
+            target = info.imports.get(base) if base and info else None
+            path = self.module_file(target) if target else None
+            return [s for s in self.in_file(path) if s.qualname == attr] if path else []
         local = [s for s in self.in_file(used_in) if s.qualname == name]
         if local:
             return local
         info = self.files.get(used_in)
         target = info.imports.get(name) if info else None
-        if target:
+        if target:  # imported: from the module it names, or nothing (an outside package's name)
             module, _, attr = target.rpartition(".")
             path = self.module_file(module) if module else None
-            if path is not None:
-                found = [s for s in self.in_file(path) if s.qualname == attr]
-                if found:
-                    return found
-            path = self.module_file(target)  # `import pkg.mod as name`: the module itself, no symbol
-            if path is not None:
-                return []
+            return [s for s in self.in_file(path) if s.qualname == attr] if path else []
         everywhere = [s for s in self.named(name) if "<locals>" not in s.qualname and not s.is_test]
         top = [s for s in everywhere if s.kind in ("function", "class", "constant")]
         if len(top) == 1:
@@ -154,7 +159,7 @@ class SymbolIndex:
 
     def callers(self, name: str) -> list[tuple[Symbol, int]]:
         """Call sites of NAME (by its last name component): the calling symbol and the line."""
-        return [(s, line) for s in self.symbols for called, line in s.calls if called == name]
+        return [(s, line) for s in self.symbols for called, line in s.calls if called.rsplit(".", 1)[-1] == name]
 
     # --- storage -----------------------------------------------------------------------------------
 
@@ -320,7 +325,7 @@ class _Uses(ast.NodeVisitor):
         if isinstance(func, ast.Name):
             self.calls.append((func.id, node.lineno))
         elif isinstance(func, ast.Attribute):
-            self.calls.append((func.attr, node.lineno))
+            self.calls.append((_attribute(func), node.lineno))
         self.generic_visit(node)
 
     def visit_Name(self, node: ast.Name) -> None:
@@ -328,7 +333,7 @@ class _Uses(ast.NodeVisitor):
             self.names.setdefault(node.id)
 
     def visit_Attribute(self, node: ast.Attribute) -> None:
-        self.names.setdefault(node.attr)
+        self.names.setdefault(_attribute(node))
         self.generic_visit(node)
 
     def _definition(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> None:
@@ -344,6 +349,10 @@ class _Uses(ast.NodeVisitor):
                 self.visit(default)
 
     visit_FunctionDef = visit_AsyncFunctionDef = visit_ClassDef = _definition
+
+
+def _attribute(node: ast.Attribute) -> str:
+    return f"{node.value.id}.{node.attr}" if isinstance(node.value, ast.Name) else f".{node.attr}"
 
 
 def _uses(body: Sequence[ast.AST]) -> _Uses:
