@@ -44,7 +44,7 @@ class Snippet:
     start: int  # 1-based first line
     end: int  # 1-based last line, inclusive
     text: str
-    why: str  # "crash", "caller", "definition of NAME", "search: TERMS"
+    why: str  # "crash", "caller", "definition of NAME", "search: TERMS" (exactly these shapes)
     function: str = ""
     line: int = 0  # the line the stack points at, 0 when none
     vars: Mapping[str, Any] = field(default_factory=dict)  # the frame's captured locals (scrubbed)
@@ -176,8 +176,8 @@ def _trimmed(loc: Location, vars_: Mapping[str, Any], budget: int) -> Snippet:
     window = _WINDOW
     while True:
         a, b = max(0, at - window), min(len(body), at + window + 1)
-        snippet = _redacted(Snippet(loc.path, first + a, first + b - 1, "\n".join(body[a:b]),
-                                    f"{loc.role} (lines {first + a}-{first + b - 1} of {loc.function})",
+        # `why` stays the role (fixers match on it); start and end say which lines of the function.
+        snippet = _redacted(Snippet(loc.path, first + a, first + b - 1, "\n".join(body[a:b]), loc.role,
                                     loc.function, loc.line, vars_))
         if snippet_tokens(snippet) <= budget or window == 0:
             if snippet_tokens(snippet) > budget and vars_:
