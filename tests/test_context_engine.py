@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -376,3 +377,42 @@ def test_relative_imports_resolve_to_the_definition_in_the_package(tmp_path: Pat
     assert [(d.path, d.qualname) for d in idx.definitions("clamp", "src/pkg/core.py")] == [("src/pkg/util.py", "clamp")]
     assert [d.kind for d in idx.definitions("LIMIT", "src/pkg/core.py")] == ["constant"]
     assert idx.files["src/pkg/__init__.py"].imports == {"run": "pkg.core.run"}
+
+
+# --- settings and the benchmark's report ----------------------------------------------------------------
+
+
+def test_the_context_section_of_autofix_toml_is_read_and_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                                 ) -> None:
+    from pipeline.errors import ConfigError
+    from pipeline.settings import Settings
+
+    for name in [n for n in os.environ if n.startswith("AUTOFIX_")]:
+        monkeypatch.delenv(name)
+    path = tmp_path / "autofix.toml"
+    path.write_text('[context]\nexclude = ["src/generated/"]\nranking = "stack"\nbudget_tokens = 2000\n')
+    monkeypatch.setenv("AUTOFIX_CONFIG", str(path))
+    monkeypatch.setenv("AUTOFIX_HOME", str(tmp_path / "home"))
+    settings = Settings()
+    assert settings.context.exclude == ["src/generated/"] and settings.context.ranking == "stack"
+    assert settings.context_cache_dir == tmp_path / "home" / "context" / "index"
+    path.write_text('[context]\nexclud = ["x"]\n')
+    with pytest.raises(ConfigError, match="exclude"):
+        Settings()
+
+
+def test_the_bench_report_puts_stack_only_and_fused_localisation_side_by_side() -> None:
+    from pipeline.benchmark.runner import CaseResult, markdown, totals
+
+    def case(id: str, stack: int | None, fused: int | None) -> CaseResult:
+        return CaseResult(id, "p", "KeyError", "no_fix", produced=False, queued=False, correct=False, rank=fused,
+                          seconds=1.0, tokens=0, usd=0.0, strategy=None, reason="", rank_stack=stack,
+                          rank_fused=fused)
+
+    results = [case("a-1", 1, 1), case("b-1", 2, 1), case("c-1", None, 4), case("d-1", 7, 9)]
+    figures = totals(results)["localisation"]
+    assert figures["stack"] == {"recall_at_1": 0.25, "recall_at_5": 0.5}
+    assert figures["fused"] == {"recall_at_1": 0.5, "recall_at_5": 0.75}
+    assert figures["winner"] == "fused"
+    assert ("**Localisation, 4 cases**: stack-only recall@1 0.25, recall@5 0.50; fused (stack + BM25) "
+            "recall@1 0.50, recall@5 0.75; used: fused.") in markdown(results)
