@@ -210,8 +210,11 @@ def _retrieve(request: FixRequest, tree: Path) -> CodeContext:
     cfg = request.context_config
     policy = ContextPolicy.load(tree, cfg.include, cfg.exclude, cfg.ignore_file)
     context = retrieve(request.event, tree, request.path_mappings, policy=policy)
-    if cfg.ranking == "fused" and context.crash is not None and not context.crash_excluded:
-        index = build_index(tree, policy, request.index_cache)
+    if context.crash is None or context.crash_excluded:
+        return context
+    # Built (or read from the cache) here, once: fix_context, which fixers call, finds it in memory.
+    index = build_index(tree, policy, request.index_cache)
+    if cfg.ranking == "fused":
         context = replace(context, localization=tuple(fused_ranking(request.event, context, index,
                                                                     code_search(index))))
     return context
