@@ -416,3 +416,10 @@ def test_the_bench_report_puts_stack_only_and_fused_localisation_side_by_side() 
     assert figures["winner"] == "fused"
     assert ("**Localisation, 4 cases**: stack-only recall@1 0.25, recall@5 0.50; fused (stack + BM25) "
             "recall@1 0.50, recall@5 0.75; used: fused.") in markdown(results)
+
+
+def test_fix_context_shows_the_repo_class_the_message_names(shop: Path) -> None:
+    crash = event(exc("AttributeError", "'Basket' object has no attribute 'total'",
+                      frame("unit_price", "shop/pricing.py", line_of(PRICING, 'return item["price"]'))))
+    snippets = fix_context(crash, retrieve(crash, shop), 50_000, bm25_hits=0)
+    assert [(s.why, s.function) for s in snippets[:2]] == [("crash", "unit_price"), ("definition of Basket", "Basket")]

@@ -6,8 +6,8 @@ the token budget lasts:
 1. the crash function, with the crash frame's captured locals (always; trimmed to a window around
    the crash line when the whole function alone is over the budget);
 2. its in-app callers outward, each with its frame's locals;
-3. the definitions of the names they use (callees, classes, constants; for a method, its class
-   first), found through the symbol index: the file's own definitions, its imports, `self.` in the
+3. the repo classes and functions the exception message names in quotes, then the definitions of
+   the names the stack's functions use (callees, classes, constants; for a method, its class first), found through the symbol index: the file's own definitions, its imports, `self.` in the
    method's class, else a unique definition in the repo (an attribute of an unknown receiver, or a
    name imported from outside the repo, is never guessed);
 4. the top BM25 hits for the event's words that are none of the above.
@@ -28,6 +28,7 @@ from typing import Any
 
 from pipeline.context.index import Symbol, SymbolIndex, build_index
 from pipeline.context.policy import ContextPolicy
+from pipeline.context.rank import named_in_message
 from pipeline.context.search import code_search, event_query
 from pipeline.pysource import Undecodable, read_source
 from pipeline.records import CodeContext, ErrorEvent, Location
@@ -132,7 +133,10 @@ def fix_context(event: ErrorEvent, context: CodeContext, budget_tokens: int = 30
 
     if index is None:
         index = build_index(root, policy, index_cache)
-    for sym in _definitions(index, stack):
+    named = [s for s in named_in_message(event, index) if (s.path, s.qualname) not in
+             {(loc.path, loc.function) for loc in stack}]
+    definitions = _definitions(index, stack)
+    for sym in [*named, *(d for d in definitions if d not in named)]:
         limit = _DEFINITION_LINES.get(sym.kind, 40)
         end = min(sym.end, sym.start + limit - 1)
         if sym.kind == "class":
