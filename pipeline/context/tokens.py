@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import keyword
 import re
-from collections.abc import Iterable
 from functools import lru_cache
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|\d+")
@@ -44,11 +43,4 @@ def code_tokens(text: str) -> list[str]:
     out: list[str] = []
     for word in _WORD.findall(text):
         out.extend(_word_tokens(word))
-    return out
-
-
-def tokens_of(texts: Iterable[str]) -> list[str]:
-    out: list[str] = []
-    for text in texts:
-        out.extend(code_tokens(text))
     return out
