@@ -140,6 +140,25 @@ class LearningConfig(BaseModel):
     hold_below: float = 0.2  # below it candidates are held whatever their confidence
 
 
+class ContextConfig(BaseModel):
+    """The context engine (pipeline/context/): what code fixers may see, and how it is ranked.
+
+    `include` and `exclude` are gitignore-style globs on repo-relative paths (empty include: every
+    file); the repo's own `.autofixignore` (gitignore syntax) adds to exclude. Excluded files never
+    enter the symbol index, BM25, retrieval or a fixer's context; a crash inside one gets no fix.
+    """
+
+    include: list[str] = Field(default_factory=list)
+    exclude: list[str] = Field(default_factory=list)
+    ignore_file: str = ".autofixignore"
+    # The localisation list: "stack" (crash site, callers outward) or "fused" (stack + BM25). The
+    # default is what won on bench/crashes (`autofix bench --localisation-only`).
+    ranking: Literal["stack", "fused"] = "fused"
+    budget_tokens: Annotated[int, Field(gt=0)] = 3000  # fix_context's budget when a fixer names none
+    bm25_hits: Annotated[int, Field(ge=0)] = 5  # BM25 hits added to a fixer's context (after the stack)
+    cache: bool = True  # the symbol index cached under AUTOFIX_HOME/context/index
+
+
 class ReviewUIConfig(BaseModel):
     """The review UI's sessions and login limits (`autofix serve`)."""
 
@@ -211,6 +230,7 @@ class Settings(BaseSettings):
     in_app_packages: list[str] = Field(default_factory=list)
     gate: GateConfig = Field(default_factory=GateConfig)
     repo_env: EnvConfig = Field(default_factory=EnvConfig)  # [repo_env] in the file
+    context: ContextConfig = Field(default_factory=ContextConfig)  # [context] in the file
 
     _config_file: Path | None = PrivateAttr(default=None)
 
@@ -254,6 +274,11 @@ class Settings(BaseSettings):
     def envs_dir(self) -> Path:
         """Where repos' environments are built and cached."""
         return self.repo_env.cache_dir or self.home / "envs"
+
+    @property
+    def context_cache_dir(self) -> Path | None:
+        """Where symbol indexes are cached (None: caching off)."""
+        return self.home / "context" / "index" if self.context.cache else None
 
     @property
     def dsn_keys(self) -> frozenset[str]:

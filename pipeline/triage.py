@@ -159,7 +159,8 @@ def prepare(store: Store, settings: Settings, issue: Issue,
                          repo.path_mappings, settings.gate, limits, history, tuple(repo.sandbox_paths),
                          tuple(store.hints_for(issue.fingerprint)), tried, learned,
                          default_branch=repo.default_branch, env_home=settings.envs_dir,
-                         env=settings.repo_env, setup_command=repo.setup_command, triage=True)
+                         env=settings.repo_env, setup_command=repo.setup_command, triage=True,
+                         context_config=settings.context, index_cache=settings.context_cache_dir)
     return repo, request
 
 
