@@ -223,3 +223,124 @@ def is_load(site: CrashSite, node: cst.CSTNode) -> bool:
 
 LITERALS = (cst.Integer, cst.Float, cst.Imaginary, cst.SimpleString, cst.ConcatenatedString,
              cst.FormattedString)
+
+
+def wrap_try(site: CrashSite, catch: str, handler: Sequence[str]) -> str | None:
+    """The crash statement inside `try:`, with `except <catch>:` running the handler's statements.
+
+    Only a whole statement line can be wrapped (not the header of an `if` or a `for`); comments above
+    it stay above the `try`.
+    """
+    stmt = site.statement
+    if not isinstance(stmt, cst.SimpleStatementLine):
+        return None
+    body = [cst.parse_statement(line) for line in handler]
+    node = cst.Try(
+        body=cst.IndentedBlock(body=[stmt.with_changes(leading_lines=())]),
+        handlers=[cst.ExceptHandler(body=cst.IndentedBlock(body=body), type=cst.parse_expression(catch))],
+        leading_lines=stmt.leading_lines,
+    )
+    return site.module.visit(ReplaceNode(stmt, node)).code
+
+
+def own_nodes(function: cst.FunctionDef) -> list[cst.CSTNode]:
+    """Every node of the function's body that is not inside a nested function, class or lambda."""
+    out: list[cst.CSTNode] = []
+
+    class _Walk(cst.CSTVisitor):
+        def on_visit(self, node: cst.CSTNode) -> bool:
+            if isinstance(node, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
+                return False
+            out.append(node)
+            return True
+
+    function.body.visit(_Walk())
+    return out
+
+
+def callee_name(call: cst.Call) -> str | None:
+    """`int` for `int(x)`, `loads` for `json.loads(x)`; None for anything else called."""
+    func = call.func
+    if isinstance(func, cst.Name):
+        return func.value
+    if isinstance(func, cst.Attribute):
+        return func.attr.value
+    return None
+
+
+def binds_name(module: cst.Module, name: str) -> bool:
+    """Whether the module's top level binds `name` (an import, a def, a class or an assignment)."""
+    for stmt in module.body:
+        if isinstance(stmt, (cst.FunctionDef, cst.ClassDef)) and stmt.name.value == name:
+            return True
+        if isinstance(stmt, cst.SimpleStatementLine):
+            for small in stmt.body:
+                if isinstance(small, (cst.Import, cst.ImportFrom)) and not isinstance(small.names, cst.ImportStar):
+                    for alias in small.names:
+                        bound = alias.asname.name if alias.asname else alias.name
+                        if isinstance(bound, cst.Name) and bound.value == name:
+                            return True
+                        if isinstance(bound, cst.Attribute) and module.code_for_node(bound).split(".")[0] == name:
+                            return True
+                targets: list[cst.BaseExpression] = []
+                if isinstance(small, cst.Assign):
+                    targets = [t.target for t in small.targets]
+                elif isinstance(small, (cst.AnnAssign, cst.AugAssign)):
+                    targets = [small.target]
+                if any(m.findall(t, m.Name(name)) for t in targets):
+                    return True
+        elif isinstance(stmt, (cst.If, cst.Try, cst.With, cst.For, cst.While)):
+            if m.findall(stmt, m.Assign(targets=[m.ZeroOrMore(), m.AssignTarget(target=m.Name(name)),
+                                                  m.ZeroOrMore()])):
+                return True
+    return False
+
+
+class _InsertAbove(cst.CSTTransformer):
+    """Insert statements before `target`, taking over the comments and blank lines above it."""
+
+    def __init__(self, target: cst.CSTNode, new: Sequence[cst.BaseStatement]) -> None:
+        self.target = target
+        self.new = list(new)
+
+    def _insert(self, original: Sequence[cst.CSTNode], updated: Sequence[cst.CSTNode]) -> list[cst.CSTNode]:
+        out: list[cst.CSTNode] = []
+        for orig, upd in zip(original, updated, strict=True):
+            if orig is self.target and self.new:
+                leading = getattr(upd, "leading_lines", ())
+                first = self.new[0]
+                out.append(first.with_changes(leading_lines=leading) if hasattr(first, "leading_lines") else first)
+                out.extend(self.new[1:])
+                upd = upd.with_changes(leading_lines=()) if hasattr(upd, "leading_lines") else upd
+            out.append(upd)
+        return out
+
+    def leave_IndentedBlock(self, original: cst.IndentedBlock, updated: cst.IndentedBlock) -> cst.IndentedBlock:
+        return updated.with_changes(body=self._insert(original.body, updated.body))
+
+
+def insert_above(site: CrashSite, target: cst.CSTNode, code: str) -> str:
+    """The module with the statement `code` placed just before `target`, at its indentation."""
+    return site.module.visit(_InsertAbove(target, [cst.parse_statement(code)])).code
+
+
+def crash_vars(exc: ExceptionInfo) -> dict[str, object]:
+    """The captured locals of the innermost in-app frame (Sentry's repr strings or JSON values)."""
+    frames = [f for f in exc.frames if f.in_app] or list(exc.frames)
+    return dict(frames[-1].vars) if frames else {}
+
+
+def captured_none(exc: ExceptionInfo, code: str) -> bool:
+    """Whether the crash frame's locals show `code` (a plain name) holding None."""
+    value = crash_vars(exc).get(code, "missing")
+    return value is None or value == "None"
+
+
+def parenthesise(site: CrashSite, node: cst.CSTNode, code: str) -> str:
+    """`code` in parentheses unless it replaces the whole test of an `if`/`while` or a return value."""
+    parent = site.parent(node)
+    if isinstance(parent, (cst.If, cst.While)) and parent.test is node:
+        return code
+    if isinstance(parent, cst.Return) and parent.value is node:
+        return code
+    return f"({code})"

@@ -14,6 +14,12 @@ conventional repairs a reviewer would recognise:
 - index_guard     IndexError on a literal index: return the neutral value for a short sequence
 - operand_default TypeError unsupported operand with None: use the other operand type's zero
 - name_typo       AttributeError / NameError for a misspelt name: the closest name the file defines
+
+More templates live beside this module and are registered in TEMPLATES below: templates_parse.py
+(parse_guard, handler_widen: ValueError from int()/float()/Decimal()), templates_flow.py
+(unbound_init: UnboundLocalError; next_default: StopIteration from next()), templates_none.py
+(None in a comparison, a concatenation, an augmented assignment, arithmetic, unary minus, len()).
+Shared helpers are in template_kit.py.
 """
 
 from __future__ import annotations
@@ -47,6 +53,9 @@ from pipeline.fixers.template_kit import (
     site_nodes,
     subscript_key,
 )
+from pipeline.fixers.templates_flow import FLOW_TEMPLATES
+from pipeline.fixers.templates_none import NONE_TEMPLATES
+from pipeline.fixers.templates_parse import PARSE_TEMPLATES
 from pipeline.pysource import Undecodable, decode_source
 from pipeline.records import CodeContext, ErrorEvent, ExceptionInfo, Issue, Location, Patch, Review
 
@@ -280,7 +289,8 @@ def caller_needs(context: CodeContext, crash: Location) -> tuple[tuple[str, str]
 
 
 TEMPLATES: tuple[Template, ...] = (none_guard, key_default, zero_guard, iter_fallback, index_guard,
-                                   operand_default, name_typo)
+                                   operand_default, name_typo, *PARSE_TEMPLATES, *FLOW_TEMPLATES,
+                                   *NONE_TEMPLATES)
 
 
 class TemplateFixer:
