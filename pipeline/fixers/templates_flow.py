@@ -178,25 +178,37 @@ def _is_next(node: cst.CSTNode) -> bool:
 
 
 def next_default(site: CrashSite, exc: ExceptionInfo) -> Iterator[Rewrite]:
+    """`next(it, default)`; or leave the loop or the function when the iterator is exhausted.
+
+    The default goes first when the value is discarded or has a neutral value its use can take;
+    a None that is then used (`admin = next(...)`; `admin["name"]`) only moves the crash, so there
+    the early exits go first.
+    """
     if not (exc.type == "StopIteration" or (exc.type == "RuntimeError" and "raised StopIteration" in exc.value)):
         return
     calls = [n for n in site.expressions if isinstance(n, cst.Call) and _is_next(n)]
-    count = 0
-    for call in calls:
-        default = neutral_for_use(site, call)
-        arg = site.code(call.args[0].value)
-        yield Rewrite("next_default", replace_node(site, call, f"next({arg}, {default})"),
-                      f"give `next({arg})` the default {default} for when it is exhausted")
-        count += 1
-        exits = ([("break", "stop the loop")] if site.in_loop else []) + [
-            (stmt, how) for stmt, how in early_exits(site) if stmt != "continue"]
-        for stmt, how in exits:
-            source = wrap_try(site, "StopIteration", [stmt])
-            if source is None or count >= MAX_VARIANTS:
-                break
-            yield Rewrite("next_exhausted", source, f"when `{arg}` is exhausted, {how}")
-            count += 1
-        return  # the first next() on the line; several on one line is rare enough not to guess
+    if not calls:
+        return
+    call = calls[0]  # the first next() on the line; several on one line is rare enough not to guess
+    assert isinstance(call, cst.Call)
+    default = neutral_for_use(site, call)
+    value = call.args[0].value
+    arg = site.code(value)
+    bare_genexp = isinstance(value, cst.GeneratorExp) and not value.lpar
+    with_default = f"next({f'({arg})' if bare_genexp else arg}, {default})"
+    shown = "next(...)" if bare_genexp else f"next({arg})"
+    rewrites = [Rewrite("next_default", replace_node(site, call, with_default),
+                        f"give `{shown}` the default {default} for when it is exhausted")]
+    exits = ([("break", "stop the loop")] if site.in_loop else []) + [
+        (stmt, how) for stmt, how in early_exits(site) if stmt != "continue"]
+    for stmt, how in exits:
+        source = wrap_try(site, "StopIteration", [stmt])
+        if source is not None:
+            rewrites.append(Rewrite("next_exhausted", source, f"when `{shown}` has nothing left, {how}"))
+    discarded = isinstance(site.parent(call), cst.Expr)
+    if not discarded and default == "None":
+        rewrites = rewrites[1:] + rewrites[:1]
+    yield from rewrites[:MAX_VARIANTS]
 
 
 FLOW_TEMPLATES = (unbound_init, next_default)

@@ -49,8 +49,10 @@ _CMP_OPS = {"<": cst.LessThan, "<=": cst.LessThanEqual, ">": cst.GreaterThan, ">
 _SIMPLE = (cst.Name, cst.Attribute, cst.Call, cst.Subscript)
 
 
-def _or(node: cst.CSTNode, code: str, zero: str) -> str:
-    return f"({code if isinstance(node, _SIMPLE) else f'({code})'} or {zero})"
+def _or(site: CrashSite, node: cst.CSTNode, code: str, zero: str) -> str:
+    """`(x or zero)`; a call's argument needs no parentheses of its own: `len(x or ())`."""
+    inner = f"{code if isinstance(node, _SIMPLE) else f'({code})'} or {zero}"
+    return inner if isinstance(site.parent(node), cst.Arg) else f"({inner})"
 
 
 def _ranked(exc: ExceptionInfo, site: CrashSite, operands: Sequence[cst.CSTNode]) -> list[cst.CSTNode]:
@@ -90,7 +92,7 @@ def none_compare(site: CrashSite, exc: ExceptionInfo) -> Iterator[Rewrite]:
             count += 1
         zero = NEUTRAL_BY_TYPE.get(other) if other in ("int", "float", "str") else None
         if zero is not None:
-            yield Rewrite("none_compare", replace_node(site, operand, _or(operand, code, zero)),
+            yield Rewrite("none_compare", replace_node(site, operand, _or(site, operand, code, zero)),
                           f"compare a None `{code}` as {zero}")
             count += 1
         yield from _guards(site, operand, min(1, MAX_VARIANTS - count))
@@ -112,7 +114,7 @@ def none_concat(site: CrashSite, exc: ExceptionInfo) -> Iterator[Rewrite]:
     count = 0
     for operand in _ranked(exc, site, list(dict.fromkeys(operands))):
         code = site.code(operand)
-        yield Rewrite("none_concat", replace_node(site, operand, _or(operand, code, empty)),
+        yield Rewrite("none_concat", replace_node(site, operand, _or(site, operand, code, empty)),
                       f"treat a None `{code}` as {empty}")
         count += 1
         if count >= 2:
@@ -150,7 +152,7 @@ def none_augassign(site: CrashSite, exc: ExceptionInfo) -> Iterator[Rewrite]:
             yield Rewrite("none_augassign", source, f"start a None `{target}` from {zero}")
         elif not isinstance(aug.value, LITERALS):
             code = site.code(aug.value)
-            yield Rewrite("none_augassign", replace_node(site, aug.value, _or(aug.value, code, zero)),
+            yield Rewrite("none_augassign", replace_node(site, aug.value, _or(site, aug.value, code, zero)),
                           f"treat a None `{code}` as {zero}")
             yield from _guards(site, aug.value, 1)
         return
@@ -188,7 +190,7 @@ def none_unary(site: CrashSite, exc: ExceptionInfo) -> Iterator[Rewrite]:
         assert isinstance(node, cst.UnaryOperation)
         if site.code(node.operator).strip() == match.group(1) and not isinstance(node.expression, LITERALS):
             code = site.code(node.expression)
-            yield Rewrite("none_unary", replace_node(site, node.expression, _or(node.expression, code, "0")),
+            yield Rewrite("none_unary", replace_node(site, node.expression, _or(site, node.expression, code, "0")),
                           f"treat a None `{code}` as 0")
             return
 
@@ -202,7 +204,7 @@ def len_default(site: CrashSite, exc: ExceptionInfo) -> Iterator[Rewrite]:
     count = 0
     for arg in args[:2]:
         code = site.code(arg)
-        yield Rewrite("len_default", replace_node(site, arg, _or(arg, code, "()")),
+        yield Rewrite("len_default", replace_node(site, arg, _or(site, arg, code, "()")),
                       f"count a None `{code}` as empty")
         count += 1
     if args:

@@ -142,6 +142,9 @@ def parse_guard(site: CrashSite, exc: ExceptionInfo) -> Iterator[Rewrite]:
     if not calls:
         return
     catch = _catch_name(site, exc)
+    block = _enclosing_try(site)
+    if block is not None and (any(h.type is None for h in block.handlers) or _caught(site, block) & (_CATCHES_ALL | {catch})):
+        return  # already caught around here: the crash did not escape from this statement
     parsed = site.code(calls[0])
     handlers: list[tuple[list[str], str]] = []
     target = _assigned_name(site)
@@ -192,8 +195,7 @@ def handler_widen(site: CrashSite, exc: ExceptionInfo) -> Iterator[Rewrite]:
         return
     catch = _catch_name(site, exc)
     handlers = [h for h in block.handlers if h.type is not None]
-    caught = {site.code(n).strip() for h in handlers for n in _types_of(h.type)}  # type: ignore[arg-type]
-    if len(handlers) != len(block.handlers) or caught & (_CATCHES_ALL | {catch}):
+    if len(handlers) != len(block.handlers) or _caught(site, block) & (_CATCHES_ALL | {catch}):
         return  # a bare `except:` or a handler that already catches it: the crash is not from here
     for handler in handlers[:1]:
         assert handler.type is not None
@@ -203,6 +205,10 @@ def handler_widen(site: CrashSite, exc: ExceptionInfo) -> Iterator[Rewrite]:
         source = site.module.visit(ReplaceNode(handler, new)).code
         yield Rewrite("handler_widen", source,
                       f"let the `except {', '.join(types)}` around the crash also catch {catch}")
+
+
+def _caught(site: CrashSite, block: cst.Try) -> set[str]:
+    return {site.code(n).strip() for h in block.handlers if h.type is not None for n in _types_of(h.type)}
 
 
 def _types_of(node: cst.BaseExpression) -> list[cst.BaseExpression]:
