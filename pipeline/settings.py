@@ -140,6 +140,15 @@ class LearningConfig(BaseModel):
     hold_below: float = 0.2  # below it candidates are held whatever their confidence
 
 
+class RevertConfig(BaseModel):
+    """The revert fixer (pipeline/fixers/revert.py): undo a recent commit's lines in the crash function."""
+
+    enabled: bool = True
+    # A commit older than this, counted back from the crash, is not a suspect.
+    max_age_days: Annotated[float, Field(gt=0)] = 14.0
+    max_patches: Annotated[int, Field(gt=0)] = 2  # suspect commits proposed per crash, newest first
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AUTOFIX_", extra="ignore")
 
@@ -187,6 +196,7 @@ class Settings(BaseSettings):
     github_client: GitHubClientConfig = Field(default_factory=GitHubClientConfig)
     pull_requests: PullRequestConfig = Field(default_factory=PullRequestConfig)
     learning: LearningConfig = Field(default_factory=LearningConfig)
+    revert: RevertConfig = Field(default_factory=RevertConfig)
     # Where reviewers reach autofix (`autofix serve`): pull requests link to {this}/candidates/{id}.
     public_base_url: str | None = None
 

@@ -12,6 +12,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from pipeline.adapters.git_host import GitCodeHost
+from pipeline.fixers.revert import RevertFixer
 from pipeline.fixers.templates import TemplateFixer
 from pipeline.log_templates import Templates
 from pipeline.ports import CodeHost, Fixer, InboxStore, PullRequestStatus, Sandbox, SentryAPI, Store
@@ -83,7 +84,8 @@ class Deps:
 
     @cached_property
     def fixers(self) -> list[Fixer]:
-        return [TemplateFixer()]
+        """Templates first (cheap, deterministic), then partial reverts of recent release commits."""
+        return [TemplateFixer(), RevertFixer(self.settings.revert)]
 
     @cached_property
     def code_host(self) -> CodeHost:
