@@ -199,8 +199,9 @@ def next_default(site: CrashSite, exc: ExceptionInfo) -> Iterator[Rewrite]:
     shown = "next(...)" if bare_genexp else f"next({arg})"
     rewrites = [Rewrite("next_default", replace_node(site, call, with_default),
                         f"give `{shown}` the default {default} for when it is exhausted")]
-    exits = ([("break", "stop the loop")] if site.in_loop else []) + [
-        (stmt, how) for stmt, how in early_exits(site) if stmt != "continue"]
+    # In a loop the iterator running out ends the loop; leaving the function from inside it would
+    # drop whatever the loop has done so far.
+    exits = [("break", "stop the loop")] if site.in_loop else early_exits(site)
     for stmt, how in exits:
         source = wrap_try(site, "StopIteration", [stmt])
         if source is not None:
