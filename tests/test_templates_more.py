@@ -298,3 +298,93 @@ def test_concatenation_prefers_the_operand_the_locals_show_as_none(tmp_path: Pat
                    case.strategy, case.expected, vars={"title": "'Dr'", "name": None})
     patches = _propose(init_repo(tmp_path / "repo", {"mod.py": case.source}), swapped)
     assert '+    return "Dear " + title + " " + (name or "")\n' in patches[0].diff
+
+
+# --- end to end: events recorded by the real sentry-sdk, verified through the callers in bubblewrap ---
+
+STOCK = '''"""Stock files as the warehouse exports them."""
+
+
+def quantities(lines: list) -> list:
+    out = []
+    for line in lines:
+        out.append(int(line.strip()))
+    return out
+
+
+def total_quantity(lines: list) -> int:
+    return sum(quantities(lines))
+
+
+def first_admin(users: list) -> dict:
+    admin = next(u for u in users if u["admin"])
+    return admin
+
+
+def admin_name(users: list) -> str:
+    return first_admin(users)["name"]
+'''
+SCRIPTS = {
+    "parse": "from stock.io import total_quantity\n\nprint(total_quantity(['3', 'n/a', '4']))\n",
+    "next": "from stock.io import admin_name\n\nprint(admin_name([{'admin': False, 'name': 'bo'}]))\n",
+}
+
+
+@pytest.fixture(scope="module")
+def stock(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Path]]:
+    import os
+    import subprocess
+    import sys
+
+    repo = init_repo(tmp_path_factory.mktemp("stock") / "repo", {"stock/__init__.py": "", "stock/io.py": STOCK})
+    events: dict[str, Path] = {}
+    for name, script in SCRIPTS.items():
+        work = repo.parent / name
+        work.mkdir()
+        (work / "repro.py").write_text(script)
+        run = subprocess.run(
+            [sys.executable, "-m", "pipeline.benchmark.capture", "--out", str(work / "event.json"), "--in-app",
+             "stock", str(work / "repro.py")], cwd=work, capture_output=True, text=True,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join([str(repo), str(Path(__file__).resolve().parents[1])])})
+        assert run.returncode == 0, run.stderr
+        events[name] = work / "event.json"
+    return repo, events
+
+
+def _fix(stock: tuple[Path, dict[str, Path]], name: str, tmp_path: Path, cache: Path) -> Any:
+    from pipeline.flow import FixRequest, fix_issue
+    from pipeline.grouping import group
+    from pipeline.sources import load_path
+    from sandbox.config import make_sandbox
+
+    repo, events = stock
+    ev, iss = group(load_path(events[name])[0])
+    request = FixRequest(ev, iss, repo, tmp_path / "work", env_home=cache)
+    return fix_issue(request, [TemplateFixer()], make_sandbox("bwrap"))
+
+
+def test_end_to_end_a_bad_row_is_skipped_and_that_verifies_through_the_caller(
+        stock: tuple[Path, dict[str, Path]], tmp_path: Path, repo_env_cache: Path) -> None:
+    outcome = _fix(stock, "parse", tmp_path, repo_env_cache)
+
+    assert outcome.status == "verified", outcome.reason
+    best = outcome.best
+    assert best is not None and best.patch.strategy == "template:parse_guard" and outcome.queued
+    assert "+        except ValueError:\n+            continue\n" in best.patch.diff
+    assert best.verification is not None
+    assert [r.role for r in best.verification.replays] == ["crash", "caller"]
+
+
+def test_end_to_end_a_none_or_empty_admin_only_moves_the_crash_to_the_caller_and_is_rejected(
+        stock: tuple[Path, dict[str, Path]], tmp_path: Path, repo_env_cache: Path) -> None:
+    outcome = _fix(stock, "next", tmp_path, repo_env_cache)
+
+    # `return {}` and `next(..., None)` both let first_admin return, and admin_name then fails:
+    # the replay of the caller is what refuses them.
+    assert outcome.status == "unverified" and not outcome.queued
+    strategies = [c.patch.strategy for c in outcome.candidates]
+    assert sorted(strategies) == ["template:next_default", "template:next_exhausted"]
+    for candidate in outcome.candidates:
+        assert candidate.verification is not None and not candidate.verification.verified
+        assert any(r.role == "caller" and r.after is not None and r.after.value != "passed"
+                   for r in candidate.verification.replays)
