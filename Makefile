@@ -8,10 +8,10 @@ STAMP  := $(VENV)/.installed-stamp
 # built wheel into a fresh virtualenv without touching the package index.
 WHEELHOUSE := $(VENV)/wheelhouse
 WHEELHOUSE_STAMP := $(WHEELHOUSE)/.stamp
-# System packages the sandbox and the tests need (Debian names).
-SYSTEM_PACKAGES := bubblewrap git
+# System packages the sandbox and the tests need (Debian names); chromium runs the review UI's browser tests.
+SYSTEM_PACKAGES := bubblewrap git chromium
 
-.PHONY: demo test bench-check venv wheelhouse system-deps lint typecheck docs clean
+.PHONY: demo test bench-check venv wheelhouse system-deps lint typecheck docs screenshots clean
 
 venv: $(STAMP)
 
@@ -52,6 +52,10 @@ bench-check: venv system-deps
 # The README's command reference, regenerated from the CLI (tests/test_docs.py fails when it drifts).
 docs: venv
 	$(PY) -m pipeline.cli.docs
+
+# The README's screenshots of the review UI, taken by its browser test (headless Chromium).
+screenshots: venv system-deps
+	AUTOFIX_SCREENSHOTS=docs/screenshots $(VENV)/bin/pytest -q tests/test_review_ui.py -k audit_log
 
 lint: venv
 	$(VENV)/bin/ruff check pipeline sandbox workers tests bench examples setup.py

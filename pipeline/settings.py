@@ -149,6 +149,17 @@ class RevertConfig(BaseModel):
     max_patches: Annotated[int, Field(gt=0)] = 2  # suspect commits proposed per crash, newest first
 
 
+class ReviewUIConfig(BaseModel):
+    """The review UI's sessions and login limits (`autofix serve`)."""
+
+    session_idle_s: Annotated[int, Field(gt=0)] = 1800  # a session unused this long must log in again
+    login_max_failures: Annotated[int, Field(gt=0)] = 5  # wrong passwords per name or client ...
+    login_window_s: Annotated[int, Field(gt=0)] = 900  # ... within this window, before logins are refused
+    login_lockout_s: Annotated[int, Field(gt=0)] = 60  # for this long (429 with Retry-After)
+    # Cookies get the Secure flag; unset: when public_base_url is https.
+    secure_cookies: bool | None = None
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AUTOFIX_", extra="ignore")
 
@@ -199,6 +210,9 @@ class Settings(BaseSettings):
     revert: RevertConfig = Field(default_factory=RevertConfig)
     # Where reviewers reach autofix (`autofix serve`): pull requests link to {this}/candidates/{id}.
     public_base_url: str | None = None
+    # Signs the review UI's session cookies; unset: a random key kept in AUTOFIX_HOME/session.key.
+    session_secret: SecretStr | None = None
+    review_ui: ReviewUIConfig = Field(default_factory=ReviewUIConfig)
 
     repos: list[RepoConfig] = Field(default_factory=list)
     # Top-level packages of the applications served. A log traceback carries no in-app marks (an SDK

@@ -11,6 +11,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+from pipeline.accounts import Accounts
 from pipeline.adapters.git_host import GitCodeHost
 from pipeline.fixers.revert import RevertFixer
 from pipeline.fixers.templates import TemplateFixer
@@ -47,6 +48,15 @@ class Deps:
         from pipeline.adapters.sql_store import SqlStore
 
         return SqlStore.from_settings(self.settings)
+
+    @cached_property
+    def accounts(self) -> Accounts:
+        """Reviewers, API tokens and the audit log: kept by the store (the same object)."""
+        from pipeline.adapters.sql_store import SqlStore
+
+        store = self.inbox_store
+        assert isinstance(store, SqlStore)
+        return store
 
     @cached_property
     def processing_store(self) -> InboxStore:

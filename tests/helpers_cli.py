@@ -13,14 +13,15 @@ AUTOFIX = [sys.executable, "-m", "pipeline"]
 
 
 def autofix(*args: str, home: Path | None, cwd: Path | None = None,
-            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+            env: dict[str, str] | None = None, sandbox: str | None = "bwrap") -> subprocess.CompletedProcess[str]:
     """Run autofix with none of this process's AUTOFIX_* variables; AUTOFIX_HOME=home unless home is None.
 
     The sandbox is bwrap unless `env` says otherwise: these tests are about the command line, and on
     a host where a container engine answers `auto` would pick docker, whose per-run start-up makes
-    them several times slower; tests/contract/ runs verification on every backend.
+    them several times slower; tests/contract/ runs verification on every backend. `sandbox=None`
+    leaves the choice to the configuration file.
     """
-    environ = clean_env()
+    environ = clean_env(sandbox)
     if home is not None:
         environ["AUTOFIX_HOME"] = str(home)
     environ.update(env or {})
@@ -30,10 +31,11 @@ def autofix(*args: str, home: Path | None, cwd: Path | None = None,
                           timeout=300)
 
 
-def clean_env(**extra: str) -> dict[str, str]:
-    """This process's environment without AUTOFIX_* variables, the sandbox set to bwrap, plus `extra`."""
+def clean_env(sandbox: str | None = "bwrap", **extra: str) -> dict[str, str]:
+    """This process's environment without AUTOFIX_* variables, AUTOFIX_SANDBOX=sandbox, plus `extra`."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith("AUTOFIX_")}
-    environ["AUTOFIX_SANDBOX"] = "bwrap"
+    if sandbox is not None:
+        environ["AUTOFIX_SANDBOX"] = sandbox
     environ.update(extra)
     return environ
 

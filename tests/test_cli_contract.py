@@ -103,7 +103,7 @@ def test_a_bad_configuration_file_is_one_line_naming_file_and_line_with_exit_2(
         tmp_path: Path, text: str, expected: str) -> None:
     config = tmp_path / "autofix.toml"
     config.write_text(text)
-    result = autofix("issues", home=tmp_path)
+    result = autofix("issues", home=tmp_path, sandbox=None)
     assert result.returncode == 2
     assert one_error_line(result).startswith(f"{config}{expected}")
     assert result.stdout == ""

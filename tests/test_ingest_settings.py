@@ -51,5 +51,5 @@ def test_ingestion_settings_come_from_the_environment(monkeypatch: pytest.Monkey
 
 def test_a_retention_outside_the_three_choices_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AUTOFIX_INBOX_RETENTION", "forever")
-    with pytest.raises(ValueError, match="keep"):
+    with pytest.raises(ConfigError, match="AUTOFIX_INBOX_RETENTION: Input should be 'keep', 'scrub' or 'drop'"):
         Settings()

@@ -58,7 +58,7 @@ def test_an_uncaught_chained_exception_arrives_stored_with_its_chain_frames_and_
     assert "hunter2" not in json.dumps(event.raw) and "tok_live" not in json.dumps(event.raw)
     assert event.source == "sentry-envelope" and event.project == "1"
     issue = server.store.get_issue(event.fingerprint or "")
-    assert issue is not None and issue.fix_class == "PaymentDeclined" and issue.title.startswith("PaymentDeclined")
+    assert issue is not None and issue.fix_class == "raised" and issue.title.startswith("PaymentDeclined")
 
 
 def test_the_same_crash_sent_with_each_compression_is_one_issue_counted_once_per_event(server: Server) -> None:

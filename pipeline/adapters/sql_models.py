@@ -260,3 +260,39 @@ class InboxRow(Base):
     error: Mapped[str | None] = mapped_column(Text)
     outcome: Mapped[str | None] = mapped_column(Text)
     processed_at: Mapped[datetime | None]
+
+
+class ReviewerRow(Base):
+    """A person who may sign in to the review UI; the password is kept as a scrypt hash."""
+
+    __tablename__ = "reviewers"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    password_hash: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
+
+class ApiTokenRow(Base):
+    """An API token: its public id and the SHA-256 of its secret, never the secret."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    secret_hash: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime]
+
+
+class AuditRow(Base):
+    """One reviewer decision: who, what, on which candidate, when, from where."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    candidate_id: Mapped[str] = mapped_column(String(255), index=True)
+    actor: Mapped[str] = mapped_column(String(255))
+    action: Mapped[str] = mapped_column(String(32))
+    via: Mapped[str] = mapped_column(String(16))
+    client: Mapped[str] = mapped_column(String(255))
+    detail: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime]

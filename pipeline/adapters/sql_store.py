@@ -37,6 +37,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, selectinload
 
+from pipeline.adapters.sql_accounts import SqlAccounts
 from pipeline.adapters.sql_convert import (
     candidate_from_row,
     event_from_row,
@@ -89,7 +90,7 @@ log = structlog.get_logger(__name__)
 _Insert = sqlite.Insert | postgresql.Insert
 
 
-class SqlStore(SqlInbox):
+class SqlStore(SqlInbox, SqlAccounts):
     """The Store port on a SQLite file or a PostgreSQL database, migrated to head on first use."""
 
     def __init__(self, url: str, *, sqlite_synchronous: str | None = None) -> None:

@@ -8,7 +8,18 @@ code of their class (see `exit_code`); anything else is a bug and keeps its trac
 
 from __future__ import annotations
 
-from pipeline.cli import config, events, fixing, grouping, ingestion, review, runtime, sandbox, stats  # noqa: F401  (registers commands)
+from pipeline.cli import (  # noqa: F401  (registers commands)
+    config,
+    events,
+    fixing,
+    grouping,
+    ingestion,
+    review,
+    reviewing,
+    runtime,
+    sandbox,
+    stats,
+)
 from pipeline.cli._app import ENVIRONMENT, FAILED, USAGE, app, err
 from pipeline.errors import AutofixError, SandboxEscape, SandboxUnavailable, TransientError
 

@@ -1,4 +1,4 @@
-"""Commands for reviewers: queue, approve, reject."""
+"""Commands for reviewers: queue, approve, reject (id prefixes accepted; every decision audited)."""
 
 from __future__ import annotations
 
@@ -8,15 +8,20 @@ import typer
 from rich.table import Table
 
 from pipeline.cli._app import JsonOpt, app, deps, hint, out, plain, print_json, say
-from pipeline.records import CandidateStatus
 from pipeline.render import candidate_json
 
 
 @app.command()
-def queue(as_json: JsonOpt = False) -> None:
-    """Candidates awaiting review."""
+def queue(
+    repo: Annotated[str | None, typer.Option(metavar="NAME", help="Only this repo's candidates.")] = None,
+    fix_class: Annotated[str | None, typer.Option(metavar="CLASS", help="Only this fix class.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Candidates awaiting review, by the issue's priority then confidence (as the review UI's queue)."""
+    from pipeline.candidate_view import queue as ordered
+
     store = deps().store
-    candidates = store.list_candidates(CandidateStatus.AWAITING_REVIEW)
+    candidates = [row.candidate for row in ordered(store, repo=repo, fix_class=fix_class)]
     if as_json:
         print_json([candidate_json(c) for c in candidates])
         return
@@ -37,10 +42,12 @@ def approve(
     as_json: JsonOpt = False,
 ) -> None:
     """Approve a candidate: opens its pull request on the code host."""
-    from pipeline.review import approve as do_approve
+    from pipeline.review import Actor, decide_approve, host_user, resolve_candidate_id
 
     d = deps()
-    pr = do_approve(d.store, d.code_host, d.settings, candidate_id, reviewer)
+    candidate_id = resolve_candidate_id(d.accounts, candidate_id)
+    pr = decide_approve(d.store, d.accounts, d.code_host, d.settings, candidate_id,
+                        Actor(reviewer, "cli", host_user()))
     if as_json:
         print_json({"candidate_id": candidate_id, "status": "approved", "repo": pr.repo, "branch": pr.branch,
                     "url": pr.url, "commit_sha": pr.commit_sha, "state": pr.state, "number": pr.number})
@@ -56,9 +63,12 @@ def reject(
     as_json: JsonOpt = False,
 ) -> None:
     """Reject a candidate, with a reason."""
-    from pipeline.review import reject as do_reject
+    from pipeline.review import Actor, decide_reject, host_user, require_reason, resolve_candidate_id
 
-    do_reject(deps().store, candidate_id, reviewer, reason)
+    require_reason(reason)  # before the id: the reason is what the gates learn from
+    d = deps()
+    candidate_id = resolve_candidate_id(d.accounts, candidate_id)
+    decide_reject(d.store, d.accounts, candidate_id, Actor(reviewer, "cli", host_user()), reason)
     if as_json:
         print_json({"candidate_id": candidate_id, "status": "rejected", "reason": reason, "reviewer": reviewer})
         return
