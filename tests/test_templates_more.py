@@ -388,3 +388,43 @@ def test_end_to_end_a_none_or_empty_admin_only_moves_the_crash_to_the_caller_and
         assert candidate.verification is not None and not candidate.verification.verified
         assert any(r.role == "caller" and r.after is not None and r.after.value != "passed"
                    for r in candidate.verification.replays)
+
+
+@pytest.mark.parametrize(("body", "crash", "call", "expected", "before"), [
+    ('''def ship(order: dict) -> str:
+    if order["paid"]:
+        label = "ship " + order["id"]
+    else:
+        print(label)
+    return "held"
+''', "print(label)", "ship({'paid': False, 'id': 'o1'})", "held", "    if order[\"paid\"]:"),
+    ('''def load(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        return len(str(value))
+    return value
+''', "return len(str(value))", "load('x')", 0, "    try:"),
+    ('''def running(values: list) -> list:
+    out = []
+    for v in values:
+        if v < 0:
+            out.append(last)
+        last = v
+    return out
+''', "out.append(last)", "running([-1, 2])", [None], "    for v in values:"),
+])
+def test_unbound_init_goes_before_the_statement_that_assigns_on_another_path(
+        body: str, crash: str, call: str, expected: Any, before: str, tmp_path: Path) -> None:
+    function = body.split("(")[0].removeprefix("def ")
+    case = Case("other path", body, function, crash, "UnboundLocalError",
+                f"cannot access local variable '{crash.split('(')[-1].rstrip(')')}' where it is not associated with a value",
+                call, "template:unbound_init", expected)
+    repo = init_repo(tmp_path / "repo", {"mod.py": body})
+    patches = _propose(repo, case)
+    assert patches and patches[0].strategy == "template:unbound_init"
+    git(repo, "apply", "-", stdin=patches[0].diff)
+    patched = (repo / "mod.py").read_text()
+    lines = patched.splitlines()
+    assert lines[lines.index(before) - 1].strip().endswith(("= None", '= ""', "= 0"))
+    assert _run(patched, call) == expected

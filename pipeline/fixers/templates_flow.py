@@ -94,8 +94,9 @@ def _contains_binding(node: cst.CSTNode, name: str) -> bool:
 
 
 def _init_point(site: CrashSite, name: str) -> cst.CSTNode | None:
-    """The statement to initialise before: the first earlier sibling (innermost block first) that
-    assigns the name inside a branch, else the enclosing loop or `if` that assigns it elsewhere."""
+    """The statement to initialise before, innermost block first: an earlier sibling that assigns the
+    name inside a branch, else the compound statement around the crash that assigns it elsewhere (the
+    other arm of an `if`, the `try:` body of the handler that crashed, a later line of the loop)."""
     child: cst.CSTNode = site.statement
     parent = site.parent(child)
     while parent is not None and child is not site.function:
@@ -106,10 +107,8 @@ def _init_point(site: CrashSite, name: str) -> cst.CSTNode | None:
                 if _contains_binding(stmt, name):
                     # An unconditional assignment just before: the crash is not from a missing branch.
                     return stmt if not isinstance(stmt, cst.SimpleStatementLine) else None
-            owner = site.parent(parent)
-            if (owner is not site.function and isinstance(owner, (cst.For, cst.While, cst.If, cst.Try))
-                    and _contains_binding(owner, name)):
-                return owner
+            if not isinstance(child, cst.SimpleStatementLine) and _contains_binding(child, name):
+                return child
         child, parent = parent, site.parent(parent)
     return None
 
