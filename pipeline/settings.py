@@ -159,6 +159,15 @@ class ContextConfig(BaseModel):
     cache: bool = True  # the symbol index cached under AUTOFIX_HOME/context/index
 
 
+class RevertConfig(BaseModel):
+    """The revert fixer (pipeline/fixers/revert.py): undo a recent commit's lines in the crash function."""
+
+    enabled: bool = True
+    # A commit older than this, counted back from the crash, is not a suspect.
+    max_age_days: Annotated[float, Field(gt=0)] = 14.0
+    max_patches: Annotated[int, Field(gt=0)] = 2  # suspect commits proposed per crash, newest first
+
+
 class ReviewUIConfig(BaseModel):
     """The review UI's sessions and login limits (`autofix serve`)."""
 
@@ -217,6 +226,7 @@ class Settings(BaseSettings):
     github_client: GitHubClientConfig = Field(default_factory=GitHubClientConfig)
     pull_requests: PullRequestConfig = Field(default_factory=PullRequestConfig)
     learning: LearningConfig = Field(default_factory=LearningConfig)
+    revert: RevertConfig = Field(default_factory=RevertConfig)
     # Where reviewers reach autofix (`autofix serve`): pull requests link to {this}/candidates/{id}.
     public_base_url: str | None = None
     # Signs the review UI's session cookies; unset: a random key kept in AUTOFIX_HOME/session.key.

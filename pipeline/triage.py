@@ -30,7 +30,8 @@ log = structlog.get_logger(__name__)
 FIXABILITY: dict[str, float] = {
     FixClass.NONE_ATTRIBUTE: 0.9, FixClass.MISSING_KEY: 0.9, FixClass.ZERO_DIVISION: 0.9,
     FixClass.NONE_SUBSCRIPT: 0.8, FixClass.NONE_ITERABLE: 0.8, FixClass.INDEX_RANGE: 0.6,
-    FixClass.TYPE_MISMATCH: 0.6, FixClass.MISSING_ATTRIBUTE: 0.5, FixClass.UNDEFINED_NAME: 0.5,
+    FixClass.NONE_OPERAND: 0.7, FixClass.TYPE_MISMATCH: 0.6, FixClass.MISSING_ATTRIBUTE: 0.5,
+    FixClass.UNDEFINED_NAME: 0.5,
     FixClass.NONE_CALL: 0.3, FixClass.EXHAUSTED_ITERATOR: 0.3, FixClass.UNBOUND_LOCAL: 0.3,
     FixClass.PARSE_VALUE: 0.3, FixClass.VALUE_ERROR: 0.3, FixClass.TYPE_ERROR: 0.3, FixClass.OTHER: 0.3,
     FixClass.WRONG_ARGUMENTS: 0.2, FixClass.ENCODING: 0.2, FixClass.OVERFLOW: 0.2, FixClass.RAISED: 0.2,
