@@ -11,7 +11,7 @@ WHEELHOUSE_STAMP := $(WHEELHOUSE)/.stamp
 # System packages the sandbox and the tests need (Debian names); chromium runs the review UI's browser tests.
 SYSTEM_PACKAGES := bubblewrap git chromium
 
-.PHONY: demo test bench-check venv wheelhouse system-deps lint typecheck docs screenshots clean
+.PHONY: demo test bench-check bench-localisation venv wheelhouse system-deps lint typecheck docs screenshots clean
 
 venv: $(STAMP)
 
@@ -48,6 +48,11 @@ test: venv wheelhouse system-deps lint typecheck
 bench-check: venv system-deps
 	$(PY) bench/check_corpus.py
 	$(VENV)/bin/pytest -m network
+
+# Localisation only: recall@1/@5 of stack-only against fused (stack + BM25) on the crash suite, no
+# patches; seconds once bench/.cache holds the sdists and the captured events.
+bench-localisation: venv
+	$(PY) -m pipeline bench --localisation-only --markdown
 
 # The README's command reference, regenerated from the CLI (tests/test_docs.py fails when it drifts).
 docs: venv

@@ -20,6 +20,7 @@ class FixClass(enum.StrEnum):
     NONE_SUBSCRIPT = "none-subscript"  # 'NoneType' object is not subscriptable
     NONE_CALL = "none-call"  # 'NoneType' object is not callable
     NONE_ITERABLE = "none-iterable"  # 'NoneType' object is not iterable, cannot unpack NoneType
+    NONE_OPERAND = "none-operand"  # None in arithmetic, a comparison, a concatenation or len()
     MISSING_KEY = "missing-key"  # KeyError from a lookup
     INDEX_RANGE = "index-range"  # IndexError: ... index out of range, pop from empty list
     ZERO_DIVISION = "zero-division"
@@ -54,6 +55,12 @@ _NONE_PHRASES: tuple[tuple[str, tuple[str, ...], FixClass], ...] = (
          "cannot unpack non-iterable NoneType object"),
         FixClass.NONE_ITERABLE,
     ),
+)
+_NONE_OPERAND = re.compile(
+    r"unsupported operand type\(s\) for [^:]+: (?:'NoneType' and|'[\w.]+' and 'NoneType')"
+    r"|not supported between instances of (?:'NoneType' and|'[\w.]+' and 'NoneType')"
+    r"|can only concatenate \w+ \(not \"NoneType\"\)|object of type 'NoneType' has no len\(\)"
+    r"|bad operand type for unary \S+: 'NoneType'"
 )
 _TYPE_MISMATCH = re.compile(
     r"unsupported operand type|can only concatenate|not supported between instances of|bad operand type"
@@ -138,6 +145,8 @@ def _classify_one(exc: ExceptionInfo, line: str) -> FixClass:
     for exc_type, phrases, name in _NONE_PHRASES:
         if exc.type == exc_type and any(phrase in exc.value for phrase in phrases):
             return name
+    if exc.type == "TypeError" and _NONE_OPERAND.search(exc.value):
+        return FixClass.NONE_OPERAND
     by_type = _by_type(exc)
     if by_type is not None:
         return by_type

@@ -22,7 +22,11 @@ from typing import Protocol
 
 import structlog
 
+from pipeline.context.index import build_index
+from pipeline.context.policy import ContextPolicy
+from pipeline.context.rank import fused_ranking
 from pipeline.context.retrieve import retrieve
+from pipeline.context.search import code_search
 from pipeline.errors import TransientError
 from pipeline.gates import STRATEGY_PRIOR, GateDecision, score
 from pipeline.learning import Ledger
@@ -40,7 +44,7 @@ from pipeline.records import (
     Verification,
 )
 from pipeline.repro import ReplayPlan, plan_replays
-from pipeline.settings import EnvConfig, GateConfig
+from pipeline.settings import ContextConfig, EnvConfig, GateConfig
 from pipeline.testruns import discover_test_command
 from pipeline.verify import Baseline, VerifySetup, run_baseline, verify_patch
 from sandbox.env import EnvBuildFailed, ensure_env
@@ -109,6 +113,8 @@ class FixRequest:
     env: EnvConfig = field(default_factory=EnvConfig)
     setup_command: str | None = None
     triage: bool = False  # a triage run: tests are required unless the gate says otherwise
+    context_config: ContextConfig = field(default_factory=ContextConfig)  # policy and ranking ([context])
+    index_cache: Path | None = None  # where symbol indexes are cached (AUTOFIX_HOME/context/index)
 
 
 def _propose(fixer: Fixer, request: FixRequest, context: CodeContext) -> list[Patch]:
@@ -159,8 +165,10 @@ def _fix_at(request: FixRequest, fixers: Sequence[Fixer], iterative: Sequence[It
         return FixOutcome(status, reason, context, tuple(candidates), dict(decisions or {}), plan, cost, commit, how,
                           dict(deferred))
 
-    context = retrieve(request.event, tree, request.path_mappings)
+    context = _retrieve(request, tree)
     crash = context.crash
+    if context.crash_excluded:
+        return done("no_fix", f"{context.crash_excluded}: no code is given to any fixer")
     if crash is None or crash.role != "crash":
         reason = "no in-app frame of the escaping exception matches a file in the repo"
         if context.unmatched_frames:
@@ -220,6 +228,21 @@ def _fix_at(request: FixRequest, fixers: Sequence[Fixer], iterative: Sequence[It
              verified=verified, commit=commit, hints=len(request.hints), tried=len(request.tried))
     return done("verified" if verified else "unverified", reason, candidates=tuple(candidates),
                 decisions=decisions, plan=plan, cost=total)
+
+
+def _retrieve(request: FixRequest, tree: Path) -> CodeContext:
+    """The stack's locations under the context policy, and the localisation list the settings pick."""
+    cfg = request.context_config
+    policy = ContextPolicy.load(tree, cfg.include, cfg.exclude, cfg.ignore_file)
+    context = retrieve(request.event, tree, request.path_mappings, policy=policy)
+    if context.crash is None or context.crash_excluded:
+        return context
+    # Built (or read from the cache) here, once: fix_context, which fixers call, finds it in memory.
+    index = build_index(tree, policy, request.index_cache)
+    if cfg.ranking == "fused":
+        context = replace(context, localization=tuple(fused_ranking(request.event, context, index,
+                                                                    code_search(index))))
+    return context
 
 
 def _iterate(request: FixRequest, iterative: Sequence[IterativeFixer], context: CodeContext, verify: Verify,

@@ -163,14 +163,33 @@ class Location:
 
 
 @dataclass(frozen=True)
+class ContextRules:
+    """The context policy's settings part (gitignore-style globs); the repo adds its .autofixignore."""
+
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    ignore_file: str = ".autofixignore"
+
+
+@dataclass(frozen=True)
 class CodeContext:
     repo_root: str
     locations: tuple[Location, ...]  # ranked: crash site first, then callers outward
     unmatched_frames: tuple[str, ...] = ()  # in-app frames that map to no repo file
+    # The fault localisation list (context.ranking: the stack, or the stack fused with BM25, where
+    # role "search" marks a function off the stack); empty: the same as locations.
+    localization: tuple[Location, ...] = ()
+    excluded_frames: tuple[str, ...] = ()  # in-app frames whose file the context policy excludes, and why
+    crash_excluded: str = ""  # why the crash site itself is excluded: then no fixer sees any code
+    rules: ContextRules = ContextRules()  # the policy it was retrieved under (fix_context applies it too)
 
     @property
     def crash(self) -> Location | None:
         return self.locations[0] if self.locations else None
+
+    @property
+    def ranked(self) -> tuple[Location, ...]:
+        return self.localization or self.locations
 
 
 @dataclass(frozen=True)

@@ -58,8 +58,9 @@ def outcome_json(o: FixOutcome) -> dict[str, Any]:
         "confidence": best.confidence if best else 0.0,
         "confidence_parts": dict(best.confidence_parts) if best else {},
         "localization": [{"path": loc.path, "function": loc.function, "line": loc.line, "role": loc.role}
-                         for loc in o.context.locations],
+                         for loc in o.context.ranked],
         "unmatched_frames": list(o.context.unmatched_frames),
+        "excluded_frames": list(o.context.excluded_frames),
         "verification": verification_json(best.verification) if best else None,
         "reproduction": o.plan.source if o.plan and o.plan.source else None,
         "replays": [{"name": r.name, "role": r.role, "test": r.test_name} for r in o.plan.replays] if o.plan else [],

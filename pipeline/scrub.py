@@ -127,7 +127,7 @@ def scrub_url(url: str) -> str:
 
 def scrub_value(value: Any, key: str | None = None) -> Any:
     """Recursively scrub JSON-like data (frame vars, raw payloads)."""
-    if key is not None and is_secret_key(key):
+    if key is not None and is_secret_key(key) and not _holds_nothing(value):
         return SECRET_MARKER
     if key in _CODE_KEYS:
         return value
@@ -138,6 +138,15 @@ def scrub_value(value: Any, key: str | None = None) -> Any:
     if isinstance(value, (list, tuple)):
         return [_scrub_item(item) for item in value]
     return value
+
+
+# Values with nothing to hide, as Python or as the repr strings sentry-sdk sends: a form's unsigned
+# `{"Signature1": None}` stays replayable.
+_EMPTY_REPRS = frozenset({"None", "True", "False", "''", '""', ""})
+
+
+def _holds_nothing(value: Any) -> bool:
+    return value is None or isinstance(value, bool) or (isinstance(value, str) and value in _EMPTY_REPRS)
 
 
 def _scrub_item(item: Any) -> Any:

@@ -170,6 +170,35 @@ class ScheduleConfig(BaseModel):
     pull_query: str = "is:unresolved"
     pull_limit: Annotated[int, Field(gt=0)] = 100
 
+
+class ContextConfig(BaseModel):
+    """The context engine (pipeline/context/): what code fixers may see, and how it is ranked.
+
+    `include` and `exclude` are gitignore-style globs on repo-relative paths (empty include: every
+    file); the repo's own `.autofixignore` (gitignore syntax) adds to exclude. Excluded files never
+    enter the symbol index, BM25, retrieval or a fixer's context; a crash inside one gets no fix.
+    """
+
+    include: list[str] = Field(default_factory=list)
+    exclude: list[str] = Field(default_factory=list)
+    ignore_file: str = ".autofixignore"
+    # The localisation list: "stack" (crash site, callers outward) or "fused" (stack + BM25). The
+    # default is what won on bench/crashes (`autofix bench --localisation-only`).
+    ranking: Literal["stack", "fused"] = "fused"
+    budget_tokens: Annotated[int, Field(gt=0)] = 3000  # fix_context's budget when a fixer names none
+    bm25_hits: Annotated[int, Field(ge=0)] = 5  # BM25 hits added to a fixer's context (after the stack)
+    cache: bool = True  # the symbol index cached under AUTOFIX_HOME/context/index
+
+
+class RevertConfig(BaseModel):
+    """The revert fixer (pipeline/fixers/revert.py): undo a recent commit's lines in the crash function."""
+
+    enabled: bool = True
+    # A commit older than this, counted back from the crash, is not a suspect.
+    max_age_days: Annotated[float, Field(gt=0)] = 14.0
+    max_patches: Annotated[int, Field(gt=0)] = 2  # suspect commits proposed per crash, newest first
+
+
 class ReviewUIConfig(BaseModel):
     """The review UI's sessions and login limits (`autofix serve`)."""
 
@@ -234,6 +263,7 @@ class Settings(BaseSettings):
     github_client: GitHubClientConfig = Field(default_factory=GitHubClientConfig)
     pull_requests: PullRequestConfig = Field(default_factory=PullRequestConfig)
     learning: LearningConfig = Field(default_factory=LearningConfig)
+    revert: RevertConfig = Field(default_factory=RevertConfig)
     # Where reviewers reach autofix (`autofix serve`): pull requests link to {this}/candidates/{id}.
     public_base_url: str | None = None
     # Signs the review UI's session cookies; unset: a random key kept in AUTOFIX_HOME/session.key.
@@ -247,6 +277,7 @@ class Settings(BaseSettings):
     in_app_packages: list[str] = Field(default_factory=list)
     gate: GateConfig = Field(default_factory=GateConfig)
     repo_env: EnvConfig = Field(default_factory=EnvConfig)  # [repo_env] in the file
+    context: ContextConfig = Field(default_factory=ContextConfig)  # [context] in the file
 
     _config_file: Path | None = PrivateAttr(default=None)
 
@@ -304,6 +335,11 @@ class Settings(BaseSettings):
     def envs_dir(self) -> Path:
         """Where repos' environments are built and cached."""
         return self.repo_env.cache_dir or self.home / "envs"
+
+    @property
+    def context_cache_dir(self) -> Path | None:
+        """Where symbol indexes are cached (None: caching off)."""
+        return self.home / "context" / "index" if self.context.cache else None
 
     @property
     def dsn_keys(self) -> frozenset[str]:

@@ -44,7 +44,8 @@ log = structlog.get_logger(__name__)
 FIXABILITY: dict[str, float] = {
     FixClass.NONE_ATTRIBUTE: 0.9, FixClass.MISSING_KEY: 0.9, FixClass.ZERO_DIVISION: 0.9,
     FixClass.NONE_SUBSCRIPT: 0.8, FixClass.NONE_ITERABLE: 0.8, FixClass.INDEX_RANGE: 0.6,
-    FixClass.TYPE_MISMATCH: 0.6, FixClass.MISSING_ATTRIBUTE: 0.5, FixClass.UNDEFINED_NAME: 0.5,
+    FixClass.NONE_OPERAND: 0.7, FixClass.TYPE_MISMATCH: 0.6, FixClass.MISSING_ATTRIBUTE: 0.5,
+    FixClass.UNDEFINED_NAME: 0.5,
     FixClass.NONE_CALL: 0.3, FixClass.EXHAUSTED_ITERATOR: 0.3, FixClass.UNBOUND_LOCAL: 0.3,
     FixClass.PARSE_VALUE: 0.3, FixClass.VALUE_ERROR: 0.3, FixClass.TYPE_ERROR: 0.3, FixClass.OTHER: 0.3,
     FixClass.WRONG_ARGUMENTS: 0.2, FixClass.ENCODING: 0.2, FixClass.OVERFLOW: 0.2, FixClass.RAISED: 0.2,
@@ -225,7 +226,8 @@ def prepare(store: Store, settings: Settings, issue: Issue,
                          repo.path_mappings, settings.gate, limits, history, tuple(repo.sandbox_paths),
                          tuple(store.hints_for(issue.fingerprint)), tried, learned,
                          default_branch=repo.default_branch, env_home=settings.envs_dir,
-                         env=settings.repo_env, setup_command=repo.setup_command, triage=True)
+                         env=settings.repo_env, setup_command=repo.setup_command, triage=True,
+                         context_config=settings.context, index_cache=settings.context_cache_dir)
     return repo, request
 
 

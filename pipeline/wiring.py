@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from pipeline.accounts import Accounts
 from pipeline.adapters.git_host import GitCodeHost
+from pipeline.fixers.revert import RevertFixer
 from pipeline.fixers.templates import TemplateFixer
 from pipeline.log_templates import Templates
 from pipeline.ports import CodeHost, Fixer, InboxStore, PullRequestStatus, Sandbox, SentryAPI, Store
@@ -93,7 +94,8 @@ class Deps:
 
     @cached_property
     def fixers(self) -> list[Fixer]:
-        return [TemplateFixer()]
+        """Templates first (cheap, deterministic), then partial reverts of recent release commits."""
+        return [TemplateFixer(), RevertFixer(self.settings.revert)]
 
     @cached_property
     def code_host(self) -> CodeHost:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.records import ErrorEvent, ExceptionInfo, Frame
-from pipeline.scrub import SECRET_MARKER, luhn_valid, scrub_event, scrub_text, scrub_url
+from pipeline.scrub import SECRET_MARKER, luhn_valid, scrub_event, scrub_text, scrub_url, scrub_value
 from pipeline.sources.sentry import parse_api_event, parse_event
 
 DATA = Path(__file__).parent / "data"
@@ -171,3 +171,9 @@ def test_scrub_returns_a_new_event_and_leaves_the_input_alone() -> None:
     copy = replace(original)
     scrub_event(original)
     assert original == copy
+
+
+def test_a_secret_key_with_nothing_in_it_keeps_its_value_so_the_frame_stays_replayable() -> None:
+    fields = {"Signature1": None, "api_token": "None", "password": "''", "session": True, "secret": "s3cr3t"}
+    assert scrub_value(fields) == {"Signature1": None, "api_token": "None", "password": "''", "session": True,
+                                   "secret": "[Filtered:secret]"}

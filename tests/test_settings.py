@@ -272,3 +272,18 @@ def test_log_settings_come_from_the_environment_and_refuse_unknown_values(monkey
     monkeypatch.setenv("AUTOFIX_LOG_FORMAT", "xml")
     with pytest.raises(ConfigError, match="^AUTOFIX_LOG_FORMAT: Input should be 'console' or 'json'"):
         LogSettings()
+
+
+def test_the_revert_fixer_reads_its_age_limit_from_the_file_and_wiring_passes_it(tmp_path: Path) -> None:
+    from pipeline.fixers.revert import RevertFixer
+    from pipeline.wiring import Deps
+
+    write_config(tmp_path, "[revert]\nmax_age_days = 3.5\nmax_patches = 1\n")
+    settings = Settings()
+    assert (settings.revert.max_age_days, settings.revert.max_patches, settings.revert.enabled) == (3.5, 1, True)
+    fixers = Deps(settings).fixers
+    assert [f.name for f in fixers] == ["template", "revert"]
+    assert isinstance(fixers[1], RevertFixer) and fixers[1].config.max_age_days == 3.5
+    write_config(tmp_path, "[revert]\nmax_age_dayz = 3\n")
+    with pytest.raises(ConfigError, match="max_age_days"):
+        Settings()

@@ -300,7 +300,7 @@ def test_method_crash_is_patched_inside_its_class(repo_for: Any) -> None:
         return len(self.items)
 '''
     case = Case("method", body, "Cart.count", "len(self.items)", "TypeError",
-                "object of type 'NoneType' has no len()", (), "", None)
+                "object of type 'int' has no len()", (), "", None)
     # No template claims this message; the same file with an attribute crash does get a guard.
     assert _propose(repo_for(case.source), case) == []
     body2 = body.replace("len(self.items)", "self.items.count(1)")

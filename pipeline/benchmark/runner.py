@@ -50,6 +50,8 @@ class CaseResult:
     usd: float
     strategy: str | None
     reason: str
+    rank_stack: int | None = None  # the localisation judged in-process: stack-only
+    rank_fused: int | None = None  # and stack fused with BM25 (pipeline/context/rank.py)
 
 
 def load_corpus_module(suite: Path) -> ModuleType:
@@ -134,10 +136,11 @@ def _hidden_check(case: Any, corpus: ModuleType, source: Path, deps: Path | None
 
 def run_case(case: Any, corpus: ModuleType, work: Path) -> CaseResult:
     started = time.monotonic()
+    ranked: dict[str, int | None] = {}  # both localisations, once the event is captured
 
     def result(status: str, reason: str, **kw: Any) -> CaseResult:
         base: dict[str, Any] = dict(produced=False, queued=False, correct=False, rank=None, tokens=0, usd=0.0,
-                                    strategy=None)
+                                    strategy=None, **ranked)
         base.update(kw)
         return CaseResult(case.id, case.package, case.exception, status, seconds=round(time.monotonic() - started, 2),
                           reason=reason, **base)
@@ -152,6 +155,10 @@ def run_case(case: Any, corpus: ModuleType, work: Path) -> CaseResult:
     problem = _capture(case, checkout / case.source_root, deps, event)
     if problem:
         return result("error", problem)
+    from pipeline.benchmark.localisation import ranks
+
+    ranked.update(zip(("rank_stack", "rank_fused"), ranks(case, corpus, checkout, event, work / "loc-home"),
+                      strict=True))
     done = subprocess.run(
         [sys.executable, "-m", "pipeline", "fix", "--repo", str(checkout), "--event", str(event), "--json"],
         env=_env(AUTOFIX_HOME=str(work / "home"),
@@ -229,7 +236,14 @@ def totals(results: Sequence[CaseResult]) -> dict[str, Any]:
         "tokens": sum(r.tokens for r in results),
         "usd": round(sum(r.usd for r in results), 4),
         "errors": sum(r.status == "error" for r in results),
+        "localisation": _localisation(results),
     }
+
+
+def _localisation(results: Sequence[CaseResult]) -> dict[str, Any]:
+    from pipeline.benchmark.localisation import compare
+
+    return compare([r.rank_stack for r in results], [r.rank_fused for r in results])
 
 
 def as_json(results: Sequence[CaseResult]) -> dict[str, Any]:
@@ -249,4 +263,7 @@ def markdown(results: Sequence[CaseResult]) -> str:
               f"fix rate {t['fix_rate']:.2f} ({t['correct']}/{t['cases']}), precision {precision} "
               f"({t['queued_correct']} correct of {t['queued']} queued), recall@1 {t['recall_at_1']:.2f}, "
               f"recall@5 {t['recall_at_5']:.2f}, median {t['median_seconds']:.1f} s, {t['tokens']} tokens."]
+    from pipeline.benchmark.localisation import summary
+
+    lines += ["", summary(t["localisation"])]
     return "\n".join(lines)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -78,7 +79,8 @@ def fix(
                 tempfile.TemporaryDirectory(prefix="autofix-fix-") as work:
             outcomes.append(fix_issue(FixRequest(scrubbed, issue, root, Path(work), test_cmd, mappings,
                                                  gate=d.settings.gate, env_home=d.settings.envs_dir,
-                                                 env=d.settings.repo_env), d.fixers, d.sandbox))
+                                                 env=d.settings.repo_env, context_config=d.settings.context,
+                                                 index_cache=d.settings.context_cache_dir), d.fixers, d.sandbox))
     if output is not None:
         best = outcomes[0].best
         if best is None:
@@ -163,6 +165,9 @@ def bench(
     keep: Annotated[Path | None, typer.Option(metavar="DIR", help="Keep per-case work folders here.")] = None,
     grouping_set: Annotated[Path | None, typer.Option(
         metavar="DIR", help="Labelled events for the grouping benchmark (default: bench/grouping).")] = None,
+    localisation_only: Annotated[bool, typer.Option(
+        "--localisation-only", help="Only localisation: recall@1/@5 of stack-only against fused (stack + BM25), "
+        "no patches (seconds once sources and events are cached).")] = False,
 ) -> None:
     """The crash-bug benchmark (real PyPI bugs, fixed by `autofix fix`, judged by hidden checks) and the
     grouping benchmark (pairwise precision and recall of fingerprints on a labelled set).
@@ -173,6 +178,9 @@ def bench(
     from pipeline.benchmark.grouping import evaluate, grouping_json, report
 
     suite = suite or bundled.folder("bench") / "crashes"
+    if localisation_only:
+        _bench_localisation(suite, case or (), as_json, markdown)
+        return
     grouping_set = grouping_set or bundled.folder("bench") / "grouping"
     for folder, option in ((suite, "--suite"), (grouping_set, "--grouping-set")):
         if not folder.is_dir():
@@ -197,3 +205,26 @@ def bench(
         sys.stdout.write(text + "\n")
     else:
         out().print(text, markup=False, highlight=False)
+
+
+def _bench_localisation(suite: Path, cases: Sequence[str], as_json: bool, markdown: bool) -> None:
+    from pipeline.benchmark import localisation, runner
+
+    if not suite.is_dir():
+        raise InvalidInput(f"--suite {suite}", "no such folder")
+    folders = runner.case_folders(suite, cases)
+    with progress() as bar:
+        task = bar.add_task("localisation", total=len(folders))
+
+        def advance(result: localisation.LocalisationResult) -> None:
+            bar.console.print(f"{result.id:<48} stack={result.rank_stack or '-'} fused={result.rank_fused or '-'} "
+                              f"{result.seconds:.1f}s {result.reason}", markup=False, highlight=False)
+            bar.advance(task)
+
+        results = localisation.run(suite, cases, on_case=advance)
+    if as_json:
+        print_json(localisation.as_json(results))
+    elif markdown:
+        sys.stdout.write(localisation.markdown(results) + "\n")
+    else:
+        out().print(localisation.markdown(results), markup=False, highlight=False)

@@ -17,8 +17,9 @@ from pathlib import Path
 import structlog
 
 from pipeline.context.mapping import RepoIndex, map_frame
+from pipeline.context.policy import ContextPolicy
 from pipeline.pysource import Undecodable, read_source
-from pipeline.records import CodeContext, ErrorEvent, Frame, Location
+from pipeline.records import CodeContext, ContextRules, ErrorEvent, Frame, Location
 
 log = structlog.get_logger(__name__)
 
@@ -91,12 +92,20 @@ def _locate(root: Path, rel: str, frame: Frame, role: str) -> Location | None:
 
 def retrieve(
     event: ErrorEvent, repo_root: Path, mappings: Mapping[str, str] | None = None,
-    index: RepoIndex | None = None,
+    index: RepoIndex | None = None, policy: ContextPolicy | None = None,
 ) -> CodeContext:
-    """Crash site first, then callers outward; then frames of the chain's other exceptions."""
+    """Crash site first, then callers outward; then frames of the chain's other exceptions.
+
+    A frame whose file the context policy excludes gives no location (its code is never read); it
+    is listed in `excluded_frames` with the rule, and when it is the crash site, `crash_excluded`
+    says so and the first location left is only a caller, so no fixer gets code to patch.
+    """
     index = index or RepoIndex.build(repo_root)
+    policy = policy or ContextPolicy.load(repo_root)
     locations: list[Location] = []
     unmatched: list[str] = []
+    excluded: list[str] = []
+    crash_excluded = ""
     seen: set[tuple[str, str]] = set()
     chain = list(reversed(event.exceptions))  # escaping exception first
     for depth, exc in enumerate(chain):
@@ -107,6 +116,12 @@ def retrieve(
                 unmatched.append(f"{frame.filename}:{frame.lineno} in {frame.function}")
                 continue
             role = "crash" if depth == 0 and position == 0 else "caller"
+            why = policy.why_excluded(rel)
+            if why is not None:
+                excluded.append(f"{rel}:{frame.lineno} in {frame.function} ({why})")
+                if role == "crash":
+                    crash_excluded = f"the crash site {rel} is excluded from code context ({why})"
+                continue
             try:
                 loc = _locate(repo_root, rel, frame, role)
             except Undecodable as exc:
@@ -120,5 +135,7 @@ def retrieve(
     # first location found is only a caller and must not be mistaken for the crash.
     if locations and locations[0].role != "crash":
         log.info("context.crash_frame_unmapped", first=locations[0].path)
-    log.info("context.retrieved", locations=len(locations), unmatched=len(unmatched))
-    return CodeContext(str(repo_root), tuple(locations), tuple(unmatched))
+    log.info("context.retrieved", locations=len(locations), unmatched=len(unmatched), excluded=len(excluded))
+    rules = ContextRules(policy.include, policy.exclude, policy.ignore_file)
+    return CodeContext(str(repo_root), tuple(locations), tuple(unmatched), excluded_frames=tuple(excluded),
+                       crash_excluded=crash_excluded, rules=rules)

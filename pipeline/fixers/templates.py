@@ -14,6 +14,12 @@ conventional repairs a reviewer would recognise:
 - index_guard     IndexError on a literal index: return the neutral value for a short sequence
 - operand_default TypeError unsupported operand with None: use the other operand type's zero
 - name_typo       AttributeError / NameError for a misspelt name: the closest name the file defines
+
+More templates live beside this module and are registered in TEMPLATES below: templates_parse.py
+(parse_guard, handler_widen: ValueError from int()/float()/Decimal()), templates_flow.py
+(unbound_init: UnboundLocalError; next_default: StopIteration from next()), templates_none.py
+(None in a comparison, a concatenation, an augmented assignment, arithmetic, unary minus, len()).
+Shared helpers are in template_kit.py.
 """
 
 from __future__ import annotations
@@ -21,211 +27,39 @@ from __future__ import annotations
 import ast
 import difflib
 import re
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import libcst as cst
 import libcst.matchers as m
 import structlog
 
-from pipeline.fixers.cst_site import CrashSite, contains_yield, find_site, is_pure
+from pipeline.fixers.cst_site import CrashSite, find_site, is_pure
 from pipeline.fixers.diffing import unified_diff
+from pipeline.fixers.template_kit import (
+    LITERALS,
+    NEUTRAL_BY_TYPE,
+    ReplaceNode,
+    Rewrite,
+    Template,
+    early_exits,
+    hoistable,
+    insert_guard,
+    is_get_call,
+    is_load,
+    neutral_for_use,
+    or_default,
+    replace_node,
+    site_nodes,
+    subscript_key,
+)
+from pipeline.fixers.templates_flow import FLOW_TEMPLATES
+from pipeline.fixers.templates_none import NONE_TEMPLATES
+from pipeline.fixers.templates_parse import PARSE_TEMPLATES
 from pipeline.pysource import Undecodable, decode_source
 from pipeline.records import CodeContext, ErrorEvent, ExceptionInfo, Issue, Location, Patch, Review
 
 log = structlog.get_logger(__name__)
-
-_STR_METHODS = frozenset(
-    "capitalize casefold center count encode endswith expandtabs find format index isalnum isalpha "
-    "isdigit islower isspace istitle isupper join ljust lower lstrip partition replace rfind rindex "
-    "rjust rpartition rsplit rstrip split splitlines startswith strip swapcase title upper zfill "
-    "removeprefix removesuffix".split()
-)
-_DICT_METHODS = frozenset("get items keys values setdefault pop update copy".split())
-_LIST_METHODS = frozenset("append extend insert remove sort reverse".split())
-_NEUTRAL_BY_TYPE = {"str": '""', "int": "0", "float": "0.0", "bool": "False", "list": "[]",
-                    "dict": "{}", "set": "set()", "tuple": "()", "bytes": 'b""'}
-# Annotation names (lower-cased) with a neutral value; an object type has none we can name honestly.
-_NEUTRAL_BY_NAME = {**_NEUTRAL_BY_TYPE, "sequence": "[]", "iterable": "[]", "iterator": "iter(())",
-                    "mapping": "{}", "frozenset": "frozenset()"}
-
-
-@dataclass(frozen=True)
-class Rewrite:
-    template: str
-    source: str
-    description: str
-
-
-Template = Callable[[CrashSite, ExceptionInfo], Iterator[Rewrite]]
-
-
-# --- neutral values ------------------------------------------------------------------------------
-
-
-def neutral_return(site: CrashSite) -> str | None:
-    """What the function returns for 'nothing': from its annotation; None if it has none.
-
-    Returns the empty string for a bare `return` (generators, functions annotated -> None).
-    """
-    fn = site.function
-    if fn is None:
-        return None
-    if contains_yield(fn) or fn.name.value == "__init__":
-        return ""
-    if fn.returns is None:
-        return "None"
-    ann = site.code(fn.returns.annotation).replace(" ", "")
-    if ann == "None":
-        return ""
-    if "None" in ann.split("|") or ann.startswith(("Optional[", "typing.Optional[")):
-        return "None"
-    base = re.match(r"(?:\w+\.)*(\w+)", ann)  # typing.List[str] -> List, dict[str, int] -> dict
-    return _NEUTRAL_BY_NAME.get(base.group(1).lower()) if base else None
-
-
-def neutral_for_use(site: CrashSite, node: cst.CSTNode) -> str:
-    """The neutral value for an expression, judged by how its value is used."""
-    parent = site.parent(node)
-    if isinstance(parent, cst.Attribute) and parent.value is node:
-        attr = parent.attr.value
-        if attr in _STR_METHODS:
-            return '""'
-        if attr in _DICT_METHODS:
-            return "{}"
-        if attr in _LIST_METHODS:
-            return "[]"
-    if isinstance(parent, cst.Subscript) and parent.value is node:
-        return "{}"
-    if isinstance(parent, cst.BinaryOperation):
-        other = parent.right if parent.left is node else parent.left
-        if isinstance(other, (cst.SimpleString, cst.FormattedString)):
-            return '""'
-        return "0"
-    call = site.parent(parent) if isinstance(parent, cst.Arg) else None
-    if call is not None:
-        if m.matches(call, m.Call(func=m.Name("len") | m.Name("sorted") | m.Name("list"))):
-            return "[]"
-        if m.matches(call, m.Call(func=m.Name("sum") | m.Name("int") | m.Name("float") | m.Name("round")
-                                  | m.Name("abs") | m.Name("max") | m.Name("min") | m.Name("divmod"))):
-            return "0"
-        if m.matches(call, m.Call(func=m.Name("str"))):
-            return '""'
-    if isinstance(parent, (cst.For, cst.CompFor)) and parent.iter is node:
-        return "[]"
-    if isinstance(parent, cst.ComparisonTarget) or (
-        isinstance(parent, cst.Comparison) and parent.left is node
-        and any(isinstance(t.operator, (cst.LessThan, cst.LessThanEqual, cst.GreaterThan, cst.GreaterThanEqual))
-                for t in parent.comparisons)
-    ):
-        return "0"
-    if isinstance(parent, cst.FormattedStringExpression):
-        return '""'
-    if isinstance(parent, (cst.Return,)):
-        value = neutral_return(site)
-        return value if value else "None"
-    return "None"
-
-
-# --- tree edits ----------------------------------------------------------------------------------
-
-
-class _InsertBefore(cst.CSTTransformer):
-    def __init__(self, target: cst.CSTNode, new: Sequence[cst.BaseStatement]) -> None:
-        self.target = target
-        self.new = list(new)
-
-    def _insert(self, original: Sequence[cst.CSTNode], updated: Sequence[cst.CSTNode]) -> list[cst.CSTNode]:
-        out: list[cst.CSTNode] = []
-        for orig, upd in zip(original, updated, strict=True):
-            if orig is self.target:
-                out.extend(self.new)
-            out.append(upd)
-        return out
-
-    def leave_IndentedBlock(self, original: cst.IndentedBlock, updated: cst.IndentedBlock) -> cst.IndentedBlock:
-        return updated.with_changes(body=self._insert(original.body, updated.body))
-
-    def leave_Module(self, original: cst.Module, updated: cst.Module) -> cst.Module:
-        return updated.with_changes(body=self._insert(original.body, updated.body))
-
-
-class _Replace(cst.CSTTransformer):
-    def __init__(self, target: cst.CSTNode, new: cst.CSTNode) -> None:
-        self.target = target
-        self.new = new
-
-    def on_leave(self, original: cst.CSTNode, updated: cst.CSTNode) -> cst.CSTNode:  # type: ignore[override]
-        return self.new if original is self.target else updated
-
-
-def _insert_guard(site: CrashSite, condition: str, exit_stmt: str) -> str:
-    guard = cst.parse_statement(f"if {condition}:\n    {exit_stmt}\n")
-    return site.module.visit(_InsertBefore(site.statement, [guard])).code
-
-
-def _replace(site: CrashSite, node: cst.CSTNode, new_code: str) -> str:
-    return site.module.visit(_Replace(node, cst.parse_expression(new_code))).code
-
-
-def _exits(site: CrashSite) -> list[tuple[str, str]]:
-    """The ways to leave early: (statement, description). `continue` first inside a loop, then a
-    value the caller can use when its code shows one, then the function's own neutral value."""
-    exits: list[tuple[str, str]] = []
-    if site.in_loop:
-        exits.append(("continue", "skip the item"))
-    neutral = neutral_return(site) if site.function is not None else None
-    if neutral:  # a function that returns nothing by design ("") has no value for its caller
-        for value, where in site.caller_needs:
-            if value != neutral:
-                exits.append((f"return {value}", f"return {value}, which the caller's `{where}` can use"))
-    if neutral is not None:
-        exits.append((f"return {neutral}".rstrip(), f"return {neutral or 'early'}"))
-    return exits
-
-
-_OWN_SCOPE = (cst.Lambda, cst.ListComp, cst.SetComp, cst.DictComp, cst.GeneratorExp)
-
-
-def _hoistable(site: CrashSite, node: cst.CSTNode) -> bool:
-    """Whether a guard placed before the statement may evaluate `node` there.
-
-    Not when the names in it are bound by a lambda or comprehension (they do not exist yet, or name
-    something else outside), nor when the statement evaluates it only conditionally (`x and x.y`,
-    `a if c else b`, the body of a one-line `if c: ...`): the guard would crash where the code did not.
-    """
-    child: cst.CSTNode = node
-    current = site.parent(node)
-    while current is not None and child is not site.statement:
-        outer = site.parent(current)
-        if isinstance(current, cst.CompFor) and child is current.iter and isinstance(outer, _OWN_SCOPE):
-            # A comprehension's first iterable is evaluated in the enclosing scope: step over it.
-            child, current = outer, site.parent(outer)
-            continue
-        if isinstance(current, _OWN_SCOPE):
-            return False
-        if isinstance(current, cst.BooleanOperation) and child is current.right:
-            return False
-        if isinstance(current, cst.IfExp) and child is not current.test:
-            return False
-        if isinstance(current, cst.BaseSuite) and current is getattr(site.statement, "body", None):
-            return False
-        child, current = current, site.parent(current)
-    return True
-
-
-def _nodes(site: CrashSite, kind: type[cst.CSTNode]) -> list[cst.CSTNode]:
-    return [n for n in site.expressions if isinstance(n, kind)]
-
-
-def _is_get_call(node: cst.CSTNode) -> bool:
-    return m.matches(node, m.Call(func=m.Attribute(attr=m.Name("get")), args=[m.Arg(keyword=None)]))
-
-
-def _or_default(site: CrashSite, call: cst.CSTNode, default: str) -> str:
-    """`d.get(k)` -> `(d.get(k) or default)`: covers a missing key and a key holding None alike."""
-    return _replace(site, call, f"({site.code(call)} or {default})")
 
 
 # --- templates -----------------------------------------------------------------------------------
@@ -242,28 +76,28 @@ def none_guard(site: CrashSite, exc: ExceptionInfo) -> Iterator[Rewrite]:
         return
     receivers: list[cst.CSTNode] = []
     if attr_match:
-        receivers = [n.value for n in _nodes(site, cst.Attribute)
+        receivers = [n.value for n in site_nodes(site, cst.Attribute)
                      if isinstance(n, cst.Attribute) and n.attr.value == attr_match.group(1)]
     elif use_match and use_match.group(1) == "subscriptable":
-        receivers = [n.value for n in _nodes(site, cst.Subscript) if isinstance(n, cst.Subscript)]
+        receivers = [n.value for n in site_nodes(site, cst.Subscript) if isinstance(n, cst.Subscript)]
     for receiver in receivers:
-        if _is_get_call(receiver):
+        if is_get_call(receiver):
             default = neutral_for_use(site, receiver)
             if default != "None":
-                yield Rewrite("get_fallback", _or_default(site, receiver, default),
+                yield Rewrite("get_fallback", or_default(site, receiver, default),
                               f"give `{site.code(receiver)}` the default {default} instead of None")
         outer = site.parent(receiver)
-        if _is_get_call(receiver) and isinstance(outer, cst.Subscript) and _subscript_key(outer):
+        if is_get_call(receiver) and isinstance(outer, cst.Subscript) and subscript_key(outer):
             # `d.get(a)[b]` -> `d.get(a, {}).get(b, <neutral>)`: both levels become optional
-            key = _subscript_key(outer)
+            key = subscript_key(outer)
             assert key is not None
             chained = f"({site.code(receiver)} or {{}}).get({site.code(key)}, {neutral_for_use(site, outer)})"
-            yield Rewrite("get_chain", _replace(site, outer, chained),
+            yield Rewrite("get_chain", replace_node(site, outer, chained),
                           f"treat a missing `{site.code(receiver)}` as empty")
-        if is_pure(receiver) and _hoistable(site, receiver):
+        if is_pure(receiver) and hoistable(site, receiver):
             code = site.code(receiver)
-            for stmt, how in _exits(site):
-                yield Rewrite("none_guard", _insert_guard(site, f"{code} is None", stmt),
+            for stmt, how in early_exits(site):
+                yield Rewrite("none_guard", insert_guard(site, f"{code} is None", stmt),
                               f"when `{code}` is None, {how} instead of crashing")
 
 
@@ -274,28 +108,15 @@ def _key_of(exc: ExceptionInfo) -> object:
         return exc.value
 
 
-def _subscript_key(node: cst.Subscript) -> cst.BaseExpression | None:
-    if len(node.slice) != 1 or not isinstance(node.slice[0].slice, cst.Index):
-        return None
-    return node.slice[0].slice.value
-
-
-def _is_load(site: CrashSite, node: cst.CSTNode) -> bool:
-    parent = site.parent(node)
-    return not isinstance(parent, (cst.AssignTarget, cst.AugAssign, cst.Del)) or (
-        isinstance(parent, cst.AugAssign) and parent.target is not node
-    )
-
-
 def key_default(site: CrashSite, exc: ExceptionInfo) -> Iterator[Rewrite]:
     if exc.type != "KeyError":
         return
     wanted = _key_of(exc)
     scored: list[tuple[int, cst.Subscript]] = []
-    for node in _nodes(site, cst.Subscript):
+    for node in site_nodes(site, cst.Subscript):
         assert isinstance(node, cst.Subscript)
-        key = _subscript_key(node)
-        if key is None or not _is_load(site, node):
+        key = subscript_key(node)
+        if key is None or not is_load(site, node):
             continue
         try:
             literal = ast.literal_eval(site.code(key))
@@ -305,16 +126,16 @@ def key_default(site: CrashSite, exc: ExceptionInfo) -> Iterator[Rewrite]:
         if score > 0:
             scored.append((score, node))
     for _, node in sorted(scored, key=lambda item: -item[0]):
-        key = _subscript_key(node)
+        key = subscript_key(node)
         assert key is not None
         recv, key_code = site.code(node.value), site.code(key)
         default = neutral_for_use(site, node)
         get = f"{recv}.get({key_code})" if default == "None" else f"{recv}.get({key_code}, {default})"
-        yield Rewrite("get_default", _replace(site, node, get),
+        yield Rewrite("get_default", replace_node(site, node, get),
                       f"read the optional key {key_code} with a default of {default}")
-        if is_pure(node.value) and _hoistable(site, node):
-            for stmt, how in _exits(site):
-                yield Rewrite("key_guard", _insert_guard(site, f"{key_code} not in {recv}", stmt),
+        if is_pure(node.value) and hoistable(site, node):
+            for stmt, how in early_exits(site):
+                yield Rewrite("key_guard", insert_guard(site, f"{key_code} not in {recv}", stmt),
                               f"when {key_code} is missing from `{recv}`, {how}")
 
 
@@ -322,17 +143,17 @@ def zero_guard(site: CrashSite, exc: ExceptionInfo) -> Iterator[Rewrite]:
     if exc.type != "ZeroDivisionError":
         return
     ops = (cst.Divide, cst.FloorDivide, cst.Modulo)
-    for node in _nodes(site, cst.BinaryOperation):
+    for node in site_nodes(site, cst.BinaryOperation):
         assert isinstance(node, cst.BinaryOperation)
         if not isinstance(node.operator, ops) or not is_pure(node.right):
             continue
         divisor = site.code(node.right)
-        for stmt, how in _exits(site) if _hoistable(site, node) else ():
-            yield Rewrite("zero_guard", _insert_guard(site, f"not {divisor}", stmt),
+        for stmt, how in early_exits(site) if hoistable(site, node) else ():
+            yield Rewrite("zero_guard", insert_guard(site, f"not {divisor}", stmt),
                           f"when `{divisor}` is zero, {how}")
         zero = "0.0" if isinstance(node.operator, cst.Divide) else "0"
         yield Rewrite("zero_guard_inline",
-                      _replace(site, node, f"({site.code(node)} if {divisor} else {zero})"),
+                      replace_node(site, node, f"({site.code(node)} if {divisor} else {zero})"),
                       f"evaluate to {zero} when `{divisor}` is zero")
 
 
@@ -343,7 +164,7 @@ def iter_fallback(site: CrashSite, exc: ExceptionInfo) -> Iterator[Rewrite]:
     if isinstance(stmt, cst.For):
         it = site.code(stmt.iter)
         simple = isinstance(stmt.iter, (cst.Name, cst.Attribute, cst.Call, cst.Subscript))
-        yield Rewrite("iter_fallback", _replace(site, stmt.iter, f"{it if simple else f'({it})'} or ()"),
+        yield Rewrite("iter_fallback", replace_node(site, stmt.iter, f"{it if simple else f'({it})'} or ()"),
                       f"iterate over nothing when `{it}` is None")
 
 
@@ -353,10 +174,10 @@ _INDEX_MSG = re.compile(r"(list|tuple|string|range object) index out of range")
 def index_guard(site: CrashSite, exc: ExceptionInfo) -> Iterator[Rewrite]:
     if exc.type != "IndexError" or not _INDEX_MSG.search(exc.value):
         return
-    for node in _nodes(site, cst.Subscript):
+    for node in site_nodes(site, cst.Subscript):
         assert isinstance(node, cst.Subscript)
-        key = _subscript_key(node)
-        if key is None or not is_pure(node.value) or not _is_load(site, node) or not _hoistable(site, node):
+        key = subscript_key(node)
+        if key is None or not is_pure(node.value) or not is_load(site, node) or not hoistable(site, node):
             continue
         try:
             index = ast.literal_eval(site.code(key))
@@ -367,14 +188,12 @@ def index_guard(site: CrashSite, exc: ExceptionInfo) -> Iterator[Rewrite]:
         recv = site.code(node.value)
         need = index + 1 if index >= 0 else -index
         condition = f"not {recv}" if need == 1 else f"len({recv}) < {need}"
-        for stmt, how in _exits(site):
-            yield Rewrite("index_guard", _insert_guard(site, condition, stmt),
+        for stmt, how in early_exits(site):
+            yield Rewrite("index_guard", insert_guard(site, condition, stmt),
                           f"when `{recv}` has fewer than {need} items, {how}")
 
 
 _OPERAND = re.compile(r"unsupported operand type\(s\) for (\S+)(?: or pow\(\))?: '(\w+)' and '(\w+)'")
-_LITERALS = (cst.Integer, cst.Float, cst.Imaginary, cst.SimpleString, cst.ConcatenatedString,
-             cst.FormattedString)
 
 
 def operand_default(site: CrashSite, exc: ExceptionInfo) -> Iterator[Rewrite]:
@@ -384,18 +203,18 @@ def operand_default(site: CrashSite, exc: ExceptionInfo) -> Iterator[Rewrite]:
     symbol = match.group(1)
     left_none = match.group(2) == "NoneType"
     other = match.group(3) if left_none else match.group(2)
-    zero = _NEUTRAL_BY_TYPE.get(other)
+    zero = NEUTRAL_BY_TYPE.get(other)
     if zero is None:
         return
-    for node in _nodes(site, cst.BinaryOperation):
+    for node in site_nodes(site, cst.BinaryOperation):
         assert isinstance(node, cst.BinaryOperation)
         operand = node.left if left_none else node.right
         # Only the operation the message names, and only an operand that can be None at all.
-        if site.code(node.operator).strip() != symbol or isinstance(operand, _LITERALS):
+        if site.code(node.operator).strip() != symbol or isinstance(operand, LITERALS):
             continue
         code = site.code(operand)
         simple = isinstance(operand, (cst.Name, cst.Attribute, cst.Call, cst.Subscript))
-        yield Rewrite("operand_default", _replace(site, operand, f"({code if simple else f'({code})'} or {zero})"),
+        yield Rewrite("operand_default", replace_node(site, operand, f"({code if simple else f'({code})'} or {zero})"),
                       f"treat a None `{code}` as {zero}")
 
 
@@ -422,16 +241,16 @@ def name_typo(site: CrashSite, exc: ExceptionInfo) -> Iterator[Rewrite]:
     known = _defined_names(site.module) - {wrong}
     for right in difflib.get_close_matches(wrong, sorted(known), n=2, cutoff=0.8):
         if attr:
-            targets = [n for n in _nodes(site, cst.Attribute) if isinstance(n, cst.Attribute) and n.attr.value == wrong]
+            targets = [n for n in site_nodes(site, cst.Attribute) if isinstance(n, cst.Attribute) and n.attr.value == wrong]
             for target in targets:
                 assert isinstance(target, cst.Attribute)
                 fixed = target.with_changes(attr=cst.Name(right))
-                yield Rewrite("name_typo", site.module.visit(_Replace(target, fixed)).code,
+                yield Rewrite("name_typo", site.module.visit(ReplaceNode(target, fixed)).code,
                               f"`.{wrong}` does not exist; the file defines `{right}`")
         else:
-            for node in _nodes(site, cst.Name):
+            for node in site_nodes(site, cst.Name):
                 if isinstance(node, cst.Name) and node.value == wrong:
-                    yield Rewrite("name_typo", site.module.visit(_Replace(node, cst.Name(right))).code,
+                    yield Rewrite("name_typo", site.module.visit(ReplaceNode(node, cst.Name(right))).code,
                                   f"`{wrong}` is not defined; the file defines `{right}`")
 
 
@@ -470,7 +289,8 @@ def caller_needs(context: CodeContext, crash: Location) -> tuple[tuple[str, str]
 
 
 TEMPLATES: tuple[Template, ...] = (none_guard, key_default, zero_guard, iter_fallback, index_guard,
-                                   operand_default, name_typo)
+                                   operand_default, name_typo, *PARSE_TEMPLATES, *FLOW_TEMPLATES,
+                                   *NONE_TEMPLATES)
 
 
 class TemplateFixer:
