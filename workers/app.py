@@ -7,7 +7,8 @@ ConfigError. Delivery is at least once: a task is acknowledged only after it ran
 worker that died whole, when Redis's visibility timeout runs out. Every task is therefore written to
 be safe to run twice (see tasks.py).
 
-Queues: "fix" holds the slow tasks (sandbox runs, git pushes); "ingest" everything else, so that a
+Task events (`worker_send_task_events`, `task_send_sent_event`) are on, so Flower or `celery events`
+can watch the workers. Queues: "fix" holds the slow tasks (sandbox runs, git pushes); "ingest" everything else, so that a
 backlog of fixes never delays storing new events. Run one worker per queue to keep them apart:
 `autofix worker --queues ingest` and `autofix worker --queues fix`.
 """
