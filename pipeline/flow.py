@@ -27,6 +27,7 @@ from pipeline.context.policy import ContextPolicy
 from pipeline.context.rank import fused_ranking
 from pipeline.context.retrieve import retrieve
 from pipeline.context.search import code_search
+from pipeline.errors import TransientError
 from pipeline.gates import STRATEGY_PRIOR, GateDecision, score
 from pipeline.learning import Ledger
 from pipeline.ports import Fixer, Limits, ReadsHints, Sandbox
@@ -78,6 +79,9 @@ class FixOutcome:
     cost: Cost = Cost()
     commit: str = ""
     commit_source: str = ""  # how the commit was chosen ("release shop@1.4 -> v1.4", "head of main")
+    # Fixers that failed transiently (LLM unreachable, rate limited): fixer name -> error. The other
+    # fixers' candidates are kept; the attempt is retried later for what these might still offer.
+    deferred: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def best(self) -> FixCandidate | None:
@@ -119,6 +123,23 @@ def _propose(fixer: Fixer, request: FixRequest, context: CodeContext) -> list[Pa
     return fixer.propose(request.issue, request.event, context, request.history)
 
 
+def _fixer_name(fixer: object) -> str:
+    return str(getattr(fixer, "name", type(fixer).__name__))
+
+
+def _propose_all(fixers: Sequence[Fixer], request: FixRequest, context: CodeContext,
+                 deferred: dict[str, str]) -> list[Patch]:
+    """Every fixer's patches; one failing transiently is noted in `deferred`, the others go on."""
+    patches: list[Patch] = []
+    for fixer in fixers:
+        try:
+            patches.extend(_propose(fixer, request, context))
+        except TransientError as exc:
+            log.warning("fixer.deferred", fixer=_fixer_name(fixer), error=str(exc))
+            deferred[_fixer_name(fixer)] = str(exc)
+    return patches
+
+
 def _rank(candidate: FixCandidate) -> tuple[bool, bool, float]:
     verified = candidate.verification is not None and candidate.verification.verified
     return (candidate.status is CandidateStatus.AWAITING_REVIEW, verified, candidate.confidence)
@@ -136,10 +157,13 @@ def fix_issue(request: FixRequest, fixers: Sequence[Fixer], sandbox: Sandbox,
 
 def _fix_at(request: FixRequest, fixers: Sequence[Fixer], iterative: Sequence[IterativeFixer], sandbox: Sandbox,
             tree: Path, commit: str, how: str, started: float) -> FixOutcome:
+    deferred: dict[str, str] = {}
+
     def done(status: str, reason: str, plan: ReplayPlan | None = None, candidates: Sequence[FixCandidate] = (),
              decisions: Mapping[str, GateDecision] | None = None, cost: Cost | None = None) -> FixOutcome:
         cost = cost or Cost(seconds=round(time.monotonic() - started, 3))
-        return FixOutcome(status, reason, context, tuple(candidates), dict(decisions or {}), plan, cost, commit, how)
+        return FixOutcome(status, reason, context, tuple(candidates), dict(decisions or {}), plan, cost, commit, how,
+                          dict(deferred))
 
     context = _retrieve(request, tree)
     crash = context.crash
@@ -150,7 +174,7 @@ def _fix_at(request: FixRequest, fixers: Sequence[Fixer], iterative: Sequence[It
         if context.unmatched_frames:
             reason += f" (unmatched: {', '.join(context.unmatched_frames[:3])})"
         return done("no_fix", reason)
-    proposed = [p for fixer in fixers for p in _propose(fixer, request, context)]
+    proposed = _propose_all(fixers, request, context, deferred)
     patches = [p for p in proposed if p.id not in request.tried]
     if not patches and not iterative:
         where = f"{request.issue.fix_class} at {crash.path}:{crash.line} in {crash.function}"
@@ -191,13 +215,14 @@ def _fix_at(request: FixRequest, fixers: Sequence[Fixer], iterative: Sequence[It
         if judge(patch, verify(patch), time.monotonic() - patch_started):
             break  # patches come best-first from each fixer; one proven fix is enough for a reviewer
     if not any(d.admitted for d in decisions.values()):
-        _iterate(request, iterative, context, verify, judge)
+        _iterate(request, iterative, context, verify, judge, deferred)
     if not candidates:
         return done("no_fix", "no fixer produced a patch", plan=plan)
     candidates.sort(key=_rank, reverse=True)
     best = candidates[0]
     verified = best.verification is not None and best.verification.verified
-    total = Cost(tokens=sum(c.cost.tokens for c in candidates), seconds=round(time.monotonic() - started, 3))
+    total = Cost(tokens=sum(c.cost.tokens for c in candidates), seconds=round(time.monotonic() - started, 3),
+                 usd=round(sum(c.cost.usd for c in candidates), 6))
     reason = _outcome_reason(plan, baseline, best)
     log.info("issue.fix_attempted", fingerprint=request.issue.fingerprint, candidates=len(candidates),
              verified=verified, commit=commit, hints=len(request.hints), tried=len(request.tried))
@@ -221,11 +246,17 @@ def _retrieve(request: FixRequest, tree: Path) -> CodeContext:
 
 
 def _iterate(request: FixRequest, iterative: Sequence[IterativeFixer], context: CodeContext, verify: Verify,
-             judge: Callable[[Patch, Verification, float], bool]) -> None:
-    """The one place the iterative fixers get the remaining work, each with the same `verify`."""
+             judge: Callable[[Patch, Verification, float], bool], deferred: dict[str, str]) -> None:
+    """The one place the iterative fixers get the remaining work, each with the same `verify`. One
+    failing transiently is noted in `deferred`; the candidates judged so far stay."""
     for fixer in iterative:
         started = time.monotonic()
-        tried = fixer.repair(request.issue, request.event, context, verify, request.history)
+        try:
+            tried = fixer.repair(request.issue, request.event, context, verify, request.history)
+        except TransientError as exc:
+            log.warning("fixer.deferred", fixer=fixer.name, error=str(exc))
+            deferred[fixer.name] = str(exc)
+            continue
         seconds = (time.monotonic() - started) / max(len(tried), 1)
         if any([judge(patch, verification, seconds) for patch, verification in tried]):
             return

@@ -5,15 +5,20 @@ Small typed request and response records live here too, beside the Protocol that
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from pipeline.records import (
+    Attempt,
+    AttemptStatus,
+    Budgets,
     CandidateStatus,
+    ClaimRefused,
     CodeContext,
+    Cost,
     ErrorEvent,
     FixCandidate,
     Hint,
@@ -271,6 +276,28 @@ class Store(Protocol):
     def set_sentry_status(self, sentry_issue_id: str, status: str) -> list[str]:
         """Record Sentry's state of its issue on ours; returns the fingerprints changed."""
         ...
+
+    # Attempts (pipeline/adapters/sql_attempts.py): the only way an attempt starts is a claim.
+    def claim_attempt(self, fingerprint: str, budgets: Budgets, *, task_id: str | None = None,
+                      repo: str | None = None, now: datetime | None = None) -> Attempt | ClaimRefused:
+        """Atomically move the issue from new/triaged to fixing and start a running attempt, within
+        the budgets; or say why not."""
+        ...
+
+    def finish_attempt(self, attempt_id: str, status: AttemptStatus, issue_status: IssueStatus, *,
+                       outcome: str | None = None, error: str | None = None, cost: Cost | None = None,
+                       sandbox_runs: int = 0, retry_after: datetime | None = None) -> bool:
+        """End a running attempt and move its issue out of fixing; False if it was no longer running."""
+        ...
+
+    def get_attempt(self, attempt_id: str) -> Attempt | None: ...
+    def list_attempts(self, issue_fingerprint: str | None = None, status: AttemptStatus | None = None,
+                      since: datetime | None = None) -> list[Attempt]: ...
+    def backing_off(self, now: datetime | None = None) -> set[str]: ...
+    def reap_attempts(self, lease_s: float, now: datetime | None = None) -> list[str]: ...
+    def attempt_totals(self) -> Iterator[tuple[str, str, int, float, int]]: ...
+    def attempt_seconds(self, limit: int = 10_000) -> list[float]: ...
+    def attempt_spend(self) -> tuple[int, float]: ...
 
 
 OutcomeKind = Literal["approved", "rejected", "merged", "closed", "regressed"]

@@ -423,3 +423,52 @@ class InboxItem:
     error: str | None = None
     outcome: str | None = None
     processed_at: datetime | None = None
+
+
+class AttemptStatus(enum.StrEnum):
+    """Where one fix attempt of an issue stands (the attempts table; pipeline/attempts.py)."""
+
+    RUNNING = "running"  # claimed: the issue is `fixing` and this attempt holds it
+    DONE = "done"  # ran to an outcome (verified, unverified, no_fix, skipped)
+    DEFERRED = "deferred"  # a transient failure (LLM, sandbox, store unreachable): retried later
+    FAILED = "failed"  # an unexpected exception: recorded with its error, retried after a backoff
+    LOST = "lost"  # its worker vanished; reaped once its lease ran out
+
+
+ATTEMPT_SKIPPED = "skipped"  # the outcome of an attempt that found nothing to do: not counted per issue
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One claim on an issue: at most one RUNNING attempt per issue (a unique index says so)."""
+
+    id: str
+    issue_fingerprint: str
+    started_at: datetime
+    status: AttemptStatus = AttemptStatus.RUNNING
+    task_id: str | None = None  # the Celery task holding it; its redelivery may take it over
+    finished_at: datetime | None = None
+    outcome: str | None = None  # verified | unverified | no_fix | skipped | error type
+    error: str | None = None
+    cost: Cost = Cost()
+    sandbox_runs: int = 0
+    retry_after: datetime | None = None  # a failed or deferred attempt's backoff: not attempted before
+
+
+@dataclass(frozen=True)
+class Budgets:
+    """What a claim must respect (pipeline/settings.py BudgetConfig gives them)."""
+
+    max_concurrent: int = 2
+    max_per_issue: int = 3
+    daily_tokens: int | None = None
+    daily_usd: float | None = None
+    lease_s: float = 3660.0  # a RUNNING attempt older than this is taken to be lost
+
+
+@dataclass(frozen=True)
+class ClaimRefused:
+    """Why an attempt did not start; `budget`: a shared budget is spent (stop starting others too)."""
+
+    reason: str
+    budget: bool = False

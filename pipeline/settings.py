@@ -40,6 +40,7 @@ from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSett
 
 from pipeline import config_file
 from pipeline.errors import ConfigError
+from pipeline.records import Budgets
 
 HttpUrl = Annotated[str, AfterValidator(config_file.http_url)]
 RedisUrl = Annotated[str, AfterValidator(config_file.redis_url)]
@@ -140,6 +141,36 @@ class LearningConfig(BaseModel):
     hold_below: float = 0.2  # below it candidates are held whatever their confidence
 
 
+class BudgetConfig(BaseModel):
+    """What fix attempts may take ([budgets] in the file); every claim checks them (sql_attempts)."""
+
+    max_concurrent_attempts: Annotated[int, Field(gt=0)] = 2  # running at once, over all workers
+    max_attempts_per_issue: Annotated[int, Field(gt=0)] = 5
+    daily_tokens: Annotated[int, Field(gt=0)] | None = None  # LLM tokens per UTC day; None: no cap
+    daily_usd: Annotated[float, Field(gt=0)] | None = None  # LLM cost per UTC day; None: no cap
+    # After a failed or deferred attempt the issue waits this long, doubled per consecutive failure.
+    retry_backoff_s: Annotated[float, Field(ge=0)] = 300.0
+    retry_backoff_max_s: Annotated[float, Field(ge=0)] = 6 * 3600.0
+    # A running attempt older than this is taken to be lost (its worker vanished) and reaped;
+    # None: the broker's visibility timeout plus a minute (a redelivery gets the first chance).
+    attempt_lease_s: Annotated[float, Field(gt=0)] | None = None
+    attempt_new_issues: bool = True  # an issue's first event enqueues an attempt, within the budgets
+
+
+class ScheduleConfig(BaseModel):
+    """The beat's periodic tasks ([schedule] in the file; workers/schedule.py)."""
+
+    triage_every_s: Annotated[float, Field(gt=0)] = 600.0
+    triage_top_k: Annotated[int, Field(gt=0)] = 10  # issues a triage run starts at most
+    sweep_every_s: Annotated[float, Field(gt=0)] = 60.0  # the inbox outbox sweep and the attempt reaper
+    sweep_after_s: Annotated[float, Field(ge=0)] = 60.0  # a row pending this long is enqueued again
+    pr_sync_every_s: Annotated[float, Field(gt=0)] = 900.0
+    pull_every_s: Annotated[float, Field(gt=0)] = 900.0
+    pull_projects: list[str] = Field(default_factory=list)  # Sentry projects pulled (with the API set)
+    pull_query: str = "is:unresolved"
+    pull_limit: Annotated[int, Field(gt=0)] = 100
+
+
 class ContextConfig(BaseModel):
     """The context engine (pipeline/context/): what code fixers may see, and how it is ranked.
 
@@ -187,6 +218,12 @@ class Settings(BaseSettings):
     broker_url: RedisUrl | None = None
     # Redis redelivers an unacknowledged task (a worker died mid-task) after this many seconds.
     broker_visibility_timeout_s: int = 3600
+    # Who processes accepted inbox rows in `autofix serve`: "celery" sends each row's id to the
+    # ingest queue (production), "in_process" a thread of the server; "auto": celery when
+    # broker_url is set.
+    ingest_processing: Literal["auto", "in_process", "celery"] = "auto"
+    budgets: BudgetConfig = Field(default_factory=BudgetConfig)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
 
     sentry_client_secret: SecretStr | None = None
     sentry_dsn_keys: str | None = None
@@ -279,6 +316,20 @@ class Settings(BaseSettings):
     @property
     def resolved_store_url(self) -> str:
         return self.store_url or f"sqlite:///{(self.home / 'autofix.db').resolve()}"
+
+    @property
+    def processing_mode(self) -> Literal["in_process", "celery"]:
+        if self.ingest_processing == "auto":
+            return "celery" if self.broker_url else "in_process"
+        if self.ingest_processing == "celery" and not self.broker_url:
+            raise ConfigError("ingest_processing = \"celery\" needs broker_url (AUTOFIX_BROKER_URL)")
+        return self.ingest_processing
+
+    def claim_budgets(self) -> Budgets:
+        """The budgets every claim of an attempt checks."""
+        b = self.budgets
+        lease = b.attempt_lease_s or float(self.broker_visibility_timeout_s + 60)
+        return Budgets(b.max_concurrent_attempts, b.max_attempts_per_issue, b.daily_tokens, b.daily_usd, lease)
 
     @property
     def envs_dir(self) -> Path:

@@ -10,18 +10,32 @@ but never attempted.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import structlog
 
+from pipeline.errors import PermanentError, SandboxUnavailable, TransientError
 from pipeline.fix_classes import FixClass
 from pipeline.flow import FixOutcome, FixRequest, fix_issue
 from pipeline.learning import Ledger
-from pipeline.ports import Fixer, Limits, Sandbox, Store
-from pipeline.records import CandidateStatus, ErrorEvent, Issue, IssueStatus
+from pipeline.ports import Fixer, Limits, RunResult, Sandbox, Store
+from pipeline.records import (
+    ATTEMPT_SKIPPED,
+    Attempt,
+    AttemptStatus,
+    CandidateStatus,
+    ClaimRefused,
+    Cost,
+    ErrorEvent,
+    Issue,
+    IssueStatus,
+    utcnow,
+)
 from pipeline.settings import RepoConfig, Settings
 
 log = structlog.get_logger(__name__)
@@ -79,11 +93,55 @@ class TriageReport:
     skipped: dict[str, str] = field(default_factory=dict)  # fingerprint -> why
 
 
-def pick(store: Store, limit: int) -> list[Issue]:
-    """The open issues to attempt, best first: at most one per cluster, none of a cluster whose fix
-    is already offered, none of a class that is never attempted, none resolved in Sentry."""
+@dataclass(frozen=True)
+class Signals:
+    """What an issue's recent events say beyond its count: who is hit and whether it is growing."""
+
+    users: int = 0  # distinct users among the recent events (Sentry's `user`: id, email, username, ip)
+    last_day: int = 0  # events in the 24 hours before now
+    previous_day: int = 0  # events in the 24 hours before that
+
+
+RECENT_EVENTS = 200  # events of an issue read for its signals
+
+
+def _user_of(raw: Mapping[str, Any]) -> str | None:
+    data = raw.get("data")
+    holders = [raw, *((data.get(k) for k in ("error", "event")) if isinstance(data, Mapping) else ())]
+    for holder in holders:
+        user = holder.get("user") if isinstance(holder, Mapping) else None
+        if isinstance(user, Mapping):
+            for key in ("id", "email", "username", "ip_address"):
+                if user.get(key):
+                    return f"{key}:{user[key]}"
+    return None
+
+
+def signals(store: Store, issue: Issue, now: datetime) -> Signals:
+    events = store.events_for_issue(issue.fingerprint, limit=RECENT_EVENTS)
+    users = {u for e in events if (u := _user_of(e.raw)) is not None}
+    ages = [(now - (e.timestamp or e.received_at)).total_seconds() / 86400 for e in events]
+    return Signals(len(users), sum(1 for a in ages if 0 <= a < 1), sum(1 for a in ages if 1 <= a < 2))
+
+
+def rank(issue: Issue, sig: Signals, now: datetime) -> float:
+    """Impact x fixability: events (log), users affected (log), recency (halving per idle week, to a
+    floor of a quarter), trend (events of the last day against the day before, within 0.5..2), and
+    the fix class's fixability. An issue with no recent activity ranks by events x fixability."""
+    users = 1 + 0.5 * math.log2(1 + sig.users)
+    idle_days = max((now - issue.last_seen).total_seconds(), 0.0) / 86400
+    recency = max(0.25, 0.5 ** (idle_days / 7))
+    trend = min(2.0, max(0.5, (sig.last_day + 1) / (sig.previous_day + 1)))
+    return float(round(priority(issue) * users * recency * trend, 4))
+
+
+def pick(store: Store, limit: int, now: datetime | None = None) -> list[Issue]:
+    """The open issues to attempt, best first (`rank`): at most one per cluster, none of a cluster
+    whose fix is already offered, none of a class that is never attempted, none resolved in Sentry."""
+    now = now or utcnow()
     issues = [i for status in _OPEN for i in store.list_issues(status) if i.sentry_status != "resolved"]
-    ranked = sorted((replace(i, priority=priority(i)) for i in issues), key=lambda i: (-i.priority, i.fingerprint))
+    scored = (replace(i, priority=rank(i, signals(store, i, now), now)) for i in issues)
+    ranked = sorted(scored, key=lambda i: (-i.priority, i.fingerprint))
     for issue in ranked:
         store.set_issue_priority(issue.fingerprint, issue.priority)  # never the whole row: see set_*
     chosen: list[Issue] = []
@@ -138,6 +196,14 @@ def close_cluster(store: Store, fingerprint: str, status: IssueStatus) -> list[s
 SandboxFor = Callable[[RepoConfig], Sandbox]
 
 
+def repo_name(settings: Settings, issue: Issue) -> str | None:
+    """The repo the issue is fixed in (recorded on it by its claim), if one is configured."""
+    if issue.repo is not None:
+        return issue.repo
+    repo = settings.repo_for_project(issue.project)
+    return repo.name if repo is not None else None
+
+
 def prepare(store: Store, settings: Settings, issue: Issue,
             work_base: Path) -> tuple[RepoConfig, FixRequest] | str:
     """The repo and the fix request for one issue, or why it cannot be attempted.
@@ -173,23 +239,105 @@ def run_attempt(store: Store, request: FixRequest, fixers: Sequence[Fixer], sand
     return outcome
 
 
+class CountingSandbox:
+    """A sandbox that counts its runs (recorded on the attempt: the sandbox-runs metric)."""
+
+    def __init__(self, inner: Sandbox) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.python = inner.python
+        self.runs = 0
+
+    def run(self, workdir: Path, command: Sequence[str], limits: Limits | None = None,
+            env: Mapping[str, str] | None = None, ro_paths: Sequence[Path] = ()) -> RunResult:
+        self.runs += 1
+        return self.inner.run(workdir, command, limits or Limits(), env, ro_paths)
+
+
+def backoff_until(store: Store, settings: Settings, fingerprint: str, now: datetime | None = None) -> datetime:
+    """When an issue whose attempt just failed may be attempted again: the base backoff, doubled per
+    consecutive failed or deferred attempt before this one, capped."""
+    failures = 0
+    for earlier in reversed(store.list_attempts(fingerprint)):
+        if earlier.status in (AttemptStatus.FAILED, AttemptStatus.DEFERRED):
+            failures += 1
+        elif earlier.status is AttemptStatus.DONE:
+            break
+    budgets = settings.budgets
+    delay = min(budgets.retry_backoff_s * 2 ** max(failures - 1, 0), budgets.retry_backoff_max_s)
+    return (now or utcnow()) + timedelta(seconds=delay)
+
+
+ERROR_LIMIT = 4000  # characters of an error kept on the attempt
+
+
+def _error_text(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:ERROR_LIMIT]
+
+
 def attempt(store: Store, settings: Settings, fixers: Sequence[Fixer], sandbox_for: SandboxFor, issue: Issue,
-            work_base: Path) -> FixOutcome | str:
-    """Fix one issue and store its candidates; returns the outcome, or why it was skipped."""
+            work_base: Path, *, task_id: str | None = None, claimed: Attempt | None = None) -> FixOutcome | str:
+    """Claim the issue, fix it and store its candidates; the outcome, or why nothing was attempted.
+
+    Nothing starts without a claim (store.claim_attempt: one running attempt per issue, within the
+    budgets); `claimed` is one already made (a triage run claims before it enqueues). Every way out
+    ends the attempt and moves the issue out of `fixing` column by column: a verified fix to
+    awaiting review, none to unfixable; a fixer or the sandbox failing transiently, or any
+    unexpected exception, to triaged after a backoff, with the error on the attempt; the exception is
+    raised again for the caller (Celery's retry policy follows the error tree).
+    """
     skipped = skip_reason(store, issue)
-    if skipped is not None:
+    if skipped is not None and claimed is None:
         return skipped
-    prepared = prepare(store, settings, issue, work_base)
-    if isinstance(prepared, str):
-        return prepared
-    repo, request = prepared
-    issue = replace(request.issue, status=IssueStatus.FIXING)
-    store.update_issue(issue)
-    outcome = run_attempt(store, replace(request, issue=issue), fixers, sandbox_for(repo))
+    claim = claimed or store.claim_attempt(issue.fingerprint, settings.claim_budgets(), task_id=task_id,
+                                           repo=repo_name(settings, issue))
+    if isinstance(claim, ClaimRefused):
+        log.info("attempt.refused", fingerprint=issue.fingerprint, reason=claim.reason)
+        return claim.reason
+    counting: CountingSandbox | None = None
+
+    def finish(status: AttemptStatus, issue_status: IssueStatus, outcome: str, error: str | None = None,
+               cost: Cost | None = None, backoff: bool = False) -> None:
+        retry_after = backoff_until(store, settings, issue.fingerprint) if backoff else None
+        store.finish_attempt(claim.id, status, issue_status, outcome=outcome, error=error, cost=cost or Cost(),
+                             sandbox_runs=counting.runs if counting else 0, retry_after=retry_after)
+        log.info("attempt.finished", fingerprint=issue.fingerprint, attempt_id=claim.id, status=status.value,
+                 outcome=outcome, issue_status=issue_status.value, error=error)
+
+    started = time.monotonic()
+    try:
+        prepared = skipped or prepare(store, settings, issue, work_base)
+        if isinstance(prepared, str):
+            finish(AttemptStatus.DONE, IssueStatus.TRIAGED, ATTEMPT_SKIPPED, prepared)
+            return prepared
+        repo, request = prepared
+        work_base.mkdir(parents=True, exist_ok=True)
+        counting = CountingSandbox(sandbox_for(repo))
+        request = replace(request, issue=replace(request.issue, status=IssueStatus.FIXING))
+        outcome = run_attempt(store, request, fixers, counting)
+    except SandboxUnavailable as exc:  # permanent for this worker, but no fault of the issue's
+        finish(AttemptStatus.FAILED, IssueStatus.TRIAGED, type(exc).__name__, _error_text(exc), backoff=True)
+        raise
+    except TransientError as exc:
+        finish(AttemptStatus.DEFERRED, IssueStatus.TRIAGED, type(exc).__name__, _error_text(exc), backoff=True)
+        raise
+    except PermanentError as exc:
+        finish(AttemptStatus.FAILED, IssueStatus.UNFIXABLE, type(exc).__name__, _error_text(exc))
+        raise
+    except Exception as exc:
+        log.exception("attempt.crashed", fingerprint=issue.fingerprint, attempt_id=claim.id)
+        cost = Cost(seconds=round(time.monotonic() - started, 3))
+        finish(AttemptStatus.FAILED, IssueStatus.TRIAGED, type(exc).__name__, _error_text(exc), cost, backoff=True)
+        raise
     queued = any(c.status is CandidateStatus.AWAITING_REVIEW for c in outcome.candidates)
-    status = IssueStatus.AWAITING_REVIEW if queued else IssueStatus.UNFIXABLE
-    store.update_issue(replace(issue, status=status))
-    log.info("issue.triaged", fingerprint=issue.fingerprint, status=status.value, outcome=outcome.status)
+    if queued:
+        finish(AttemptStatus.DONE, IssueStatus.AWAITING_REVIEW, outcome.status, cost=outcome.cost)
+    elif outcome.deferred:  # a fixer may still have something once it is back: try again later
+        why = "; ".join(f"{name}: {error}" for name, error in outcome.deferred.items())
+        finish(AttemptStatus.DEFERRED, IssueStatus.TRIAGED, outcome.status, why, outcome.cost, backoff=True)
+    else:
+        finish(AttemptStatus.DONE, IssueStatus.UNFIXABLE, outcome.status, cost=outcome.cost)
+    log.info("issue.triaged", fingerprint=issue.fingerprint, queued=queued, outcome=outcome.status)
     return outcome
 
 
@@ -215,9 +363,8 @@ def triage(store: Store, settings: Settings, fixers: Sequence[Fixer], sandbox_fo
                 on_attempt(attempts, len(picked), issue)
             attempts += 1
             result = attempt(store, settings, fixers, sandbox_for, issue, work_base)
-            if isinstance(result, str):
+            if isinstance(result, str):  # the attempt recorded its own end, or none started
                 report.skipped[issue.fingerprint] = result
-                store.set_issue_status(issue.fingerprint, IssueStatus.TRIAGED)
                 break
             report.outcomes[issue.fingerprint] = result
             if any(c.status is CandidateStatus.AWAITING_REVIEW for c in result.candidates):

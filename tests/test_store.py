@@ -296,21 +296,30 @@ def test_a_candidate_round_trips_with_its_verification(store: SqlStore) -> None:
     assert store.get_candidate("unknown") is None
 
 
-def test_saving_a_candidate_again_replaces_it_and_its_runs(store: SqlStore, store_url: str) -> None:
+def test_saving_a_candidate_again_replaces_its_verdict_and_runs_but_keeps_its_first_time_and_status(
+    store: SqlStore, store_url: str
+) -> None:
     record(store, "e1")
-    first = make_candidate(runs=3)
+    first = make_candidate(runs=3, created_at=T0)
     store.save_candidate(first)
-    second = make_candidate(runs=2, confidence=0.4, status=CandidateStatus.HELD)
+    store.set_candidate_status(first.id, CandidateStatus.APPROVED)  # a reviewer acted meanwhile
+    second = make_candidate(runs=2, confidence=0.4, status=CandidateStatus.HELD, created_at=T0 + timedelta(hours=1))
 
     store.save_candidate(second)
     store.save_candidate(second)
 
     assert second.id == first.id
-    assert store.get_candidate(first.id) == second
-    assert len(store.list_candidates()) == 1
+    assert store.get_candidate(first.id) == dataclasses.replace(second, created_at=T0,
+                                                                status=CandidateStatus.APPROVED)
+    held = make_candidate(diff="held", status=CandidateStatus.HELD, created_at=T0)
+    store.save_candidate(held)
+    store.save_candidate(dataclasses.replace(held, status=CandidateStatus.AWAITING_REVIEW,
+                                             created_at=T0 + timedelta(hours=2)))
+    promoted = store.get_candidate(held.id)
+    assert promoted is not None and promoted.status is CandidateStatus.AWAITING_REVIEW and promoted.created_at == T0
     engine = make_engine(store_url)
     with engine.connect() as conn:
-        assert conn.scalar(select(func.count()).select_from(VerificationRunRow)) == 2
+        assert conn.scalar(select(func.count()).select_from(VerificationRunRow)) == 2 + 2  # second's, held's
     engine.dispose()
 
 

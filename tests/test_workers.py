@@ -23,7 +23,7 @@ import redis
 
 from pipeline.adapters.sql_store import SqlStore
 from pipeline.ingest import ingest_paths
-from pipeline.records import CandidateStatus, IssueStatus
+from pipeline.records import AttemptStatus, CandidateStatus, IssueStatus
 from pipeline.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -188,16 +188,16 @@ def test_a_chosen_sandbox_that_cannot_run_fails_the_attempt_without_retries_and_
     deployment.extra_env = {"AUTOFIX_SANDBOX": "docker", "DOCKER_HOST": "unix:///nonexistent/docker.sock"}
     worker = deployment.start_worker()
     ingested = send(client, "ingest_event", json.loads(EVENT.read_text()), EVENT.name).get(timeout=30)
-    (fingerprint,) = ingested["enqueued"]
-
-    attempt = send(client, "attempt_fix", fingerprint)
-    attempt.get(timeout=60, propagate=False)
-
-    assert attempt.state == "FAILURE" and "no container engine answers" in str(attempt.result)
+    (fingerprint,) = ingested["enqueued"]  # its attempt_fix runs and fails
     store = deployment.store()
+    (failed,) = wait_for("the failed attempt", lambda: store.list_attempts(fingerprint, AttemptStatus.FAILED))
+
+    assert "no container engine answers" in (failed.error or "") and failed.retry_after is not None
     issue = store.get_issue(fingerprint)
-    store.close()
     assert issue is not None and issue.status is IssueStatus.TRIAGED  # not unfixable: not the issue's fault
+    again = send(client, "attempt_fix", fingerprint).get(timeout=30)
+    assert again.startswith("backing off until")
+    store.close()
     assert "Retry in" not in worker.log.read_text()  # permanent: no retry installs a container engine
 
 
@@ -227,7 +227,7 @@ def test_a_recorded_event_is_fixed_and_published_once_however_often_its_tasks_ar
     issue = store.get_issue(fingerprint)
     assert issue is not None and issue.count == 1
     assert len(store.events_for_issue(fingerprint)) == 1
-    assert send(client, "run_triage", 10).get(timeout=30) == []  # an issue under review is not re-attempted
+    assert send(client, "run_triage", 10).get(timeout=30)["started"] == []  # an issue under review is not re-attempted
 
     candidate_id = queued[0].id
     published = send(client, "publish_candidate", candidate_id, "tester").get(timeout=60)

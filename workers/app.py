@@ -7,7 +7,8 @@ ConfigError. Delivery is at least once: a task is acknowledged only after it ran
 worker that died whole, when Redis's visibility timeout runs out. Every task is therefore written to
 be safe to run twice (see tasks.py).
 
-Queues: "fix" holds the slow tasks (sandbox runs, git pushes); "ingest" everything else, so that a
+Task events (`worker_send_task_events`, `task_send_sent_event`) are on, so Flower or `celery events`
+can watch the workers. Queues: "fix" holds the slow tasks (sandbox runs, git pushes); "ingest" everything else, so that a
 backlog of fixes never delays storing new events. Run one worker per queue to keep them apart:
 `autofix worker --queues ingest` and `autofix worker --queues fix`.
 """
@@ -83,12 +84,15 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # A task cut off by a lost broker connection is redelivered anyway; stop running it here.
         "worker_cancel_long_running_tasks_on_connection_loss": True,
         "task_track_started": True,
+        # Task events for Flower (and `celery events`): started, succeeded, failed, retried, sent.
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
         # Logs are structlog lines on stderr; Celery must not route stderr through its own logger.
         "worker_redirect_stdouts": False,
         "task_queues": (_queue(INGEST_QUEUE), _queue(FIX_QUEUE)),
         "task_default_queue": INGEST_QUEUE,
         "task_routes": ROUTES,
-        "beat_schedule": beat_schedule(),
+        "beat_schedule": beat_schedule(settings),
         "beat_schedule_filename": str(settings.home / "celerybeat-schedule"),
         "timezone": "UTC",
         "enable_utc": True,
@@ -116,9 +120,11 @@ class TaskFunction(Protocol[P, R_co]):
     """What `app.task` returns, as far as autofix uses it (Celery ships no type hints)."""
 
     name: str
+    request: Any  # the running task's request (its id, delivery info)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R_co: ...
     def delay(self, *args: P.args, **kwargs: P.kwargs) -> Any: ...  # an AsyncResult
+    def apply_async(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any: ...
 
 
 def task(**options: Any) -> Callable[[Callable[P, R]], TaskFunction[P, R]]:

@@ -1,29 +1,33 @@
-"""The beat schedule: the periodic triage run and the pull-request sync.
+"""The beat schedule, from settings.schedule: triage, the outbox sweep, pull-request sync, pulls.
 
-The periods are constants until Settings grows fields for them. Each periodic message expires after
-one period, so a beat that ran while no worker was up does not leave a pile of stale runs behind.
+- triage (every triage_every_s): run_triage starts the top triage_top_k issues within the budgets.
+- sweep (every sweep_every_s): sweep_inbox enqueues inbox rows pending longer than sweep_after_s
+  (a broker outage when they were accepted) and reaps attempts whose lease ran out.
+- sync-pull-requests (every pr_sync_every_s).
+- pull-sentry (every pull_every_s), only when the Sentry API and schedule.pull_projects are set.
+
+Each periodic message expires after one period, so a beat that ran while no worker was up does not
+leave a pile of stale runs behind.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-TRIAGE_EVERY_S = 10 * 60
-TRIAGE_LIMIT = 10  # issues attempted per run
-PR_SYNC_EVERY_S = 15 * 60
+from pipeline.settings import Settings
 
 
-def beat_schedule() -> dict[str, dict[str, Any]]:
-    return {
-        "triage": {
-            "task": "workers.tasks.run_triage",
-            "schedule": float(TRIAGE_EVERY_S),
-            "kwargs": {"limit": TRIAGE_LIMIT},
-            "options": {"expires": TRIAGE_EVERY_S},
-        },
-        "sync-pull-requests": {
-            "task": "workers.tasks.sync_pull_requests",
-            "schedule": float(PR_SYNC_EVERY_S),
-            "options": {"expires": PR_SYNC_EVERY_S},
-        },
+def _every(task: str, seconds: float, **extra: Any) -> dict[str, Any]:
+    return {"task": f"workers.tasks.{task}", "schedule": float(seconds), "options": {"expires": seconds}, **extra}
+
+
+def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
+    s = settings.schedule
+    schedule = {
+        "triage": _every("run_triage", s.triage_every_s, kwargs={"limit": s.triage_top_k}),
+        "sweep": _every("sweep_inbox", s.sweep_every_s),
+        "sync-pull-requests": _every("sync_pull_requests", s.pr_sync_every_s),
     }
+    if settings.sentry_api_configured and s.pull_projects:
+        schedule["pull-sentry"] = _every("pull_configured", s.pull_every_s)
+    return schedule

@@ -4,18 +4,22 @@ Delivery is at least once (app.py), so each task first looks at what is already 
 
     ingest_event       the store drops an event id it already has; only an issue's first event
                        enqueues attempt_fix
-    attempt_fix        does nothing once the issue has candidates awaiting review or is past fixing;
-                       an issue left in "fixing" by a dead worker is attempted again, and candidate
-                       ids are content hashes, so a repeated attempt rewrites the same candidates
+    attempt_fix        starts only by a claim in the store (one running attempt per issue, within
+                       the budgets); a redelivery (its worker died) takes over its own attempt, a
+                       second task for the issue is refused; any exception ends the attempt
+                       (failed, with its error) and leaves the issue triaged after a backoff.
+                       Candidate ids are content hashes: a repeated attempt updates the same
+                       candidates, which keep their first created_at and status
     publish_candidate  approve() returns the stored pull request; branch and commit are deterministic
-    run_triage         only enqueues; attempt_fix decides
+    run_triage         claims the top K within the budgets, then enqueues; a claim is made once
     sync_pull_requests moves an issue before its pull request, so a rerun finds the PR still open;
                        a CI failure is read once per head commit; follow-ups still due are re-sent
     follow_up_pull_request  pushes a candidate already on the branch at most once (its commit says
                        which candidate it holds); does nothing once the pull request moved on
     sync_pull_requests moves an issue before its pull request, so a rerun finds the PR still open
     process_inbox      a processed inbox item is left alone; events are stored once per event id
-    sweep_inbox        only enqueues items still pending; process_inbox decides
+    sweep_inbox        only enqueues items still pending (process_inbox decides) and reaps attempts
+                       whose lease ran out
     pull_sentry        pulled events land in the inbox and are stored once per event id
 
 Retries follow the error tree: a TransientError is retried with backoff; a PermanentError is not.
@@ -23,21 +27,32 @@ Retries follow the error tree: a TransientError is retried with backoff; a Perma
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
 import structlog
 
-from pipeline.errors import ConfigError, PermanentError, SandboxUnavailable, TransientError
+from pipeline.errors import ConfigError, PermanentError, TransientError
 from pipeline.inbox import InboxContext, process_id
 from pipeline.ingest import ingest_events
 from pipeline.ports import CIHost
 from pipeline.pull_requests import awaiting_follow_up, follow_up, sync
-from pipeline.records import CandidateStatus, FixCandidate, InboxStatus, Issue, IssueStatus, utcnow
+from pipeline.records import (
+    AttemptStatus,
+    CandidateStatus,
+    ClaimRefused,
+    FixCandidate,
+    InboxStatus,
+    Issue,
+    IssueStatus,
+    utcnow,
+)
 from pipeline.regressions import check_recurrences
 from pipeline.review import approve
 from pipeline.sources import parse_payload
-from pipeline.triage import attempt, pick
+from pipeline.triage import attempt, pick, repo_name, skip_reason
 from workers.app import current_deps, task
 
 log = structlog.get_logger(__name__)
@@ -61,48 +76,44 @@ def ingest_event(payload: dict[str, Any], source: str) -> dict[str, list[str]]:
     report = ingest_events(store, [parse_payload(payload, source)], deps.in_app, deps.templates,
                            deps.source_lines)
     check_recurrences(store, deps.settings, report.issues)  # a merged fix's crash back: reopen
-    enqueued = []
-    for fingerprint in sorted(report.issues):
-        issue = store.get_issue(fingerprint)
-        if issue is not None and issue.count == 1 and issue.status is IssueStatus.NEW:
-            attempt_fix.delay(fingerprint)
-            enqueued.append(fingerprint)
+    enqueued = _attempt_new_issues(sorted(report.issues)) if report.stored else []
     return {"stored": report.stored, "duplicates": report.duplicates, "enqueued": enqueued}
 
 
 @task(**_RETRY)
-def attempt_fix(fingerprint: str) -> str:
-    """Attempt a fix for one issue; returns the outcome's status, or why nothing was done."""
+def attempt_fix(fingerprint: str, attempt_id: str | None = None) -> str:
+    """Attempt a fix for one issue; returns the outcome's status, or why nothing was done.
+
+    The attempt starts only by a claim in the store (one running attempt per issue, within the
+    budgets), made here under this task's id, or made already by the triage run that sent
+    `attempt_id`. A redelivery of this task (its worker died) takes its own attempt over.
+    """
     deps = current_deps()
     store, settings = deps.store, deps.settings
-    structlog.contextvars.bind_contextvars(fingerprint=fingerprint)
+    structlog.contextvars.bind_contextvars(fingerprint=fingerprint, attempt_id=attempt_id)
     issue = store.get_issue(fingerprint)
     if issue is None:
         log.warning("fix.unknown_issue")
         return "unknown issue"
-    done = _already_done(store.list_candidates(CandidateStatus.AWAITING_REVIEW, fingerprint), issue)
-    if done:
-        log.info("fix.already_done", reason=done)
-        return done
-    work_base = settings.home / "worktrees"
-    work_base.mkdir(parents=True, exist_ok=True)
+    claimed = None
+    if attempt_id is not None:
+        claimed = store.get_attempt(attempt_id)
+        if claimed is None or claimed.status is not AttemptStatus.RUNNING:
+            log.info("fix.already_done", reason="the triage run's attempt is over")
+            return "attempt already finished"
+    else:
+        done = _already_done(store.list_candidates(CandidateStatus.AWAITING_REVIEW, fingerprint), issue)
+        if done:
+            log.info("fix.already_done", reason=done)
+            return done
     try:
-        result = attempt(store, settings, deps.fixers, deps.sandbox_for, issue, work_base)
-    except TransientError:
-        # Out of "fixing", so the retry (or, once retries run out, the periodic triage) picks it up.
-        store.set_issue_status(fingerprint, IssueStatus.TRIAGED)
-        raise
-    except SandboxUnavailable:
-        # Permanent for this worker (no retry fixes a missing backend), but no fault of the issue's.
-        store.set_issue_status(fingerprint, IssueStatus.TRIAGED)
-        raise
+        result = attempt(store, settings, deps.fixers, deps.sandbox_for, issue, settings.home / "worktrees",
+                         task_id=attempt_fix.request.id, claimed=claimed)
     except PermanentError as exc:
         log.warning("fix.failed_permanently", error=str(exc), error_type=type(exc).__name__)
-        store.set_issue_status(fingerprint, IssueStatus.UNFIXABLE)
         raise
     if isinstance(result, str):
         log.info("fix.skipped", reason=result)
-        store.set_issue_status(fingerprint, IssueStatus.TRIAGED)
         return result
     log.info("fix.attempted", status=result.status, candidates=len(result.candidates))
     return result.status
@@ -127,13 +138,37 @@ def publish_candidate(candidate_id: str, reviewer: str) -> dict[str, str]:
 
 
 @task(**_RETRY)
-def run_triage(limit: int) -> list[str]:
-    """Rank the open issues and enqueue a fix attempt for the top `limit`."""
-    issues = pick(current_deps().store, limit)
-    for issue in issues:
-        attempt_fix.delay(issue.fingerprint)
-    log.info("triage.enqueued", issues=len(issues))
-    return [issue.fingerprint for issue in issues]
+def run_triage(limit: int | None = None) -> dict[str, Any]:
+    """Rank the open issues and start the top `limit` (settings.schedule.triage_top_k) within the
+    budgets: each is claimed here, then its attempt_fix enqueued with the claim's id. A budget that
+    runs out (attempts running at once, today's tokens or cost) stops the run; an issue refused
+    for its own reasons (backing off, attempted too often) is passed over for the next."""
+    deps = current_deps()
+    store, settings = deps.store, deps.settings
+    limit = limit or settings.schedule.triage_top_k
+    budgets = settings.claim_budgets()
+    backing_off = store.backing_off()
+    started: list[str] = []
+    refused: dict[str, str] = {}
+    stopped: str | None = None
+    for issue in pick(store, len(store.list_issues())):
+        if len(started) >= limit:
+            break
+        if issue.fingerprint in backing_off:
+            refused[issue.fingerprint] = "backing off"
+            continue
+        task_id = uuid.uuid4().hex
+        claim = store.claim_attempt(issue.fingerprint, budgets, task_id=task_id, repo=repo_name(settings, issue))
+        if isinstance(claim, ClaimRefused):
+            if claim.budget:
+                stopped = claim.reason
+                break
+            refused[issue.fingerprint] = claim.reason
+            continue
+        attempt_fix.apply_async(args=[issue.fingerprint], kwargs={"attempt_id": claim.id}, task_id=task_id)
+        started.append(issue.fingerprint)
+    log.info("triage.started", started=started, refused=refused, stopped=stopped)
+    return {"started": started, "refused": refused, "stopped": stopped}
 
 
 @task(**_RETRY)
@@ -204,17 +239,33 @@ def _inbox_context() -> InboxContext:
 
 @task(**_RETRY)
 def process_inbox(item_id: int) -> dict[str, Any]:
-    """Normalise, scrub, group and store one inbox item (see pipeline/inbox.py)."""
+    """Normalise, scrub, group and store one inbox item (see pipeline/inbox.py); an issue it created
+    gets an attempt enqueued (budgets.attempt_new_issues), which claims it or not."""
     structlog.contextvars.bind_contextvars(inbox_id=item_id)
     result = process_id(_inbox_context(), item_id)
     if result is None:
         log.warning("inbox.unknown_item")
         return {"status": "unknown"}
+    enqueued = _attempt_new_issues(result.issues) if result.stored else []
     return {"status": result.status.value, "outcome": result.outcome, "error": result.error,
-            "stored": list(result.stored), "duplicates": list(result.duplicates)}
+            "stored": list(result.stored), "duplicates": list(result.duplicates), "enqueued": enqueued}
 
 
-def sweep(older_than_s: int = SWEEP_AFTER_S, limit: int = SWEEP_BATCH) -> list[int]:
+def _attempt_new_issues(fingerprints: Sequence[str]) -> list[str]:
+    deps = current_deps()
+    if not deps.settings.budgets.attempt_new_issues:
+        return []
+    store = deps.store
+    enqueued = []
+    for fingerprint in fingerprints:
+        issue = store.get_issue(fingerprint)
+        if issue is not None and issue.status is IssueStatus.NEW and skip_reason(store, issue) is None:
+            attempt_fix.delay(fingerprint)  # a second one for the same issue is refused by the claim
+            enqueued.append(fingerprint)
+    return enqueued
+
+
+def sweep(older_than_s: float = SWEEP_AFTER_S, limit: int = SWEEP_BATCH) -> list[int]:
     """Enqueue process_inbox again for items pending longer than `older_than_s` (a broker outage
     at accept time, a lost message); returns their ids. Safe to run often: processing is idempotent."""
     store = current_deps().inbox_store
@@ -228,8 +279,24 @@ def sweep(older_than_s: int = SWEEP_AFTER_S, limit: int = SWEEP_BATCH) -> list[i
 
 
 @task(**_RETRY)
-def sweep_inbox(older_than_s: int = SWEEP_AFTER_S) -> list[int]:
-    return sweep(older_than_s)
+def sweep_inbox(older_than_s: float | None = None) -> list[int]:
+    """The outbox sweep (beat, every schedule.sweep_every_s): rows still pending are enqueued again,
+    and running attempts whose lease ran out are reaped (their issues retryable again)."""
+    settings = current_deps().settings
+    reaped = current_deps().store.reap_attempts(settings.claim_budgets().lease_s)
+    if reaped:
+        log.warning("attempts.reaped", issues=reaped)
+    return sweep(settings.schedule.sweep_after_s if older_than_s is None else older_than_s)
+
+
+@task(**_RETRY)
+def pull_configured() -> dict[str, Any]:
+    """Pull every configured Sentry project (schedule.pull_projects); nothing without the API."""
+    settings = current_deps().settings
+    if not settings.sentry_api_configured or not settings.schedule.pull_projects:
+        return {}
+    return {project: pull_sentry(project, settings.schedule.pull_query, settings.schedule.pull_limit)
+            for project in settings.schedule.pull_projects}
 
 
 @task(**_RETRY)

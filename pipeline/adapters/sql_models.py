@@ -262,6 +262,34 @@ class InboxRow(Base):
     processed_at: Mapped[datetime | None]
 
 
+class AttemptRow(Base):
+    """One fix attempt (records.Attempt); the partial unique index admits one running per issue.
+
+    No foreign key to issues: regrouping may remove an issue, and its attempts stay as history.
+    """
+
+    __tablename__ = "attempts"
+    __table_args__ = (
+        Index("uq_attempts_running_issue", "issue_fingerprint", unique=True,
+              sqlite_where=text("status = 'running'"), postgresql_where=text("status = 'running'")),
+        Index("ix_attempts_started_at", "started_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    issue_fingerprint: Mapped[str] = mapped_column(String(255), index=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    task_id: Mapped[str | None] = mapped_column(String(255))
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    outcome: Mapped[str | None] = mapped_column(String(64))
+    error: Mapped[str | None] = mapped_column(Text)
+    tokens: Mapped[int] = mapped_column(Integer)
+    usd: Mapped[float] = mapped_column(Float)
+    seconds: Mapped[float] = mapped_column(Float)
+    sandbox_runs: Mapped[int] = mapped_column(Integer)
+    retry_after: Mapped[datetime | None]
+
+
 class ReviewerRow(Base):
     """A person who may sign in to the review UI; the password is kept as a scrypt hash."""
 

@@ -38,6 +38,7 @@ from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, selectinload
 
 from pipeline.adapters.sql_accounts import SqlAccounts
+from pipeline.adapters.sql_attempts import SqlAttempts
 from pipeline.adapters.sql_convert import (
     candidate_from_row,
     event_from_row,
@@ -90,7 +91,7 @@ log = structlog.get_logger(__name__)
 _Insert = sqlite.Insert | postgresql.Insert
 
 
-class SqlStore(SqlInbox, SqlAccounts):
+class SqlStore(SqlInbox, SqlAttempts, SqlAccounts):
     """The Store port on a SQLite file or a PostgreSQL database, migrated to head on first use."""
 
     def __init__(self, url: str, *, sqlite_synchronous: str | None = None) -> None:
@@ -344,7 +345,8 @@ class SqlStore(SqlInbox, SqlAccounts):
     # --- candidates --------------------------------------------------------------------------------
 
     def save_candidate(self, candidate: FixCandidate) -> None:
-        """Store the candidate, replacing every field and its verification runs if already stored."""
+        """Store the candidate; a stored one keeps its first created_at and its status (a held one may
+        be promoted), and takes the rest (confidence, verification and its runs) from this one."""
         try:
             self._save_candidate_once(candidate)
         except IntegrityError:
@@ -358,10 +360,18 @@ class SqlStore(SqlInbox, SqlAccounts):
                 row = CandidateRow()
                 session.add(row)
             else:
-                # Delete the old runs before inserting new ones, which reuse their positions.
+                # A re-save (a repeated attempt) keeps when it was first made and its status, so a
+                # candidate under review, approved or published is not reset; only a held one may be
+                # promoted by a newer verdict. Old runs go before new ones reuse their positions.
+                keep_created, keep_status = row.created_at, row.status
                 row.runs.clear()
                 row.verification = None
                 session.flush()
+                fill_candidate_row(row, candidate)
+                row.created_at = keep_created
+                if keep_status != CandidateStatus.HELD.value:
+                    row.status = keep_status
+                return
             fill_candidate_row(row, candidate)
 
     def get_candidate(self, candidate_id: str) -> FixCandidate | None:

@@ -25,7 +25,7 @@ from fastapi import FastAPI
 
 from pipeline.errors import InvalidInput
 from pipeline.settings import Settings
-from pipeline.web import health, ingest, review_pages, webhooks
+from pipeline.web import health, ingest, metrics, review_pages, webhooks
 from pipeline.web.refusal import Refused, on_invalid_input, on_refused
 from pipeline.web.runtime import Runtime, build_runtime
 from pipeline.wiring import Deps
@@ -51,6 +51,7 @@ def create_app(settings: Settings, *, deps: Deps | None = None) -> FastAPI:
     app.include_router(ingest.router)  # first: the routes hit most often are matched first
     app.include_router(webhooks.router)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     review_pages.install(app, runtime)  # the review UI and the JSON API (/login, /queue, /candidates, /v1)
     app.add_middleware(AccessLog, runtime=runtime)
     return app

@@ -1,7 +1,8 @@
 """What the routes share at run time: settings, dependencies, the inbox writer and the processing.
 
-`build_runtime(settings)` chooses the processing: an in-process thread, or the Celery dispatcher when
-AUTOFIX_BROKER_URL is set. Routes reach the runtime through `runtime_of(request)`.
+`build_runtime(settings)` chooses the processing (settings.ingest_processing): the Celery dispatcher
+(production: each committed row's id goes to the ingest queue), or an in-process thread (the
+default without AUTOFIX_BROKER_URL). Routes reach the runtime through `runtime_of(request)`.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ def runtime_of(request: Request) -> Runtime:
 def build_runtime(settings: Settings, deps: Deps | None = None) -> Runtime:
     deps = deps or Deps(settings)
     processing: Processing
-    if settings.broker_url:
+    if settings.processing_mode == "celery":
         processing = CeleryDispatcher(settings)
     else:
         ctx = InboxContext(
