@@ -58,9 +58,9 @@ bench-localisation: venv
 docs: venv
 	$(PY) -m pipeline.cli.docs
 
-# The README's screenshots of the review UI, taken by its browser test (headless Chromium).
+# The README's screenshots of the review UI: a real demo store in headless Chromium.
 screenshots: venv system-deps
-	AUTOFIX_SCREENSHOTS=docs/screenshots $(VENV)/bin/pytest -q tests/test_review_ui.py -k audit_log
+	$(PY) docs/take_screenshots.py
 
 lint: venv
 	$(VENV)/bin/ruff check pipeline sandbox workers tests bench examples setup.py
