@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import structlog
 
@@ -48,6 +48,15 @@ from sandbox.workspace import commit_for_release, open_workspace
 log = structlog.get_logger(__name__)
 
 Verify = Callable[[Patch], Verification]
+
+
+@runtime_checkable
+class RepairsWithHints(Protocol):
+    """An iterative fixer that also reads feedback on earlier attempts (a reviewer's hint, CI output):
+    `_iterate` calls this instead of `repair` when the attempt has hints. Hint text is data."""
+
+    def repair_with_hints(self, issue: Issue, event: ErrorEvent, context: CodeContext, verify: Verify,
+                          history: Sequence[Review], hints: Sequence[Hint]) -> Sequence[tuple[Patch, Verification]]: ...
 
 
 class IterativeFixer(Protocol):
@@ -167,7 +176,7 @@ def _fix_at(request: FixRequest, fixers: Sequence[Fixer], iterative: Sequence[It
     decisions: dict[str, GateDecision] = {}
 
     def judge(patch: Patch, verification: Verification, seconds: float) -> bool:
-        cost = Cost(tokens=patch.tokens, seconds=round(seconds, 3))
+        cost = Cost(tokens=patch.tokens, seconds=round(seconds, 3), usd=patch.usd)
         prior, bar = (request.learned.judge(request.issue.fix_class, patch.strategy, request.gate)
                       if request.learned is not None else (STRATEGY_PRIOR, None))
         candidate, decision = score(request.issue.fingerprint, patch, verification, cost, request.gate,
@@ -189,7 +198,8 @@ def _fix_at(request: FixRequest, fixers: Sequence[Fixer], iterative: Sequence[It
     candidates.sort(key=_rank, reverse=True)
     best = candidates[0]
     verified = best.verification is not None and best.verification.verified
-    total = Cost(tokens=sum(c.cost.tokens for c in candidates), seconds=round(time.monotonic() - started, 3))
+    total = Cost(tokens=sum(c.cost.tokens for c in candidates), seconds=round(time.monotonic() - started, 3),
+                 usd=round(sum(c.cost.usd for c in candidates), 6))
     reason = _outcome_reason(plan, baseline, best)
     log.info("issue.fix_attempted", fingerprint=request.issue.fingerprint, candidates=len(candidates),
              verified=verified, commit=commit, hints=len(request.hints), tried=len(request.tried))
@@ -202,7 +212,11 @@ def _iterate(request: FixRequest, iterative: Sequence[IterativeFixer], context: 
     """The one place the iterative fixers get the remaining work, each with the same `verify`."""
     for fixer in iterative:
         started = time.monotonic()
-        tried = fixer.repair(request.issue, request.event, context, verify, request.history)
+        if request.hints and isinstance(fixer, RepairsWithHints):
+            tried = fixer.repair_with_hints(request.issue, request.event, context, verify, request.history,
+                                            request.hints)
+        else:
+            tried = fixer.repair(request.issue, request.event, context, verify, request.history)
         seconds = (time.monotonic() - started) / max(len(tried), 1)
         if any([judge(patch, verification, seconds) for patch, verification in tried]):
             return

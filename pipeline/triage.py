@@ -18,7 +18,7 @@ from pathlib import Path
 import structlog
 
 from pipeline.fix_classes import FixClass
-from pipeline.flow import FixOutcome, FixRequest, fix_issue
+from pipeline.flow import FixOutcome, FixRequest, IterativeFixer, fix_issue
 from pipeline.learning import Ledger
 from pipeline.ports import Fixer, Limits, Sandbox, Store
 from pipeline.records import CandidateStatus, ErrorEvent, Issue, IssueStatus
@@ -163,16 +163,17 @@ def prepare(store: Store, settings: Settings, issue: Issue,
     return repo, request
 
 
-def run_attempt(store: Store, request: FixRequest, fixers: Sequence[Fixer], sandbox: Sandbox) -> FixOutcome:
+def run_attempt(store: Store, request: FixRequest, fixers: Sequence[Fixer], sandbox: Sandbox,
+                iterative: Sequence[IterativeFixer] = ()) -> FixOutcome:
     """Fix and store every candidate; the issue's status is the caller's to set."""
-    outcome = fix_issue(request, fixers, sandbox)
+    outcome = fix_issue(request, fixers, sandbox, iterative)
     for candidate in outcome.candidates:
         store.save_candidate(candidate)
     return outcome
 
 
 def attempt(store: Store, settings: Settings, fixers: Sequence[Fixer], sandbox_for: SandboxFor, issue: Issue,
-            work_base: Path) -> FixOutcome | str:
+            work_base: Path, iterative: Sequence[IterativeFixer] = ()) -> FixOutcome | str:
     """Fix one issue and store its candidates; returns the outcome, or why it was skipped."""
     skipped = skip_reason(store, issue)
     if skipped is not None:
@@ -183,7 +184,7 @@ def attempt(store: Store, settings: Settings, fixers: Sequence[Fixer], sandbox_f
     repo, request = prepared
     issue = replace(request.issue, status=IssueStatus.FIXING)
     store.update_issue(issue)
-    outcome = run_attempt(store, replace(request, issue=issue), fixers, sandbox_for(repo))
+    outcome = run_attempt(store, replace(request, issue=issue), fixers, sandbox_for(repo), iterative)
     queued = any(c.status is CandidateStatus.AWAITING_REVIEW for c in outcome.candidates)
     status = IssueStatus.AWAITING_REVIEW if queued else IssueStatus.UNFIXABLE
     store.update_issue(replace(issue, status=status))
@@ -196,7 +197,8 @@ OnAttempt = Callable[[int, int, Issue], None]
 
 
 def triage(store: Store, settings: Settings, fixers: Sequence[Fixer], sandbox_for: SandboxFor,
-           limit: int = 10, on_attempt: OnAttempt | None = None) -> TriageReport:
+           limit: int = 10, on_attempt: OnAttempt | None = None,
+           iterative: Sequence[IterativeFixer] = ()) -> TriageReport:
     """Attempt up to `limit` issues: per cluster its best-ranked open issue, and when that one gets
     no fix awaiting review, the cluster's next open issue (another event may carry what the first
     lacked, such as captured arguments)."""
@@ -212,7 +214,7 @@ def triage(store: Store, settings: Settings, fixers: Sequence[Fixer], sandbox_fo
             if on_attempt is not None:
                 on_attempt(attempts, len(picked), issue)
             attempts += 1
-            result = attempt(store, settings, fixers, sandbox_for, issue, work_base)
+            result = attempt(store, settings, fixers, sandbox_for, issue, work_base, iterative)
             if isinstance(result, str):
                 report.skipped[issue.fingerprint] = result
                 store.set_issue_status(issue.fingerprint, IssueStatus.TRIAGED)

@@ -87,7 +87,7 @@ def attempt_fix(fingerprint: str) -> str:
     work_base = settings.home / "worktrees"
     work_base.mkdir(parents=True, exist_ok=True)
     try:
-        result = attempt(store, settings, deps.fixers, deps.sandbox_for, issue, work_base)
+        result = attempt(store, settings, deps.fixers, deps.sandbox_for, issue, work_base, deps.iterative)
     except TransientError:
         # Out of "fixing", so the retry (or, once retries run out, the periodic triage) picks it up.
         store.set_issue_status(fingerprint, IssueStatus.TRIAGED)
@@ -185,7 +185,8 @@ def follow_up_pull_request(candidate_id: str) -> str:
         return "the code host runs no CI"
     work_base = settings.home / "worktrees"
     work_base.mkdir(parents=True, exist_ok=True)
-    result = follow_up(store, host, settings, deps.fixers, deps.sandbox_for, repo, candidate_id, work_base)
+    result = follow_up(store, host, settings, deps.fixers, deps.sandbox_for, repo, candidate_id, work_base,
+                       deps.iterative)
     if result is None:
         return "nothing to follow up"
     return "needs a human" if result.needs_human else f"pushed {result.commit_sha[:10]}"

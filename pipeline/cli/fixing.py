@@ -78,7 +78,8 @@ def fix(
                 tempfile.TemporaryDirectory(prefix="autofix-fix-") as work:
             outcomes.append(fix_issue(FixRequest(scrubbed, issue, root, Path(work), test_cmd, mappings,
                                                  gate=d.settings.gate, env_home=d.settings.envs_dir,
-                                                 env=d.settings.repo_env), d.fixers, d.sandbox))
+                                                 env=d.settings.repo_env), d.fixers, d.sandbox,
+                                        d.iterative))
     if output is not None:
         best = outcomes[0].best
         if best is None:

@@ -1,0 +1,106 @@
+"""The fix prompt, from the template files in pipeline/fixers/prompts/ (Jinja2).
+
+The fixed part (rules and a worked example) comes first, so a server that caches prompt prefixes
+(llama.cpp) reuses it across crashes; the event (scrubbed) and the code follow between markers,
+as data. Retries append the previous answer and what was wrong with it, so the prefix stays cached.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from pipeline.context.engine import Snippet
+from pipeline.fixers.llm.edits import CRASH_MARKER
+from pipeline.records import ErrorEvent, Hint
+from pipeline.scrub import scrub_event, scrub_text
+
+PROMPTS = Path(__file__).resolve().parents[1] / "prompts"
+_VALUE_CHARS = 160
+_MAX_VARS = 14
+_FEEDBACK_CHARS = 1500
+
+
+@lru_cache(maxsize=1)
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(PROMPTS), autoescape=False, keep_trailing_newline=True,
+                              undefined=jinja2.StrictUndefined)
+
+
+def render(name: str, **values: Any) -> str:
+    return _env().get_template(f"{name}.j2").render(marker=CRASH_MARKER, **values).strip() + "\n"
+
+
+def _value(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text if len(text) <= _VALUE_CHARS else text[:_VALUE_CHARS] + "..."
+
+
+def _locals(vars: Mapping[str, Any]) -> str:
+    items = [(k, v) for k, v in vars.items() if not k.startswith("__")][:_MAX_VARS]
+    return "; ".join(f"{k} = {_value(v)}" for k, v in items) or "(none captured)"
+
+
+def marked_source(snippet: Snippet) -> str:
+    """The snippet's code with the crash line marked (the marker is stripped from answers)."""
+    lines = snippet.text.split("\n")
+    index = snippet.line - snippet.start
+    if snippet.line and 0 <= index < len(lines):
+        lines[index] = f"{lines[index]}  {CRASH_MARKER}"
+    return "\n".join(lines)
+
+
+def fence(text: str) -> str:
+    """Untrusted text quoted as data: the markers cannot be closed from inside it."""
+    return text.replace("DATA>>>", "DATA>>").replace("CODE>>>", "CODE>>").replace("<<<", "<<")
+
+
+def scope_text(snippets: Sequence[Snippet]) -> str:
+    by_file: dict[str, list[str]] = {}
+    for s in snippets:
+        by_file.setdefault(s.path, []).append(s.function)
+    return "; ".join(f"{', '.join(dict.fromkeys(fns))} in {path}" for path, fns in by_file.items())
+
+
+def user_message(event: ErrorEvent, snippets: Sequence[Snippet], editable: Sequence[Snippet],
+                 hints: Sequence[Hint] = ()) -> str:
+    event = scrub_event(event)  # idempotent: the flow's event is scrubbed already
+    exc = event.primary
+    assert exc is not None
+    in_app = [f for f in exc.frames if f.in_app] or list(exc.frames)
+    frames = [{"where": f"{f.filename}:{f.lineno}", "function": f.function,
+               "line": fence((f.context_line or "").strip())} for f in in_app[-6:]]
+    locals_ = [(s.function, fence(_locals(s.vars))) for s in snippets if s.vars][:2]
+    code = [{"path": s.path, "function": s.function, "why": "crash site" if s.why == "crash" else s.why,
+             "text": fence(marked_source(s))} for s in snippets]
+    return render("user", exception=fence(f"{exc.type}: {exc.value}"[:600]), frames=frames, locals=locals_,
+                  snippets=code, hints=[fence(scrub_text(h.text))[:600] for h in hints],
+                  scope=scope_text(editable))
+
+
+def messages(event: ErrorEvent, snippets: Sequence[Snippet], editable: Sequence[Snippet],
+             hints: Sequence[Hint] = ()) -> list[dict[str, str]]:
+    return [
+        {"role": "system", "content": render("system")},
+        {"role": "user", "content": render("example_user")},
+        {"role": "assistant", "content": render("example_answer")},
+        {"role": "user", "content": user_message(event, snippets, editable, hints)},
+    ]
+
+
+def retry_messages(base: Sequence[Mapping[str, str]], answer: str, *, malformed: str | None = None,
+                   failure: str | None = None, others: Sequence[str] = (), scope: str) -> list[dict[str, str]]:
+    """The base conversation plus the previous answer and why it was not good enough."""
+    if malformed is not None:
+        feedback = render("retry_malformed", reason=malformed, others=others, scope=scope)
+    else:
+        tail = fence(scrub_text(failure or ""))
+        if len(tail) > _FEEDBACK_CHARS:
+            tail = "..." + tail[-_FEEDBACK_CHARS:]
+        feedback = render("retry_failed", failure=tail, others=others, scope=scope)
+    return [*map(dict, base), {"role": "assistant", "content": answer}, {"role": "user", "content": feedback}]
