@@ -11,7 +11,7 @@ WHEELHOUSE_STAMP := $(WHEELHOUSE)/.stamp
 # System packages the sandbox and the tests need (Debian names).
 SYSTEM_PACKAGES := bubblewrap git
 
-.PHONY: demo test bench-check venv wheelhouse system-deps lint typecheck docs clean
+.PHONY: demo test bench-check bench-llm venv wheelhouse system-deps lint typecheck docs clean
 
 venv: $(STAMP)
 
@@ -48,6 +48,11 @@ test: venv wheelhouse system-deps lint typecheck
 bench-check: venv system-deps
 	$(PY) bench/check_corpus.py
 	$(VENV)/bin/pytest -m network
+
+# The crash benchmark with templates and then the LLM fixer on a real local model (Qwen2.5-Coder-1.5B,
+# llama.cpp's server), provisioned and cached under ~/.cache/autofix-llm: see bench/llm/run.sh.
+bench-llm: venv system-deps
+	bench/llm/run.sh
 
 # The README's command reference, regenerated from the CLI (tests/test_docs.py fails when it drifts).
 docs: venv

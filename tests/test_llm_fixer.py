@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from llm_fake import FakeLLM, Reply, Stall, Status, serve
+
 from pipeline.adapters.llm_client import OpenAIClient
 from pipeline.errors import LLMUnavailable
 from pipeline.fixers.llm import LLMFixer

@@ -155,6 +155,23 @@ def demo(
         say("set AUTOFIX_HOME to keep the demo's store and review its candidates with `autofix queue`")
 
 
+def _llm_env() -> dict[str, str]:
+    """The LLM settings of this process as the variables `autofix fix` reads (the bench's child)."""
+    import json
+
+    from pipeline.errors import ConfigError
+
+    config = settings().llm_settings
+    if not config.configured:
+        raise ConfigError("--llm needs AUTOFIX_LLM_BASE_URL and AUTOFIX_LLM_MODEL (or [llm] in autofix.toml)")
+    section = config.model_dump(mode="json", exclude={"base_url", "api_key", "model"})
+    env = {"AUTOFIX_LLM_BASE_URL": str(config.base_url), "AUTOFIX_LLM_MODEL": str(config.model),
+           "AUTOFIX_LLM": json.dumps(section)}
+    if config.api_key is not None:
+        env["AUTOFIX_LLM_API_KEY"] = config.api_key.get_secret_value()
+    return env
+
+
 @app.command()
 def bench(
     suite: Annotated[Path | None, typer.Option(metavar="DIR", help="Folder of crash cases (default: bench/crashes).")] = None,
@@ -164,6 +181,9 @@ def bench(
     keep: Annotated[Path | None, typer.Option(metavar="DIR", help="Keep per-case work folders here.")] = None,
     grouping_set: Annotated[Path | None, typer.Option(
         metavar="DIR", help="Labelled events for the grouping benchmark (default: bench/grouping).")] = None,
+    llm: Annotated[bool, typer.Option(
+        "--llm", help="Also run the LLM fixer (the AUTOFIX_LLM_* settings of this process) after the templates; "
+                      "templates-only figures come from the same run.")] = False,
 ) -> None:
     """The crash-bug benchmark (real PyPI bugs, fixed by `autofix fix`, judged by hidden checks) and the
     grouping benchmark (pairwise precision and recall of fingerprints on a labelled set).
@@ -188,7 +208,7 @@ def bench(
                               markup=False, highlight=False)
             bar.advance(task)
 
-        results = runner.run_suite(suite, case or (), advance, keep)
+        results = runner.run_suite(suite, case or (), advance, keep, _llm_env() if llm else None)
     grouping = evaluate(grouping_set)
     if as_json:
         print_json({**runner.as_json(results), "grouping": grouping_json(grouping)})

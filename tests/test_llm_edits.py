@@ -1,0 +1,145 @@
+"""Applying a model's edits strictly, and the policy a model-written patch must pass (no sandbox)."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.fixers.diffing import unified_diff
+from pipeline.fixers.llm.edits import (
+    CRASH_MARKER,
+    Edit,
+    Malformed,
+    Region,
+    apply_edits,
+    apply_function,
+    parse_answer,
+)
+from pipeline.fixers.llm.policy import violations
+
+SOURCE = '''import re
+
+
+def tokenize(text):
+    result = []
+    for ch in text:
+        if ch == "\\u200d":
+            result[-1] = result[-1] + ch
+        else:
+            result.append(ch)
+    return result
+
+
+def other(text):
+    result = []
+    return result
+'''
+PATH = "emo/tokenizer.py"
+SCOPE = [Region(PATH, 4, 11, "tokenize")]
+
+
+def apply(answer: str) -> str:
+    parsed = parse_answer(answer, ["tokenize"])
+    if isinstance(parsed, list):
+        return apply_edits({PATH: SOURCE}, SCOPE, parsed)[PATH]
+    return apply_function({PATH: SOURCE}, SCOPE, parsed)[PATH]
+
+
+FIXED = SOURCE.replace('        if ch == "\\u200d":', '        if ch == "\\u200d" and result:')
+
+
+def test_an_exact_block_applies() -> None:
+    assert apply('<<<<<<< SEARCH\n        if ch == "\\u200d":\n=======\n        if ch == "\\u200d" and result:\n'
+                 '>>>>>>> REPLACE') == FIXED
+
+
+def test_fences_trailing_whitespace_and_the_crash_marker_are_tolerated() -> None:
+    answer = (f'Here is the fix:\n```python\n<<<<<<< SEARCH\n        if ch == "\\u200d":   \n'
+              f'            result[-1] = result[-1] + ch  {CRASH_MARKER}\n=======\n'
+              '        if ch == "\\u200d" and result:\n            result[-1] = result[-1] + ch\n>>>>>>> REPLACE\n```')
+    assert apply(answer) == FIXED
+
+
+def test_a_block_with_shifted_indentation_is_matched_and_reindented() -> None:
+    answer = ('<<<<<<< SEARCH\nif ch == "\\u200d":\n    result[-1] = result[-1] + ch\n=======\n'
+              'if ch == "\\u200d" and result:\n    result[-1] = result[-1] + ch\n>>>>>>> REPLACE')
+    assert apply(answer) == FIXED
+
+
+def test_a_search_that_matches_twice_in_scope_is_malformed_with_where() -> None:
+    scope = [Region(PATH, 4, 11, "tokenize"), Region(PATH, 14, 16, "other")]
+    with pytest.raises(Malformed, match=r"matches 2 places \(line 5, line 15\)"):
+        apply_edits({PATH: SOURCE}, scope, [Edit("    result = []", "    result = [None]")])
+
+
+def test_a_search_outside_the_localised_functions_is_refused() -> None:
+    with pytest.raises(Malformed, match="outside the function"):
+        apply_edits({PATH: SOURCE}, SCOPE, [Edit("import re", "import os")])
+
+
+def test_a_search_that_matches_nothing_is_malformed() -> None:
+    with pytest.raises(Malformed, match="matches no lines of tokenize"):
+        apply("<<<<<<< SEARCH\n    for c in text:\n=======\n    for c in text or '':\n>>>>>>> REPLACE")
+
+
+def test_a_no_op_edit_is_malformed() -> None:
+    with pytest.raises(Malformed, match="changes nothing"):
+        apply("<<<<<<< SEARCH\n    return result\n=======\n  return result  \n>>>>>>> REPLACE")
+
+
+def test_a_cut_off_block_is_malformed() -> None:
+    with pytest.raises(Malformed, match="cut off"):
+        apply("<<<<<<< SEARCH\n    return result\n=======\n    return result or []\n")
+
+
+def test_an_answer_without_blocks_is_malformed() -> None:
+    with pytest.raises(Malformed, match="no SEARCH/REPLACE block"):
+        apply("You should check that result is not empty.")
+
+
+def test_a_whole_function_rewrite_replaces_only_that_function() -> None:
+    answer = ("```python\ndef tokenize(text):\n    result = []\n    for ch in text:\n"
+              '        if ch == "\\u200d" and result:\n            result[-1] = result[-1] + ch\n'
+              "        else:\n            result.append(ch)\n    return result\n```")
+    assert apply(answer) == FIXED
+
+
+def test_a_unified_diff_is_the_fallback() -> None:
+    diff = unified_diff(PATH, SOURCE, FIXED)
+    assert apply(diff) == FIXED
+
+
+def _diff(new: str, path: str = PATH, old: str = SOURCE) -> str:
+    return unified_diff(path, old, new)
+
+
+def test_policy_passes_a_plain_fix() -> None:
+    assert violations(_diff(FIXED), [PATH], ["**/auth/**"]) == []
+
+
+@pytest.mark.parametrize(("line", "reason"), [
+    ("import subprocess", "adds an import of subprocess"),
+    ("from urllib.request import urlopen", "adds an import of urllib.request"),
+    ("import os, socket", "adds an import of socket"),
+    ("os.system('rm -rf /')", "adds a call of os.system"),
+    ("for _ in os.walk('/'): pass", "adds a call of os.walk"),
+    ("API_KEY = 'AKIAABCDEFGHIJKLMNOP'", "looks like a secret"),
+    ("password = 'hunter2hunter2'", "looks like a secret"),
+])
+def test_policy_drops_dangerous_additions(line: str, reason: str) -> None:
+    new = SOURCE.replace("    result = []\n    for ch", f"    {line}\n    result = []\n    for ch", 1)
+    assert any(reason in r for r in violations(_diff(new), [PATH], []))
+
+
+def test_code_named_like_a_secret_is_not_a_secret() -> None:
+    new = SOURCE.replace("    result = []\n    for ch", "    token = result[0] if result else ''\n    result = []\n    for ch", 1)
+    assert violations(_diff(new), [PATH], []) == []
+
+
+def test_policy_drops_other_files_protected_paths_and_test_deletions() -> None:
+    auth = "shop/auth/login.py"
+    assert any("outside the localised files" in r for r in violations(_diff(FIXED, "shop/other.py"), [PATH], []))
+    assert any("protected path (**/auth/**)" in r
+               for r in violations(_diff(FIXED, auth), [auth], ["**/auth/**"]))
+    test = "def test_tokenize():\n    assert tokenize('a') == ['a']\n"
+    gone = unified_diff("tests/test_tok.py", test, "")
+    assert any("deletes a test" in r for r in violations(gone, ["tests/test_tok.py"], []))
