@@ -191,7 +191,9 @@ def _fix_at(request: FixRequest, fixers: Sequence[Fixer], iterative: Sequence[It
         patch_started = time.monotonic()
         if judge(patch, verify(patch), time.monotonic() - patch_started):
             break  # patches come best-first from each fixer; one proven fix is enough for a reviewer
-    if not any(d.admitted for d in decisions.values()):
+    if not any(d.admitted for d in decisions.values()) and baseline.reproduced:
+        # Only when a patch can be verified at all: the iterative fixers' one tool is `verify`, and
+        # without a replay that fails before the patch every verdict is "not reproduced".
         _iterate(request, iterative, context, verify, judge)
     if not candidates:
         return done("no_fix", "no fixer produced a patch", plan=plan)

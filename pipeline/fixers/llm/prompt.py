@@ -7,7 +7,9 @@ as data. Retries append the previous answer and what was wrong with it, so the p
 
 from __future__ import annotations
 
+import ast
 import json
+import textwrap
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -21,8 +23,9 @@ from pipeline.records import ErrorEvent, Hint
 from pipeline.scrub import scrub_event, scrub_text
 
 PROMPTS = Path(__file__).resolve().parents[1] / "prompts"
-_VALUE_CHARS = 160
-_MAX_VARS = 14
+_VALUE_CHARS = 120
+_MAX_VARS = 12
+_DOCSTRING_LINES = 3
 _FEEDBACK_CHARS = 1500
 
 
@@ -46,12 +49,33 @@ def _locals(vars: Mapping[str, Any]) -> str:
     return "; ".join(f"{k} = {_value(v)}" for k, v in items) or "(none captured)"
 
 
+def _docstring_span(text: str) -> tuple[int, int] | None:
+    """0-based first and last line of the function's docstring in the snippet, if it has one."""
+    try:
+        tree = ast.parse(textwrap.dedent(text))
+    except SyntaxError:
+        return None
+    fn = next((n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))), None)
+    if fn is None or not fn.body:
+        return None
+    first = fn.body[0]
+    if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+        return first.lineno - 1, (first.end_lineno or first.lineno) - 1
+    return None
+
+
 def marked_source(snippet: Snippet) -> str:
-    """The snippet's code with the crash line marked (the marker is stripped from answers)."""
+    """The snippet's code with the crash line marked (the marker is stripped from answers) and a long
+    docstring cut to its first and last lines: tokens go to code, not prose."""
     lines = snippet.text.split("\n")
     index = snippet.line - snippet.start
     if snippet.line and 0 <= index < len(lines):
         lines[index] = f"{lines[index]}  {CRASH_MARKER}"
+    span = _docstring_span(snippet.text)
+    if span is not None and span[1] - span[0] > _DOCSTRING_LINES and not span[0] <= index <= span[1]:
+        first, last = span
+        indent = lines[first][: len(lines[first]) - len(lines[first].lstrip())]
+        lines[first + 1:last] = [f"{indent}(docstring shortened)"]
     return "\n".join(lines)
 
 
