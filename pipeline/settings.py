@@ -156,7 +156,7 @@ class LLMConfig(BaseModel):
     model: str | None = None
     temperature: Annotated[float, Field(ge=0, le=2)] = 0.0  # the first attempt: the model's best guess
     sample_temperature: Annotated[float, Field(gt=0, le=2)] = 0.8  # retries sample instead of repeating
-    max_tokens: Annotated[int, Field(gt=0)] = 1024
+    max_tokens: Annotated[int, Field(gt=0)] = 768
     attempts: Annotated[int, Field(gt=0)] = 3  # prompts per fix, each seeing the previous verdict
     samples: Annotated[int, Field(gt=0)] = 2  # candidates drawn per retry attempt (the first draws one)
     # Answers drawn after the first verified one, to see whether independent samples agree (a part
@@ -168,6 +168,9 @@ class LLMConfig(BaseModel):
     # JSON-schema constrained decoding (response_format), for servers that support it (llama.cpp).
     edit_format: Literal["blocks", "json"] = "blocks"
     context_tokens: Annotated[int, Field(gt=0)] = 1500  # code in the prompt (pipeline/context/engine.py)
+    # Show and allow edits to the in-app callers too, not only the crashing function (a small model
+    # does better with one function; a large one can use the callers).
+    edit_callers: bool = False
     budget_tokens_per_fix: Annotated[int, Field(gt=0)] = 40_000
     budget_usd_per_fix: Annotated[float, Field(ge=0)] = 0.50
     budget_tokens_per_day: Annotated[int, Field(gt=0)] = 2_000_000

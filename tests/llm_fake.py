@@ -1,7 +1,7 @@
 """An OpenAI-compatible chat-completions server of our own on 127.0.0.1, for the LLM fixer's tests.
 
-It answers POST /v1/chat/completions with scripted replies, in order, and records every request's
-JSON body. A reply is a string (the assistant's content, with a usage block as OpenAI sends it),
+It answers POST /v1/chat/completions with scripted replies, in order (each cut at the request's stop
+sequences, as OpenAI does), and records every request's JSON body. A reply is a string (the assistant's content, with a usage block as OpenAI sends it),
 `Status(code)` (that HTTP status with an OpenAI-style error body) or `Stall(seconds)` (answers only
 after that long, for client timeouts). When the script runs out, the last reply repeats.
 """
@@ -83,10 +83,14 @@ def _handler(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
             if isinstance(reply, Stall):
                 time.sleep(reply.seconds)
                 reply = reply.then
+            finish = "stop"
+            for stop in body.get("stop") or []:  # as OpenAI does: the text ends before a stop sequence
+                if stop in reply:
+                    reply = reply[:reply.index(stop)]
             self._send(200, {
                 "id": f"chatcmpl-{len(fake.requests)}", "object": "chat.completion", "created": int(time.time()),
                 "model": body.get("model", "fake"),
-                "choices": [{"index": 0, "finish_reason": "stop",
+                "choices": [{"index": 0, "finish_reason": finish,
                              "message": {"role": "assistant", "content": reply}}],
                 "usage": {"prompt_tokens": fake.prompt_tokens, "completion_tokens": fake.completion_tokens,
                           "total_tokens": fake.prompt_tokens + fake.completion_tokens},

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from pipeline.fixers.diffing import unified_diff
@@ -143,3 +145,32 @@ def test_policy_drops_other_files_protected_paths_and_test_deletions() -> None:
     test = "def test_tokenize():\n    assert tokenize('a') == ['a']\n"
     gone = unified_diff("tests/test_tok.py", test, "")
     assert any("deletes a test" in r for r in violations(gone, ["tests/test_tok.py"], []))
+
+
+def test_the_llm_section_reads_the_file_and_the_variables_and_masks_the_key(tmp_path: Path) -> None:
+    import json
+
+    from helpers_cli import autofix
+
+    (tmp_path / "autofix.toml").write_text('[llm]\nbase_url = "http://127.0.0.1:9/v1"\nmodel = "from-file"\n'
+                                           'api_key = "sk-file-secret-123"\nattempts = 2\n'
+                                           'protected_paths = ["**/payments/**"]\n')
+    env = {"AUTOFIX_CONFIG": str(tmp_path / "autofix.toml"), "AUTOFIX_LLM_MODEL": "from-env"}
+    done = autofix("config", "check", "--json", home=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "sk-file-secret-123" not in done.stdout
+    llm = json.loads(done.stdout)["settings"]["llm"]
+    assert llm["attempts"] == 2 and llm["protected_paths"] == ["**/payments/**"] and llm["api_key"] != ""
+
+    import os
+
+    from pipeline.settings import Settings
+    old = dict(os.environ)
+    try:
+        os.environ.update(env)
+        s = Settings()
+    finally:
+        os.environ.clear()
+        os.environ.update(old)
+    resolved = s.llm_settings
+    assert s.llm_configured and resolved.model == "from-env" and resolved.base_url == "http://127.0.0.1:9/v1"

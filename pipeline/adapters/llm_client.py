@@ -40,7 +40,8 @@ class OpenAIClient:
                                      max_retries=0)
 
     def complete(self, messages: Sequence[Mapping[str, str]], *, max_tokens: int = 2048, temperature: float = 0.0,
-                 json_schema: Mapping[str, Any] | None = None, seed: int | None = None) -> Completion:
+                 json_schema: Mapping[str, Any] | None = None, seed: int | None = None,
+                 stop: Sequence[str] | None = None) -> Completion:
         import openai
 
         extra: dict[str, Any] = {}
@@ -49,6 +50,8 @@ class OpenAIClient:
                                         "json_schema": {"name": "edits", "schema": dict(json_schema), "strict": True}}
         if seed is not None:
             extra["seed"] = seed
+        if stop:
+            extra["stop"] = list(stop)
         tries = self.config.retries + 1
         last = ""
         for attempt in range(1, tries + 1):
@@ -71,7 +74,8 @@ class OpenAIClient:
                 usage = reply.usage
                 if text.strip():
                     return Completion(text, usage.prompt_tokens if usage else 0,
-                                      usage.completion_tokens if usage else 0, reply.model or self.model)
+                                      usage.completion_tokens if usage else 0, reply.model or self.model,
+                                      (choice.finish_reason or "") if choice is not None else "")
                 last = "the endpoint answered with no text"
             log.warning("llm.retry", attempt=attempt, of=tries, reason=last[:200])
             if attempt < tries:

@@ -19,6 +19,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 CRASH_MARKER = "# <-- the exception is raised here"
+REPLACE_END = ">>>>>>> REPLACE"
+# What the prompt puts in place of lines it does not show; copied back by a model, it is dropped.
+_ELISION = re.compile(r"^\s*\.\.\. \((lines \d+-\d+ not shown|the rest of the function is not shown)\)\s*$|"
+                      r"^\s*\(docstring shortened\)\s*$|^# \S+, function \S+ \(.*\)$")
 
 
 class Malformed(Exception):
@@ -59,7 +63,8 @@ def _strip_fences(block: str) -> str:
 
 def _clean(block: str) -> str:
     """Fences out, the crash marker out, blank lines at either end out, trailing whitespace out."""
-    lines = [ln.replace(CRASH_MARKER, "").rstrip() for ln in _strip_fences(block).split("\n")]
+    lines = [ln.replace(CRASH_MARKER, "").rstrip() for ln in _strip_fences(block).split("\n")
+             if not _ELISION.match(ln)]
     while lines and not lines[0].strip():
         lines.pop(0)
     while lines and not lines[-1].strip():

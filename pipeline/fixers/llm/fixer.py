@@ -27,6 +27,7 @@ from pipeline.fixers.llm import policy, prompt
 from pipeline.fixers.llm.budget import DailyUsage
 from pipeline.fixers.llm.edits import (
     EDITS_SCHEMA,
+    REPLACE_END,
     FunctionRewrite,
     Malformed,
     Region,
@@ -41,12 +42,18 @@ from pipeline.settings import LLMConfig
 
 log = structlog.get_logger(__name__)
 
+# Lines shown (and open to edits) before and after the line the stack points at, when a function is
+# longer than that: a small model does better with less code, and prompt tokens cost time.
+_CRASH_WINDOW = (25, 8)
+_CALLER_WINDOW = (5, 3)
+
 Verify = Callable[[Patch], Verification]
 
 
 class ChatModel(Protocol):
     def complete(self, messages: Sequence[Mapping[str, str]], *, max_tokens: int = 2048, temperature: float = 0.0,
-                 json_schema: Mapping[str, Any] | None = None, seed: int | None = None) -> Completion: ...
+                 json_schema: Mapping[str, Any] | None = None, seed: int | None = None,
+                 stop: Sequence[str] | None = None) -> Completion: ...
 
 
 @dataclass(frozen=True)
@@ -125,8 +132,12 @@ class LLMFixer:
         if event.primary is None:
             report.stopped = "the event has no exception"
             return []
-        snippets = fix_context(event, context, self.config.context_tokens)
-        editable = [s for s in snippets if s.why in ("crash", "caller")]
+        shown = [prompt.window(s, *(_CRASH_WINDOW if s.why == "crash" else _CALLER_WINDOW))
+                 for s in fix_context(event, context, self.config.context_tokens)]
+        whole = {(s.editable.path, s.editable.function) for s in shown if s.whole}
+        if not self.config.edit_callers:
+            shown = [s for s in shown if s.editable.why == "crash"]
+        editable = [s.editable for s in shown if s.editable.why in ("crash", "caller")]
         root = Path(context.repo_root)
         sources: dict[str, str] = {}
         for s in editable:
@@ -139,24 +150,25 @@ class LLMFixer:
         if not editable:
             report.stopped = "no localised function to change"
             return []
-        run = _Run(self, report, event, snippets, editable, sources, context, verify, hints)
+        run = _Run(self, report, event, shown, editable, whole, sources, context, verify, hints)
         return run.go()
 
 
 class _Run:
     """One repair: the conversation, the patches tried, the budget spent."""
 
-    def __init__(self, fixer: LLMFixer, report: RepairReport, event: ErrorEvent, snippets: Sequence[Snippet],
-                 editable: Sequence[Snippet], sources: dict[str, str], context: CodeContext, verify: Verify,
-                 hints: Sequence[Hint]) -> None:
+    def __init__(self, fixer: LLMFixer, report: RepairReport, event: ErrorEvent, shown: Sequence[prompt.Shown],
+                 editable: Sequence[Snippet], whole: set[tuple[str, str]], sources: dict[str, str],
+                 context: CodeContext, verify: Verify, hints: Sequence[Hint]) -> None:
         self.fixer, self.cfg, self.report = fixer, fixer.config, report
         self.sources = sources
         self.verify = verify
         self.regions = [Region(s.path, s.start, s.end, s.function) for s in editable]
+        self.whole_regions = [r for r in self.regions if (r.path, r.function) in whole]
         self.names = [s.function.rsplit(".", 1)[-1] for s in editable]
         self.scope = prompt.scope_text(editable)
         self.localised = sorted({loc.path for loc in context.locations} | set(sources))
-        self.base = prompt.messages(event, snippets, editable, hints)
+        self.base = prompt.messages(event, shown, editable, hints)
         self.results: list[tuple[Patch, Verification]] = []
         self.seen: dict[str, Verification] = {}  # diff -> its verdict
         self.unbilled_tokens = 0  # tokens of answers that produced no patch, billed to the next one
@@ -197,7 +209,9 @@ class _Run:
             completion = self.fixer.llm.complete(
                 conversation, max_tokens=self.cfg.max_tokens, temperature=temperature,
                 json_schema=EDITS_SCHEMA if self.cfg.edit_format == "json" else None,
-                seed=None if temperature == 0 else attempt * 1000 + sample)
+                seed=None if temperature == 0 else attempt * 1000 + sample,
+                # One block per answer: generation stops at its end (a small model rambles on after it).
+                stop=[REPLACE_END] if self.cfg.edit_format == "blocks" else None)
         except LLMUnavailable as exc:
             self.report.steps.append(Step(attempt, sample, temperature, 0, 0, 0.0,
                                           round(time.monotonic() - started, 3), "unavailable", str(exc)))
@@ -205,6 +219,9 @@ class _Run:
             if not self.results:
                 raise
             return None
+        if (self.cfg.edit_format == "blocks" and completion.finish_reason == "stop" and "=======" in completion.text
+                and REPLACE_END not in completion.text):  # the stop sequence ended it: put the marker back
+            completion = replace(completion, text=completion.text.rstrip() + "\n" + REPLACE_END + "\n")
         price = self.cfg.price(completion.model or self.cfg.model or "")
         usd = (completion.prompt_tokens * price.prompt + completion.completion_tokens * price.completion) / 1000
         if self.fixer.usage is not None:
@@ -287,7 +304,10 @@ class _Run:
     def _diff(self, text: str) -> str:
         parsed = parse_answer(text, self.names, self.cfg.edit_format)
         if isinstance(parsed, FunctionRewrite):
-            new = apply_function(self.sources, self.regions, parsed)
+            if not self.whole_regions:
+                raise Malformed("only part of the function is shown, so it cannot be rewritten whole: answer with "
+                                "SEARCH/REPLACE blocks")
+            new = apply_function(self.sources, self.whole_regions, parsed)
         else:
             new = apply_edits(self.sources, self.regions, parsed)
         for path, source in new.items():

@@ -11,6 +11,7 @@ import ast
 import json
 import textwrap
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,44 @@ def marked_source(snippet: Snippet) -> str:
     return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class Shown:
+    """A snippet as the prompt shows it: `editable` covers the lines the model sees and may change
+    (the whole function, or a window around the line the stack points at), `text` is what it reads."""
+
+    editable: Snippet
+    text: str
+    whole: bool  # the whole function is shown (a whole-function rewrite is possible)
+
+
+def window(snippet: Snippet, before: int, after: int) -> Shown:
+    """The function whole when it is short; else its signature and the lines around the stack's line."""
+    lines = snippet.text.split("\n")
+    index = snippet.line - snippet.start if snippet.line else -1
+    if index < 0 or index >= len(lines) or len(lines) <= before + after + 4:
+        return Shown(snippet, marked_source(snippet), True)
+    lo, hi = max(0, index - before), min(len(lines), index + after + 1)
+    span = _docstring_span(snippet.text)
+    if span is not None and lo <= span[1] and index > span[1]:
+        lo = span[1] + 1  # no prose in the window
+    head: list[str] = []
+    for line in lines[:min(lo, 8)]:
+        head.append(line)
+        if line.rstrip().endswith(":") and not line.lstrip().startswith("@"):
+            break
+    else:
+        head = [ln for ln in head[:1]]
+    body = [ln for ln in lines[lo:hi]]
+    body[index - lo] = f"{body[index - lo]}  {CRASH_MARKER}"
+    indent = next((ln[: len(ln) - len(ln.lstrip())] for ln in body if ln.strip()), "    ")
+    shown = head + ([f"{indent}... (lines {snippet.start + len(head)}-{snippet.start + lo - 1} not shown)"]
+                    if lo > len(head) else []) + body
+    if hi < len(lines):
+        shown.append(f"{indent}... (the rest of the function is not shown)")
+    narrowed = replace(snippet, start=snippet.start + lo, end=snippet.start + hi - 1, text="\n".join(lines[lo:hi]))
+    return Shown(narrowed, "\n".join(shown), False)
+
+
 def fence(text: str) -> str:
     """Untrusted text quoted as data: the markers cannot be closed from inside it."""
     return text.replace("DATA>>>", "DATA>>").replace("CODE>>>", "CODE>>").replace("<<<", "<<")
@@ -91,7 +130,7 @@ def scope_text(snippets: Sequence[Snippet]) -> str:
     return "; ".join(f"{', '.join(dict.fromkeys(fns))} in {path}" for path, fns in by_file.items())
 
 
-def user_message(event: ErrorEvent, snippets: Sequence[Snippet], editable: Sequence[Snippet],
+def user_message(event: ErrorEvent, snippets: Sequence[Shown], editable: Sequence[Snippet],
                  hints: Sequence[Hint] = ()) -> str:
     event = scrub_event(event)  # idempotent: the flow's event is scrubbed already
     exc = event.primary
@@ -99,15 +138,16 @@ def user_message(event: ErrorEvent, snippets: Sequence[Snippet], editable: Seque
     in_app = [f for f in exc.frames if f.in_app] or list(exc.frames)
     frames = [{"where": f"{f.filename}:{f.lineno}", "function": f.function,
                "line": fence((f.context_line or "").strip())} for f in in_app[-6:]]
-    locals_ = [(s.function, fence(_locals(s.vars))) for s in snippets if s.vars][:2]
-    code = [{"path": s.path, "function": s.function, "why": "crash site" if s.why == "crash" else s.why,
-             "text": fence(marked_source(s))} for s in snippets]
+    locals_ = [(s.editable.function, fence(_locals(s.editable.vars))) for s in snippets if s.editable.vars][:2]
+    code = [{"path": s.editable.path, "function": s.editable.function,
+             "why": "crash site" if s.editable.why == "crash" else s.editable.why, "text": fence(s.text)}
+            for s in snippets]
     return render("user", exception=fence(f"{exc.type}: {exc.value}"[:600]), frames=frames, locals=locals_,
                   snippets=code, hints=[fence(scrub_text(h.text))[:600] for h in hints],
                   scope=scope_text(editable))
 
 
-def messages(event: ErrorEvent, snippets: Sequence[Snippet], editable: Sequence[Snippet],
+def messages(event: ErrorEvent, snippets: Sequence[Shown], editable: Sequence[Snippet],
              hints: Sequence[Hint] = ()) -> list[dict[str, str]]:
     return [
         {"role": "system", "content": render("system")},
