@@ -16,7 +16,9 @@ mkdir -p "$OUT"
 
 bash "$here/provision.sh"
 
-"$CACHE/venv/bin/python" -m llama_cpp.server --model "$MODEL" --host 127.0.0.1 --port "$PORT" \
+# OMP_WAIT_POLICY=PASSIVE: on a shared 2-core machine, OpenMP threads that spin between tokens lose
+# their cores to other jobs and generation fell to under 1 token/s here; sleeping threads keep 5-9.
+OMP_WAIT_POLICY=PASSIVE "$CACHE/venv/bin/python" -m llama_cpp.server --model "$MODEL" --host 127.0.0.1 --port "$PORT" \
   --n_ctx 8192 --n_threads 2 > "$OUT/server.log" 2>&1 &
 server=$!
 trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true' EXIT
@@ -30,6 +32,8 @@ done
 
 export AUTOFIX_LLM_BASE_URL="http://127.0.0.1:$PORT/v1"
 export AUTOFIX_LLM_MODEL="qwen2.5-coder-1.5b-instruct-q4_k_m"
+# The [llm] section for the run (JSON): 3 attempts of one sample each keeps the run near 45 minutes.
+export AUTOFIX_LLM="${AUTOFIX_LLM:-{\"attempts\": 3, \"samples\": 1}}"
 started=$(date +%s)
 set +e
 "$AUTOFIX" bench --llm --json --keep "$OUT/work" "$@" > "$OUT/llm.json"
