@@ -174,3 +174,46 @@ def test_the_llm_section_reads_the_file_and_the_variables_and_masks_the_key(tmp_
         os.environ.update(old)
     resolved = s.llm_settings
     assert s.llm_configured and resolved.model == "from-env" and resolved.base_url == "http://127.0.0.1:9/v1"
+
+
+def test_a_long_function_is_shown_as_its_signature_and_a_window_around_the_crash_line() -> None:
+    from pipeline.context.engine import Snippet
+    from pipeline.fixers.llm.prompt import window
+
+    body = ["def long(values, limit):", '    """Doc.', "", "    More doc.", '    """'] + \
+        [f"    step{i} = values[{i}]" for i in range(40)] + ["    return step0"]
+    snippet = Snippet("m.py", 10, 10 + len(body) - 1, "\n".join(body), "crash", "long", line=10 + 30)
+    shown = window(snippet, 5, 2)
+    assert not shown.whole
+    assert shown.text.splitlines()[0] == "def long(values, limit):"
+    assert "(lines 11-34 not shown)" in shown.text and "step25 = values[25]  " + CRASH_MARKER in shown.text
+    assert shown.editable.start == 35 and shown.editable.end == 42
+    # An answer that copies the elision lines still applies: they are dropped from SEARCH and REPLACE.
+    answer = ("<<<<<<< SEARCH\n    ... (lines 11-34 not shown)\n    step25 = values[25]\n=======\n"
+              "    step25 = values[25] if len(values) > 25 else None\n>>>>>>> REPLACE")
+    edits = parse_answer(answer, ["long"])
+    assert isinstance(edits, list)
+    source = "\n" * 9 + "\n".join(body) + "\n"
+    new = apply_edits({"m.py": source}, [Region("m.py", 35, 42, "long")], edits)["m.py"]
+    assert "    step25 = values[25] if len(values) > 25 else None" in new
+
+
+def test_bench_totals_compare_templates_only_with_templates_and_llm() -> None:
+    from pipeline.benchmark.runner import CaseResult, markdown, totals
+
+    def case(name: str, strategy: str | None, queued: bool, correct: bool, alone: dict[str, object],
+             attempt: int | None = None, tokens: int = 0) -> CaseResult:
+        return CaseResult(name, "p", "E", "verified" if queued else "no_fix", strategy is not None, queued, correct, 1,
+                          10.0, tokens, 0.0, strategy, "", templates_only=alone, llm_patches=1 if tokens else 0,
+                          llm_attempt=attempt, llm_steps=({"event": "llm.step", "outcome": "verified"},) if tokens else ())
+
+    t_hit = {"status": "verified", "queued": True, "correct": True, "strategy": "template:x", "produced": True}
+    miss = {"status": "no_fix", "queued": False, "correct": False, "strategy": None, "produced": False}
+    results = [case("a", "template:x", True, True, t_hit), case("b", "llm", True, True, miss, 2, 3000),
+               case("c", "llm", True, False, miss, 1, 1000), case("d", None, False, False, miss)]
+    t = totals(results)
+    assert t["templates_only"]["delivered"] == 1 and t["delivered"] == 2
+    assert t["llm"]["delivered"] == 1 and t["llm"]["share_of_delivered"] == 0.5
+    assert t["llm"]["attempts_per_correct_fix"] == 2 and t["llm"]["tokens_per_correct_fix"] == 3000
+    assert t["precision"] == 0.6667
+    assert "Templates only (same run): delivered 1/4" in markdown(results)
