@@ -171,7 +171,6 @@ def _fix_at(request: FixRequest, fixers: Sequence[Fixer], iterative: Sequence[It
                         request.limits, request.tool_paths)
     baseline = run_baseline(setup)
     verify: Verify = partial(verify_patch, setup, baseline)
-    require_tests = request.gate.tests_required(request.triage)
     candidates: list[FixCandidate] = []
     decisions: dict[str, GateDecision] = {}
 
@@ -180,7 +179,7 @@ def _fix_at(request: FixRequest, fixers: Sequence[Fixer], iterative: Sequence[It
         prior, bar = (request.learned.judge(request.issue.fix_class, patch.strategy, request.gate)
                       if request.learned is not None else (STRATEGY_PRIOR, None))
         candidate, decision = score(request.issue.fingerprint, patch, verification, cost, request.gate,
-                                    prior, bar, require_tests, commit)
+                                    prior, bar, request.gate.tests_required(request.triage, patch.strategy), commit)
         if plan.source:
             candidate = replace(candidate, reproduction=plan.source)
         candidates.append(candidate)
@@ -196,7 +195,11 @@ def _fix_at(request: FixRequest, fixers: Sequence[Fixer], iterative: Sequence[It
         # without a replay that fails before the patch every verdict is "not reproduced".
         _iterate(request, iterative, context, verify, judge)
     if not candidates:
-        return done("no_fix", "no fixer produced a patch", plan=plan)
+        reason = "no fixer produced a patch"
+        if iterative and not baseline.reproduced:
+            reason += ("; the iterative fixers were not asked, since no patch could be verified: "
+                       + (plan.reason or "no replay failed with the event's exception before the patch"))
+        return done("no_fix", reason, plan=plan)
     candidates.sort(key=_rank, reverse=True)
     best = candidates[0]
     verified = best.verification is not None and best.verification.verified

@@ -71,10 +71,13 @@ def confidence_parts(patch: Patch, verification: Verification | None, gate: Gate
 def decide(patch: Patch, verification: Verification | None, confidence: float, gate: GateConfig,
            bar: Bar | None = None, require_tests: bool = False) -> GateDecision:
     reasons: list[str] = []
+    require_tests = require_tests or gate.tests_required(False, patch.strategy) and gate.require_tests is not True
     if verification is None or not verification.verified:
         reasons.append((verification.reason if verification else "") or "not verified")
     elif require_tests and not verification.tests_run:
-        reasons.append("tests not run, and the policy requires them (gate.require_tests)")
+        why = (f"gate.require_tests_for: {patch.strategy}" if patch.strategy.split(":", 1)[0] in gate.require_tests_for
+               else "gate.require_tests")
+        reasons.append(f"tests not run, and the policy requires them ({why})")
     files = diff_files(patch.diff)
     lines = changed_lines(patch.diff)
     if not files:

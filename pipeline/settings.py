@@ -86,8 +86,14 @@ class GateConfig(BaseModel):
     max_files: Annotated[int, Field(gt=0)] = 3
     # Queue only candidates whose repo tests ran. None: on for triage runs, off for `autofix fix`.
     require_tests: bool | None = None
+    # Strategy families whose candidates are queued only when the repo's tests ran, whatever the run:
+    # a model's edit is unconstrained, and replays alone prove only that the exception is gone (an
+    # edit that silences the crash, a `break` out of the loop, passes them). Templates are fixed shapes.
+    require_tests_for: list[str] = Field(default_factory=lambda: ["llm"])
 
-    def tests_required(self, triage: bool) -> bool:
+    def tests_required(self, triage: bool, strategy: str = "") -> bool:
+        if strategy.split(":", 1)[0] in self.require_tests_for and self.require_tests is not False:
+            return True
         return triage if self.require_tests is None else self.require_tests
 
 

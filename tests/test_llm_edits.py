@@ -217,3 +217,18 @@ def test_bench_totals_compare_templates_only_with_templates_and_llm() -> None:
     assert t["llm"]["attempts_per_correct_fix"] == 2 and t["llm"]["tokens_per_correct_fix"] == 3000
     assert t["precision"] == 0.6667
     assert "Templates only (same run): delivered 1/4" in markdown(results)
+
+
+def test_model_patches_need_the_repos_tests_to_be_queued() -> None:
+    from pipeline.gates import decide
+    from pipeline.records import Patch, Verification
+    from pipeline.settings import GateConfig
+
+    no_tests = Verification((), True, True, None)
+    diff = _diff(FIXED)
+    llm, template = Patch("llm", diff, (PATH,), ""), Patch("template:index_guard", diff, (PATH,), "")
+    assert decide(template, no_tests, 0.9, GateConfig()).admitted
+    held = decide(llm, no_tests, 0.9, GateConfig())
+    assert not held.admitted and "gate.require_tests_for: llm" in held.reasons[0]
+    assert decide(llm, Verification((), True, True, True), 0.9, GateConfig()).admitted
+    assert decide(llm, no_tests, 0.9, GateConfig(require_tests_for=[])).admitted

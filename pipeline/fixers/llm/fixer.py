@@ -255,7 +255,8 @@ class _Run:
                                           completion.completion_tokens, round(usd, 6), round(seconds, 3), outcome,
                                           reason[:500]))
             log.info("llm.step", attempt=attempt, sample=sample, outcome=outcome, reason=reason[:200],
-                     tokens=completion.prompt_tokens + completion.completion_tokens, seconds=round(seconds, 1))
+                     tokens=completion.prompt_tokens + completion.completion_tokens, seconds=round(seconds, 1),
+                     answer=completion.text[:1500])
 
         tokens = completion.prompt_tokens + completion.completion_tokens
         try:
