@@ -32,8 +32,8 @@ done
 
 export AUTOFIX_LLM_BASE_URL="http://127.0.0.1:$PORT/v1"
 export AUTOFIX_LLM_MODEL="qwen2.5-coder-1.5b-instruct-q4_k_m"
-# The [llm] section for the run (JSON): 3 attempts of one sample each keeps the run near 45 minutes.
-export AUTOFIX_LLM="${AUTOFIX_LLM:-{\"attempts\": 3, \"samples\": 1}}"
+# The [llm] section for the run (JSON): 3 attempts, the retries drawing 2 samples each.
+export AUTOFIX_LLM="${AUTOFIX_LLM:-{\"attempts\": 3, \"samples\": 2}}"
 started=$(date +%s)
 set +e
 "$AUTOFIX" bench --llm --json --keep "$OUT/work" "$@" > "$OUT/llm.json"

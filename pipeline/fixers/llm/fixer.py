@@ -93,14 +93,16 @@ class _Failure:
 
 
 def failure_text(v: Verification) -> str:
-    """What the model needs from a failed verdict: the reason, each replay, new failures, the output."""
+    """What the model needs from a failed verdict: the reason, each replay's result, the tests that now
+    fail with the end of their output. Not the replay harness's own output: it is noise to a model."""
     parts = [v.reason] if v.reason else []
     parts += [r.describe() for r in v.replays if r.after is not None]
-    parts += [f"test now failing: {t}" for t in v.newly_failing[:5]]
     parts += list(v.static_problems[:5])
-    after = [r for r in v.runs if r.kind.endswith("_after") and not r.passed]
-    if after:
-        parts.append(after[-1].output_tail[-1200:])
+    if v.newly_failing:
+        parts += [f"test now failing: {t}" for t in v.newly_failing[:5]]
+        tests = [r for r in v.runs if r.kind == "tests_after" and not r.passed]
+        if tests:
+            parts.append(tests[-1].output_tail[-700:])
     return "\n".join(parts)
 
 
@@ -211,7 +213,9 @@ class _Run:
                 json_schema=EDITS_SCHEMA if self.cfg.edit_format == "json" else None,
                 seed=None if temperature == 0 else attempt * 1000 + sample,
                 # One block per answer: generation stops at its end (a small model rambles on after it).
-                stop=[REPLACE_END] if self.cfg.edit_format == "blocks" else None)
+                # The prompt's own markers end it too: a small model that starts echoing the prompt
+                # never comes back to an edit.
+                stop=[REPLACE_END, "<<<CODE", "<<<DATA", "DATA>>>"] if self.cfg.edit_format == "blocks" else None)
         except LLMUnavailable as exc:
             self.report.steps.append(Step(attempt, sample, temperature, 0, 0, 0.0,
                                           round(time.monotonic() - started, 3), "unavailable", str(exc)))
