@@ -237,3 +237,15 @@ def test_an_event_without_frames_in_the_repo_never_reaches_the_model(base_reques
     alien = replace(base_request.event, exceptions=(ExceptionInfo("KeyError", "'x'"),))
     outcome, fake, _ = run(replace(base_request, event=alien), [GOOD], tmp_path)
     assert outcome.status == "no_fix" and fake.requests == []
+
+
+def test_an_edit_of_the_models_own_previous_patch_is_applied_on_top_of_it(
+    base_request: FixRequest, tmp_path: Path
+) -> None:
+    on_top = ('<<<SEARCH\n    nickname = profile["nickname"] if profile else ""\n=======\n'
+              '    nickname = profile.get("nickname", "")\n>>>REPLACE\n')
+    outcome, fake, fixer = run(base_request, [STILL_CRASHES, on_top], tmp_path)
+    assert [s.outcome for s in fixer.last.steps] == ["failed", "verified"], fixer.last.steps
+    best = outcome.best
+    assert best is not None and outcome.status == "verified"
+    assert '-    nickname = profile["nickname"]\n+    nickname = profile.get("nickname", "")' in best.patch.diff

@@ -50,9 +50,9 @@ class Region:
     function: str = ""
 
 
-_SEARCH = re.compile(r"^\s*<{5,}\s*SEARCH\b.*$", re.MULTILINE)
+_SEARCH = re.compile(r"^\s*<{3,}\s*SEARCH\b.*$", re.MULTILINE)
 _DIVIDER = re.compile(r"^\s*={5,}\s*$", re.MULTILINE)
-_REPLACE = re.compile(r"^\s*>{5,}\s*REPLACE\b.*$", re.MULTILINE)
+_REPLACE = re.compile(r"^\s*>{3,}\s*REPLACE\b.*$", re.MULTILINE)
 _FENCE = re.compile(r"^\s*```[\w+-]*\s*$")
 
 

@@ -173,6 +173,8 @@ class _Run:
         self.base = prompt.messages(event, shown, editable, hints)
         self.results: list[tuple[Patch, Verification]] = []
         self.seen: dict[str, Verification] = {}  # diff -> its verdict
+        self.patched: dict[str, dict[str, str]] = {}  # answer -> the files it produced
+        self.previous: tuple[dict[str, str], list[Region]] | None = None  # the patch shown in the retry
         self.unbilled_tokens = 0  # tokens of answers that produced no patch, billed to the next one
         self.unbilled_usd = 0.0
 
@@ -314,7 +316,23 @@ class _Run:
                                 "SEARCH/REPLACE blocks")
             new = apply_function(self.sources, self.whole_regions, parsed)
         else:
-            new = apply_edits(self.sources, self.regions, parsed)
+            try:
+                new = apply_edits(self.sources, self.regions, parsed)
+            except Malformed as exc:
+                # A small model often edits its own previous patch (the one shown to it as the last
+                # answer) although it was not kept: apply its edit on top of that patch instead.
+                if self.previous is None or "matches no lines" not in str(exc):
+                    raise
+                base, regions = self.previous
+                try:
+                    stacked = apply_edits(base, regions, parsed)
+                except Malformed:
+                    raise exc from None
+                new = {**{p: t for p, t in base.items() if t != self.sources.get(p)}, **stacked}
+                new = {p: t for p, t in new.items() if t != self.sources[p]}
+                if not new:
+                    raise Malformed("the edits undo the previous patch and change nothing") from None
+        self.patched[text] = new
         for path, source in new.items():
             if path.endswith(".py"):
                 try:
@@ -331,6 +349,14 @@ class _Run:
         applied and ran beats one the policy dropped, which beats one that did not apply)."""
         order = {"failed": 0, "policy": 1, "malformed": 2}
         shown = min(failures, key=lambda f: order[f.kind])
+        patched = self.patched.get(shown.answer)
+        if patched:
+            base = {**self.sources, **patched}
+            regions = [Region(r.path, r.start, r.end + base[r.path].count("\n") - self.sources[r.path].count("\n"),
+                              r.function) for r in self.regions]
+            self.previous = (base, regions)
+        else:
+            self.previous = None
         others = [_summary(f) for f in failures if f is not shown]
         if shown.kind == "failed":
             return prompt.retry_messages(self.base, shown.answer, failure=shown.reason, others=others, scope=self.scope)
