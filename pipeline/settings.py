@@ -173,6 +173,9 @@ class LLMConfig(BaseModel):
     # "blocks": SEARCH/REPLACE blocks in plain text; "json": the same edits as JSON under the server's
     # JSON-schema constrained decoding (response_format), for servers that support it (llama.cpp).
     edit_format: Literal["blocks", "json"] = "blocks"
+    # How the schema is sent: OpenAI's response_format {"type": "json_schema", ...} (OpenAI, vLLM), or
+    # llama-cpp-python's server's {"type": "json_object", "schema": ...} (it refuses the first).
+    schema_style: Literal["openai", "llama.cpp"] = "openai"
     context_tokens: Annotated[int, Field(gt=0)] = 1500  # code in the prompt (pipeline/context/engine.py)
     # Show and allow edits to the in-app callers too, not only the crashing function (a small model
     # does better with one function; a large one can use the callers).

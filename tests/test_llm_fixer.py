@@ -231,6 +231,9 @@ def test_json_edit_format_asks_for_constrained_output(base_request: FixRequest, 
     assert outcome.status == "verified"
     schema = fake.requests[0]["response_format"]
     assert schema["type"] == "json_schema" and "edits" in schema["json_schema"]["schema"]["properties"]
+    _, fake, _ = run(base_request, [answer], tmp_path, edit_format="json", schema_style="llama.cpp")
+    llama = fake.requests[0]["response_format"]  # llama-cpp-python's server refuses "json_schema"
+    assert llama["type"] == "json_object" and "edits" in llama["schema"]["properties"]
 
 
 def test_an_event_without_frames_in_the_repo_never_reaches_the_model(base_request: FixRequest, tmp_path: Path) -> None:

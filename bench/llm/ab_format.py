@@ -19,7 +19,7 @@ from pathlib import Path
 def run(case: Path, fmt: str) -> dict[str, object]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOFIX_") or k.startswith("AUTOFIX_LLM_")}
     env.update(AUTOFIX_HOME=str(case / f"home-ab-{fmt}"), AUTOFIX_LOG_FORMAT="json", AUTOFIX_LOG_LEVEL="info",
-               AUTOFIX_LLM=json.dumps({"attempts": 1, "edit_format": fmt}),
+               AUTOFIX_LLM=json.dumps({"attempts": 1, "edit_format": fmt, "schema_style": "llama.cpp"}),
                AUTOFIX_REPO_ENV=json.dumps({"cache_dir": str(Path(__file__).resolve().parents[1] / ".cache" / "envs")}))
     started = time.monotonic()
     done = subprocess.run([sys.executable, "-m", "pipeline", "fix", "--repo", str(case / "repo"), "--event",
@@ -32,7 +32,8 @@ def run(case: Path, fmt: str) -> dict[str, object]:
 
 def main() -> None:
     work, cases = Path(sys.argv[1]), sys.argv[2:]
-    rows = [run(work / case, fmt) for case in cases for fmt in ("blocks", "json")]
+    formats = [os.environ["AB_ONLY"]] if os.environ.get("AB_ONLY") else ["blocks", "json"]
+    rows = [run(work / case, fmt) for case in cases for fmt in formats]
     for row in rows:
         print(json.dumps(row))
     for fmt in ("blocks", "json"):

@@ -45,7 +45,9 @@ class OpenAIClient:
         import openai
 
         extra: dict[str, Any] = {}
-        if json_schema is not None:
+        if json_schema is not None and self.config.schema_style == "llama.cpp":
+            extra["response_format"] = {"type": "json_object", "schema": dict(json_schema)}
+        elif json_schema is not None:
             extra["response_format"] = {"type": "json_schema",
                                         "json_schema": {"name": "edits", "schema": dict(json_schema), "strict": True}}
         if seed is not None:
