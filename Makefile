@@ -11,7 +11,7 @@ WHEELHOUSE_STAMP := $(WHEELHOUSE)/.stamp
 # System packages the sandbox and the tests need (Debian names); chromium runs the review UI's browser tests.
 SYSTEM_PACKAGES := bubblewrap git chromium
 
-.PHONY: demo test bench-check bench-localisation venv wheelhouse system-deps lint typecheck docs screenshots clean
+.PHONY: demo test bench-check bench-localisation bench-llm venv wheelhouse system-deps lint typecheck docs screenshots clean
 
 venv: $(STAMP)
 
@@ -53,6 +53,11 @@ bench-check: venv system-deps
 # patches; seconds once bench/.cache holds the sdists and the captured events.
 bench-localisation: venv
 	$(PY) -m pipeline bench --localisation-only --markdown
+
+# The crash benchmark with templates and then the LLM fixer on a real local model (Qwen2.5-Coder-1.5B,
+# llama.cpp's server), provisioned and cached under ~/.cache/autofix-llm: see bench/llm/run.sh.
+bench-llm: venv system-deps
+	bench/llm/run.sh
 
 # The README's command reference, regenerated from the CLI (tests/test_docs.py fails when it drifts).
 docs: venv

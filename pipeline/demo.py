@@ -160,7 +160,7 @@ def _run(examples: Path, base: Settings, approve_all: bool, work: Path, kept: bo
     files = _event_files(examples)
     on_step(f"ingesting {len(files)} files", 0, None)
     ingested = ingest_paths(deps.store, files, settings.in_app_packages)
-    triage(deps.store, settings, deps.fixers, deps.sandbox_for, limit=100,
+    triage(deps.store, settings, deps.fixers, deps.sandbox_for, limit=100, iterative=deps.iterative,
            on_attempt=lambda done, total, issue: on_step(f"fixing {issue.culprit}", done, total))
     branches: dict[str, str] = {}
     if approve_all:

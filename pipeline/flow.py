@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import structlog
 
@@ -53,6 +53,15 @@ from sandbox.workspace import commit_for_release, open_workspace
 log = structlog.get_logger(__name__)
 
 Verify = Callable[[Patch], Verification]
+
+
+@runtime_checkable
+class RepairsWithHints(Protocol):
+    """An iterative fixer that also reads feedback on earlier attempts (a reviewer's hint, CI output):
+    `_iterate` calls this instead of `repair` when the attempt has hints. Hint text is data."""
+
+    def repair_with_hints(self, issue: Issue, event: ErrorEvent, context: CodeContext, verify: Verify,
+                          history: Sequence[Review], hints: Sequence[Hint]) -> Sequence[tuple[Patch, Verification]]: ...
 
 
 class IterativeFixer(Protocol):
@@ -194,16 +203,15 @@ def _fix_at(request: FixRequest, fixers: Sequence[Fixer], iterative: Sequence[It
                         request.limits, request.tool_paths)
     baseline = run_baseline(setup)
     verify: Verify = partial(verify_patch, setup, baseline)
-    require_tests = request.gate.tests_required(request.triage)
     candidates: list[FixCandidate] = []
     decisions: dict[str, GateDecision] = {}
 
     def judge(patch: Patch, verification: Verification, seconds: float) -> bool:
-        cost = Cost(tokens=patch.tokens, seconds=round(seconds, 3))
+        cost = Cost(tokens=patch.tokens, seconds=round(seconds, 3), usd=patch.usd)
         prior, bar = (request.learned.judge(request.issue.fix_class, patch.strategy, request.gate)
                       if request.learned is not None else (STRATEGY_PRIOR, None))
         candidate, decision = score(request.issue.fingerprint, patch, verification, cost, request.gate,
-                                    prior, bar, require_tests, commit)
+                                    prior, bar, request.gate.tests_required(request.triage, patch.strategy), commit)
         if plan.source:
             candidate = replace(candidate, reproduction=plan.source)
         candidates.append(candidate)
@@ -214,10 +222,16 @@ def _fix_at(request: FixRequest, fixers: Sequence[Fixer], iterative: Sequence[It
         patch_started = time.monotonic()
         if judge(patch, verify(patch), time.monotonic() - patch_started):
             break  # patches come best-first from each fixer; one proven fix is enough for a reviewer
-    if not any(d.admitted for d in decisions.values()):
+    if not any(d.admitted for d in decisions.values()) and baseline.reproduced:
+        # Only when a patch can be verified at all: the iterative fixers' one tool is `verify`, and
+        # without a replay that fails before the patch every verdict is "not reproduced".
         _iterate(request, iterative, context, verify, judge, deferred)
     if not candidates:
-        return done("no_fix", "no fixer produced a patch", plan=plan)
+        reason = "no fixer produced a patch"
+        if iterative and not baseline.reproduced:
+            reason += ("; the iterative fixers were not asked, since no patch could be verified: "
+                       + (plan.reason or "no replay failed with the event's exception before the patch"))
+        return done("no_fix", reason, plan=plan)
     candidates.sort(key=_rank, reverse=True)
     best = candidates[0]
     verified = best.verification is not None and best.verification.verified
@@ -252,7 +266,11 @@ def _iterate(request: FixRequest, iterative: Sequence[IterativeFixer], context: 
     for fixer in iterative:
         started = time.monotonic()
         try:
-            tried = fixer.repair(request.issue, request.event, context, verify, request.history)
+            if request.hints and isinstance(fixer, RepairsWithHints):
+                tried = fixer.repair_with_hints(request.issue, request.event, context, verify, request.history,
+                                                request.hints)
+            else:
+                tried = fixer.repair(request.issue, request.event, context, verify, request.history)
         except TransientError as exc:
             log.warning("fixer.deferred", fixer=fixer.name, error=str(exc))
             deferred[fixer.name] = str(exc)

@@ -25,6 +25,10 @@ WEIGHTS: Mapping[str, float] = {
     "small_diff": 0.10,  # shrinks linearly to 0 at the policy's line limit
     "strategy_prior": 0.15,  # how often this strategy's patches are accepted (learning.py)
 }
+# Independent model samples that agreed with a verified patch (the LLM fixer's confirm_samples): each
+# one adds this much, up to AGREEMENT_MAX; a part beyond the weights above, for sampled fixers only.
+AGREEMENT_WEIGHT = 0.05
+AGREEMENT_MAX = 0.10
 STRATEGY_PRIOR: Mapping[str, float] = {"template": 1.0, "revert": 0.8, "llm": 0.6}
 TESTS_NOT_RUN = "tests_not_run"
 
@@ -56,6 +60,8 @@ def confidence_parts(patch: Patch, verification: Verification | None, gate: Gate
         "small_diff": round(WEIGHTS["small_diff"] * max(0.0, 1 - lines / max(gate.max_changed_lines, 1)), 4),
         "strategy_prior": round(WEIGHTS["strategy_prior"] * prior.get(family, 0.5), 4),
     }
+    if patch.agreement and v is not None and v.verified:
+        parts["agreement"] = min(AGREEMENT_MAX, AGREEMENT_WEIGHT * patch.agreement)
     if v and v.tests_pass_after is None and v.repro_passes_after:
         del parts["tests_pass"]
         parts[TESTS_NOT_RUN] = WEIGHTS["tests_pass"] / 2
@@ -65,10 +71,13 @@ def confidence_parts(patch: Patch, verification: Verification | None, gate: Gate
 def decide(patch: Patch, verification: Verification | None, confidence: float, gate: GateConfig,
            bar: Bar | None = None, require_tests: bool = False) -> GateDecision:
     reasons: list[str] = []
+    require_tests = require_tests or gate.tests_required(False, patch.strategy) and gate.require_tests is not True
     if verification is None or not verification.verified:
         reasons.append((verification.reason if verification else "") or "not verified")
     elif require_tests and not verification.tests_run:
-        reasons.append("tests not run, and the policy requires them (gate.require_tests)")
+        why = (f"gate.require_tests_for: {patch.strategy}" if patch.strategy.split(":", 1)[0] in gate.require_tests_for
+               else "gate.require_tests")
+        reasons.append(f"tests not run, and the policy requires them ({why})")
     files = diff_files(patch.diff)
     lines = changed_lines(patch.diff)
     if not files:

@@ -86,6 +86,7 @@ class Completion:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     model: str = ""
+    finish_reason: str = ""  # "stop" (done, or a stop sequence was met), "length" (cut off at max_tokens)
 
 
 class LLM(Protocol):

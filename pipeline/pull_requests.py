@@ -26,6 +26,7 @@ from typing import Literal
 import structlog
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from pipeline.flow import IterativeFixer
 from pipeline.ports import ChecksReport, CIHost, CodeHost, Fixer, Store
 from pipeline.publish import regression_test
 from pipeline.records import CandidateStatus, Hint, IssueStatus, PullRequest
@@ -106,7 +107,8 @@ def escalate(store: Store, host: CIHost, settings: Settings, repo: RepoConfig, p
 
 
 def follow_up(store: Store, host: CIHost, settings: Settings, fixers: Sequence[Fixer], sandbox_for: SandboxFor,
-              repo: RepoConfig, candidate_id: str, work_base: Path) -> PullRequest | None:
+              repo: RepoConfig, candidate_id: str, work_base: Path,
+              iterative: Sequence[IterativeFixer] = ()) -> PullRequest | None:
     """Attempt the issue of a pull request whose CI failed again, and push the new fix to its branch."""
     pr = store.get_pull_request(candidate_id)
     first = store.get_candidate(candidate_id)
@@ -125,7 +127,7 @@ def follow_up(store: Store, host: CIHost, settings: Settings, fixers: Sequence[F
             return escalate(store, host, settings, repo, pr, f"autofix cannot attempt the issue again: {prepared}",
                             _last_feedback(store, fingerprint))
         fix_repo, request = prepared
-        outcome = run_attempt(store, request, fixers, sandbox_for(fix_repo))
+        outcome = run_attempt(store, request, fixers, sandbox_for(fix_repo), iterative)
         ready = [c for c in outcome.candidates if c.status is CandidateStatus.AWAITING_REVIEW]
         if not ready:
             return escalate(store, host, settings, repo, pr, "autofix found no new verified fix after CI "

@@ -198,7 +198,9 @@ class Patch:
     diff: str  # unified diff relative to the repo root (a/ b/ prefixes)
     files: tuple[str, ...]
     description: str
-    tokens: int = 0
+    tokens: int = 0  # model tokens spent on it (the LLM fixer: its request and unusable ones before it)
+    usd: float = 0.0  # what those tokens cost (the price table in the settings; local models 0)
+    agreement: int = 0  # independent samples that agreed with it (the LLM fixer's confidence part)
 
     @property
     def id(self) -> str:

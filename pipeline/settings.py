@@ -87,8 +87,14 @@ class GateConfig(BaseModel):
     max_files: Annotated[int, Field(gt=0)] = 3
     # Queue only candidates whose repo tests ran. None: on for triage runs, off for `autofix fix`.
     require_tests: bool | None = None
+    # Strategy families whose candidates are queued only when the repo's tests ran, whatever the run:
+    # a model's edit is unconstrained, and replays alone prove only that the exception is gone (an
+    # edit that silences the crash, a `break` out of the loop, passes them). Templates are fixed shapes.
+    require_tests_for: list[str] = Field(default_factory=lambda: ["llm"])
 
-    def tests_required(self, triage: bool) -> bool:
+    def tests_required(self, triage: bool, strategy: str = "") -> bool:
+        if strategy.split(":", 1)[0] in self.require_tests_for and self.require_tests is not False:
+            return True
         return triage if self.require_tests is None else self.require_tests
 
 
@@ -210,6 +216,61 @@ class ReviewUIConfig(BaseModel):
     secure_cookies: bool | None = None
 
 
+class LLMPrice(BaseModel):
+    """What a model costs, in USD per 1,000 tokens."""
+
+    prompt: Annotated[float, Field(ge=0)] = 0.0
+    completion: Annotated[float, Field(ge=0)] = 0.0
+
+
+class LLMConfig(BaseModel):
+    """The LLM fixer ([llm] in the file). AUTOFIX_LLM_BASE_URL / _API_KEY / _MODEL win over base_url,
+    api_key and model here. A model missing from `prices` costs nothing (a local model)."""
+
+    base_url: HttpUrl | None = None
+    api_key: SecretStr | None = None
+    model: str | None = None
+    temperature: Annotated[float, Field(ge=0, le=2)] = 0.0  # the first attempt: the model's best guess
+    sample_temperature: Annotated[float, Field(gt=0, le=2)] = 0.8  # retries sample instead of repeating
+    max_tokens: Annotated[int, Field(gt=0)] = 768
+    attempts: Annotated[int, Field(gt=0)] = 3  # prompts per fix, each seeing the previous verdict
+    samples: Annotated[int, Field(gt=0)] = 2  # candidates drawn per retry attempt (the first draws one)
+    # Answers drawn after the first verified one, to see whether independent samples agree (a part
+    # of the candidate's confidence); 0: stop at the first verified candidate.
+    confirm_samples: Annotated[int, Field(ge=0)] = 0
+    timeout_s: Annotated[float, Field(gt=0)] = 180.0  # per request
+    retries: Annotated[int, Field(ge=0)] = 2  # more tries of a request that timed out or got a 5xx
+    # "blocks": SEARCH/REPLACE blocks in plain text; "json": the same edits as JSON under the server's
+    # JSON-schema constrained decoding (response_format), for servers that support it (llama.cpp).
+    edit_format: Literal["blocks", "json"] = "blocks"
+    # How the schema is sent: OpenAI's response_format {"type": "json_schema", ...} (OpenAI, vLLM), or
+    # llama-cpp-python's server's {"type": "json_object", "schema": ...} (it refuses the first).
+    schema_style: Literal["openai", "llama.cpp"] = "openai"
+    context_tokens: Annotated[int, Field(gt=0)] = 1500  # code in the prompt (pipeline/context/engine.py)
+    # Show and allow edits to the in-app callers too, not only the crashing function (a small model
+    # does better with one function; a large one can use the callers).
+    edit_callers: bool = False
+    budget_tokens_per_fix: Annotated[int, Field(gt=0)] = 40_000
+    budget_usd_per_fix: Annotated[float, Field(ge=0)] = 0.50
+    budget_tokens_per_day: Annotated[int, Field(gt=0)] = 2_000_000
+    budget_usd_per_day: Annotated[float, Field(ge=0)] = 20.0
+    # Patches touching these (gitignore-style globs on repo-relative paths) are dropped unverified.
+    protected_paths: list[str] = Field(default_factory=lambda: ["**/auth/**", "**/billing/**", "**/migrations/**"])
+    prices: dict[str, LLMPrice] = Field(default_factory=lambda: {
+        "gpt-4o": LLMPrice(prompt=0.0025, completion=0.01),
+        "gpt-4o-mini": LLMPrice(prompt=0.00015, completion=0.0006),
+        "gpt-4.1": LLMPrice(prompt=0.002, completion=0.008),
+        "gpt-4.1-mini": LLMPrice(prompt=0.0004, completion=0.0016),
+    })
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.base_url and self.model)
+
+    def price(self, model: str) -> LLMPrice:
+        return self.prices.get(model, LLMPrice())
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AUTOFIX_", extra="ignore")
 
@@ -250,6 +311,7 @@ class Settings(BaseSettings):
     llm_base_url: HttpUrl | None = None
     llm_api_key: SecretStr | None = None
     llm_model: str | None = None
+    llm: LLMConfig = Field(default_factory=LLMConfig)  # [llm]; the three variables above win over it
 
     sandbox: Literal["auto", "docker", "bwrap", "local"] = "auto"
     # docker backend: the image to run; unset, the one `autofix sandbox image` built from deploy/sandbox/.
@@ -352,7 +414,14 @@ class Settings(BaseSettings):
 
     @property
     def llm_configured(self) -> bool:
-        return bool(self.llm_base_url and self.llm_model)
+        return self.llm_settings.configured
+
+    @property
+    def llm_settings(self) -> LLMConfig:
+        """The [llm] section with AUTOFIX_LLM_BASE_URL / _API_KEY / _MODEL applied over it."""
+        top = {k: v for k, v in (("base_url", self.llm_base_url), ("api_key", self.llm_api_key),
+                                 ("model", self.llm_model)) if v is not None}
+        return self.llm.model_copy(update=top) if top else self.llm
 
     def repo_named(self, name: str) -> RepoConfig:
         for repo in self.repos:

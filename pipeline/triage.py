@@ -21,7 +21,7 @@ import structlog
 
 from pipeline.errors import PermanentError, SandboxUnavailable, TransientError
 from pipeline.fix_classes import FixClass
-from pipeline.flow import FixOutcome, FixRequest, fix_issue
+from pipeline.flow import FixOutcome, FixRequest, IterativeFixer, fix_issue
 from pipeline.learning import Ledger
 from pipeline.ports import Fixer, Limits, RunResult, Sandbox, Store
 from pipeline.records import (
@@ -231,9 +231,10 @@ def prepare(store: Store, settings: Settings, issue: Issue,
     return repo, request
 
 
-def run_attempt(store: Store, request: FixRequest, fixers: Sequence[Fixer], sandbox: Sandbox) -> FixOutcome:
+def run_attempt(store: Store, request: FixRequest, fixers: Sequence[Fixer], sandbox: Sandbox,
+                iterative: Sequence[IterativeFixer] = ()) -> FixOutcome:
     """Fix and store every candidate; the issue's status is the caller's to set."""
-    outcome = fix_issue(request, fixers, sandbox)
+    outcome = fix_issue(request, fixers, sandbox, iterative)
     for candidate in outcome.candidates:
         store.save_candidate(candidate)
     return outcome
@@ -276,7 +277,8 @@ def _error_text(exc: BaseException) -> str:
 
 
 def attempt(store: Store, settings: Settings, fixers: Sequence[Fixer], sandbox_for: SandboxFor, issue: Issue,
-            work_base: Path, *, task_id: str | None = None, claimed: Attempt | None = None) -> FixOutcome | str:
+            work_base: Path, iterative: Sequence[IterativeFixer] = (), *, task_id: str | None = None,
+            claimed: Attempt | None = None) -> FixOutcome | str:
     """Claim the issue, fix it and store its candidates; the outcome, or why nothing was attempted.
 
     Nothing starts without a claim (store.claim_attempt: one running attempt per issue, within the
@@ -314,7 +316,7 @@ def attempt(store: Store, settings: Settings, fixers: Sequence[Fixer], sandbox_f
         work_base.mkdir(parents=True, exist_ok=True)
         counting = CountingSandbox(sandbox_for(repo))
         request = replace(request, issue=replace(request.issue, status=IssueStatus.FIXING))
-        outcome = run_attempt(store, request, fixers, counting)
+        outcome = run_attempt(store, request, fixers, counting, iterative)
     except SandboxUnavailable as exc:  # permanent for this worker, but no fault of the issue's
         finish(AttemptStatus.FAILED, IssueStatus.TRIAGED, type(exc).__name__, _error_text(exc), backoff=True)
         raise
@@ -346,7 +348,8 @@ OnAttempt = Callable[[int, int, Issue], None]
 
 
 def triage(store: Store, settings: Settings, fixers: Sequence[Fixer], sandbox_for: SandboxFor,
-           limit: int = 10, on_attempt: OnAttempt | None = None) -> TriageReport:
+           limit: int = 10, on_attempt: OnAttempt | None = None,
+           iterative: Sequence[IterativeFixer] = ()) -> TriageReport:
     """Attempt up to `limit` issues: per cluster its best-ranked open issue, and when that one gets
     no fix awaiting review, the cluster's next open issue (another event may carry what the first
     lacked, such as captured arguments)."""
@@ -362,7 +365,7 @@ def triage(store: Store, settings: Settings, fixers: Sequence[Fixer], sandbox_fo
             if on_attempt is not None:
                 on_attempt(attempts, len(picked), issue)
             attempts += 1
-            result = attempt(store, settings, fixers, sandbox_for, issue, work_base)
+            result = attempt(store, settings, fixers, sandbox_for, issue, work_base, iterative)
             if isinstance(result, str):  # the attempt recorded its own end, or none started
                 report.skipped[issue.fingerprint] = result
                 break

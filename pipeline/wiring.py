@@ -23,6 +23,7 @@ from pipeline.source_lines import SourceLines
 from pipeline.sources.in_app import InAppRules
 
 if TYPE_CHECKING:
+    from pipeline.flow import IterativeFixer
     from sandbox.config import DockerConfig
 
 
@@ -96,6 +97,18 @@ class Deps:
     def fixers(self) -> list[Fixer]:
         """Templates first (cheap, deterministic), then partial reverts of recent release commits."""
         return [TemplateFixer(), RevertFixer(self.settings.revert)]
+
+    @cached_property
+    def iterative(self) -> list[IterativeFixer]:
+        """The fixers that learn from each verdict: the LLM fixer, when an LLM is configured."""
+        if not self.settings.llm_configured:
+            return []
+        from pipeline.adapters.llm_client import OpenAIClient
+        from pipeline.fixers.llm import LLMFixer
+        from pipeline.fixers.llm.budget import DailyUsage
+
+        config = self.settings.llm_settings
+        return [LLMFixer(OpenAIClient(config), config, DailyUsage(self.settings.home / "llm-usage.json"))]
 
     @cached_property
     def code_host(self) -> CodeHost:

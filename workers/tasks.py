@@ -108,7 +108,7 @@ def attempt_fix(fingerprint: str, attempt_id: str | None = None) -> str:
             return done
     try:
         result = attempt(store, settings, deps.fixers, deps.sandbox_for, issue, settings.home / "worktrees",
-                         task_id=attempt_fix.request.id, claimed=claimed)
+                         deps.iterative, task_id=attempt_fix.request.id, claimed=claimed)
     except PermanentError as exc:
         log.warning("fix.failed_permanently", error=str(exc), error_type=type(exc).__name__)
         raise
@@ -220,7 +220,8 @@ def follow_up_pull_request(candidate_id: str) -> str:
         return "the code host runs no CI"
     work_base = settings.home / "worktrees"
     work_base.mkdir(parents=True, exist_ok=True)
-    result = follow_up(store, host, settings, deps.fixers, deps.sandbox_for, repo, candidate_id, work_base)
+    result = follow_up(store, host, settings, deps.fixers, deps.sandbox_for, repo, candidate_id, work_base,
+                       deps.iterative)
     if result is None:
         return "nothing to follow up"
     return "needs a human" if result.needs_human else f"pushed {result.commit_sha[:10]}"

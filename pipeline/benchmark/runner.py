@@ -16,13 +16,14 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 from types import ModuleType
@@ -52,6 +53,13 @@ class CaseResult:
     reason: str
     rank_stack: int | None = None  # the localisation judged in-process: stack-only
     rank_fused: int | None = None  # and stack fused with BM25 (pipeline/context/rank.py)
+    # With the LLM fixer on (run_suite(llm=...)): the same run seen with templates only (the best
+    # template candidate: status, queued, correct, strategy), the LLM's patches and requests, and the
+    # attempt that produced the best candidate when it is the LLM's.
+    templates_only: dict[str, Any] | None = None
+    llm_patches: int = 0
+    llm_attempt: int | None = None
+    llm_steps: tuple[dict[str, Any], ...] = ()
 
 
 def load_corpus_module(suite: Path) -> ModuleType:
@@ -134,7 +142,40 @@ def _hidden_check(case: Any, corpus: ModuleType, source: Path, deps: Path | None
     return run.returncode == 0, "exit 0" if run.returncode == 0 else corpus._last_line(run.stderr)
 
 
-def run_case(case: Any, corpus: ModuleType, work: Path) -> CaseResult:
+def _llm_steps(stderr: str) -> tuple[dict[str, Any], ...]:
+    """The LLM fixer's llm.step and llm.repair_done log lines (JSON logs of the child process)."""
+    steps = []
+    for line in stderr.splitlines():
+        if '"llm.' not in line:
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if record.get("event") in ("llm.step", "llm.repair_done", "llm.budget_stop", "llm.retry"):
+            steps.append({k: v for k, v in record.items() if k not in ("timestamp", "level", "logger")})
+    return tuple(steps)
+
+
+def _attempt_of(description: str) -> int | None:
+    match = re.search(r"attempt (\d+)", description or "")
+    return int(match.group(1)) if match else None
+
+
+def _templates_only(out: dict[str, Any], check: Callable[[str], tuple[bool, str]]) -> dict[str, Any]:
+    """What templates alone gave in this run: its best template candidate (the LLM ran only when no
+    template candidate was admitted, so the templates' own outcome is unchanged by it)."""
+    ours = [c for c in out.get("candidates", []) if str(c["strategy"]).startswith("template")]
+    if not ours:
+        return {"status": "no_fix", "queued": False, "correct": False, "strategy": None, "produced": False}
+    best = ours[0]
+    verified = bool(best["verification"] and best["verification"]["verified"])
+    correct, _ = check(best["patch"])
+    return {"status": "verified" if verified else "unverified", "queued": best["status"] == "awaiting_review",
+            "correct": correct, "strategy": best["strategy"], "produced": True}
+
+
+def run_case(case: Any, corpus: ModuleType, work: Path, llm: Mapping[str, str] | None = None) -> CaseResult:
     started = time.monotonic()
     ranked: dict[str, int | None] = {}  # both localisations, once the event is captured
 
@@ -159,12 +200,19 @@ def run_case(case: Any, corpus: ModuleType, work: Path) -> CaseResult:
 
     ranked.update(zip(("rank_stack", "rank_fused"), ranks(case, corpus, checkout, event, work / "loc-home"),
                       strict=True))
-    done = subprocess.run(
-        [sys.executable, "-m", "pipeline", "fix", "--repo", str(checkout), "--event", str(event), "--json"],
-        env=_env(AUTOFIX_HOME=str(work / "home"),
-                 AUTOFIX_REPO_ENV=json.dumps({"cache_dir": str(corpus.CACHE / "envs")})),
-        cwd=work, capture_output=True, text=True, timeout=FIX_TIMEOUT_S,
-    )
+    extra = dict(llm or {})
+    if llm:
+        extra.update(AUTOFIX_LOG_FORMAT="json", AUTOFIX_LOG_LEVEL="info")
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "pipeline", "fix", "--repo", str(checkout), "--event", str(event), "--json"],
+            env=_env(AUTOFIX_HOME=str(work / "home"),
+                     AUTOFIX_REPO_ENV=json.dumps({"cache_dir": str(corpus.CACHE / "envs")}), **extra),
+            cwd=work, capture_output=True, text=True, timeout=FIX_TIMEOUT_S,
+        )
+    except subprocess.TimeoutExpired:
+        return result("error", f"autofix fix ran over {FIX_TIMEOUT_S} s")
+    steps = _llm_steps(done.stderr) if llm else ()
     # Exit 0: verified; 1: ran, unverified or no fix (both print the JSON outcome); anything else failed.
     if done.returncode not in (0, 1):
         return result("error", f"autofix fix exited {done.returncode}: {done.stderr.strip()[-300:]}")
@@ -175,12 +223,25 @@ def run_case(case: Any, corpus: ModuleType, work: Path) -> CaseResult:
                                f"{done.stderr.strip()[-300:]}")
     rank = _localisation_rank(case, corpus, out["localization"])
     tokens, usd = int(out["cost"]["tokens"]), float(out["cost"]["usd"])
+    checked: dict[str, tuple[bool, str]] = {}
+
+    def check(patch: str) -> tuple[bool, str]:
+        if patch not in checked:
+            shutil.rmtree(work / "check", ignore_errors=True)
+            checked[patch] = _hidden_check(case, corpus, source, deps, patch, work)
+        return checked[patch]
+
+    more: dict[str, Any] = {}
+    if llm:
+        more = dict(templates_only=_templates_only(out, check), llm_steps=steps,
+                    llm_patches=sum(1 for c in out.get("candidates", []) if c["strategy"] == "llm"),
+                    llm_attempt=_attempt_of(out.get("description") or "") if out["strategy"] == "llm" else None)
     if not out["patch"]:
-        return result(out["status"], out["reason"], rank=rank, tokens=tokens, usd=usd)
-    correct, detail = _hidden_check(case, corpus, source, deps, out["patch"], work)
+        return result(out["status"], out["reason"], rank=rank, tokens=tokens, usd=usd, **more)
+    correct, detail = check(out["patch"])
     return result(out["status"], f"{out['reason']}; hidden check: {detail}", produced=True,
                   queued=bool(out["queued"]), correct=correct, rank=rank, tokens=tokens, usd=usd,
-                  strategy=out["strategy"])
+                  strategy=out["strategy"], **more)
 
 
 def case_folders(suite: Path, only: Sequence[str] = ()) -> list[Path]:
@@ -194,7 +255,8 @@ def case_folders(suite: Path, only: Sequence[str] = ()) -> list[Path]:
 
 
 def run_suite(suite: Path, only: Sequence[str] = (), on_case: Callable[[CaseResult], None] | None = None,
-              keep: Path | None = None) -> list[CaseResult]:
+              keep: Path | None = None, llm: Mapping[str, str] | None = None) -> list[CaseResult]:
+    """Every case; with `llm` (AUTOFIX_LLM_* variables for the child), templates then the LLM fixer."""
     corpus = load_corpus_module(suite)
     results: list[CaseResult] = []
     base = keep or Path(tempfile.mkdtemp(prefix="autofix-bench-"))
@@ -204,7 +266,7 @@ def run_suite(suite: Path, only: Sequence[str] = (), on_case: Callable[[CaseResu
             work = base / case.id
             shutil.rmtree(work, ignore_errors=True)
             work.mkdir(parents=True)
-            res = run_case(case, corpus, work)
+            res = run_case(case, corpus, work, llm)
             results.append(res)
             if on_case:
                 on_case(res)
@@ -237,6 +299,43 @@ def totals(results: Sequence[CaseResult]) -> dict[str, Any]:
         "usd": round(sum(r.usd for r in results), 4),
         "errors": sum(r.status == "error" for r in results),
         "localisation": _localisation(results),
+        "total_seconds": round(sum(r.seconds for r in results), 1),
+        "mean_seconds": round(sum(r.seconds for r in results) / n, 2) if n else 0.0,
+        **_llm_totals(results),
+    }
+
+
+def _llm_totals(results: Sequence[CaseResult]) -> dict[str, Any]:
+    """Templates-only against templates+LLM, from the same run (only when the LLM fixer ran)."""
+    if not any(r.templates_only is not None for r in results):
+        return {}
+    n = len(results)
+    alone = [r.templates_only or {} for r in results]
+    t_queued = [a for a in alone if a.get("queued")]
+    t_delivered = sum(1 for a in t_queued if a.get("correct"))
+    delivered = [r for r in results if r.queued and r.correct]
+    by_llm = [r for r in delivered if r.strategy == "llm"]
+    correct_llm = [r for r in results if r.correct and r.strategy == "llm"]
+    requests = [s for r in results for s in r.llm_steps if s.get("event") == "llm.step"]
+    outcomes: dict[str, int] = {}
+    for step in requests:
+        outcomes[str(step.get("outcome"))] = outcomes.get(str(step.get("outcome")), 0) + 1
+    return {
+        "templates_only": {
+            "delivered": t_delivered, "delivered_rate": round(t_delivered / n, 4) if n else 0.0,
+            "correct": sum(1 for a in alone if a.get("correct")),
+            "fix_rate": round(sum(1 for a in alone if a.get("correct")) / n, 4) if n else 0.0,
+            "queued": len(t_queued), "precision": round(t_delivered / len(t_queued), 4) if t_queued else None,
+        },
+        "llm": {
+            "delivered": len(by_llm), "share_of_delivered": round(len(by_llm) / len(delivered), 4) if delivered else 0.0,
+            "correct": len(correct_llm), "patches": sum(r.llm_patches for r in results), "requests": len(requests),
+            "request_outcomes": outcomes,
+            "attempts_per_correct_fix": round(statistics.mean(r.llm_attempt or 1 for r in correct_llm), 2)
+            if correct_llm else None,
+            "tokens_per_correct_fix": round(statistics.mean(r.tokens for r in correct_llm)) if correct_llm else None,
+            "tokens": sum(r.tokens for r in results if r.llm_patches),
+        },
     }
 
 
@@ -266,4 +365,13 @@ def markdown(results: Sequence[CaseResult]) -> str:
     from pipeline.benchmark.localisation import summary
 
     lines += ["", summary(t["localisation"])]
+    if "templates_only" in t:
+        a, m = t["templates_only"], t["llm"]
+        a_precision = "n/a" if a["precision"] is None else f"{a['precision']:.2f}"
+        lines += ["", f"Templates only (same run): delivered {a['delivered']}/{t['cases']}, fix rate {a['fix_rate']:.2f}, "
+                  f"precision {a_precision}. Templates + LLM: delivered {t['delivered']}/{t['cases']}, "
+                  f"fix rate {t['fix_rate']:.2f}, precision {precision}; the LLM delivered {m['delivered']} "
+                  f"(share {m['share_of_delivered']:.2f}) from {m['requests']} requests {m['request_outcomes']}; "
+                  f"attempts per correct LLM fix {m['attempts_per_correct_fix']}, tokens per correct LLM fix "
+                  f"{m['tokens_per_correct_fix']}; {t['mean_seconds']:.1f} s per case, {t['total_seconds']:.0f} s in all."]
     return "\n".join(lines)

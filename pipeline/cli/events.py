@@ -119,7 +119,7 @@ def triage(limit: Annotated[int, typer.Option(min=1, metavar="N", help="Issues t
         def attempting(done: int, total: int, issue: Issue) -> None:
             bar.update(task, completed=done, total=total, description=f"fixing {issue.culprit or issue.title}"[:60])
 
-        report = run_triage(d.store, d.settings, d.fixers, d.sandbox_for, limit, attempting)
+        report = run_triage(d.store, d.settings, d.fixers, d.sandbox_for, limit, attempting, d.iterative)
     if as_json:
         print_json({"outcomes": {fp: outcome_json(o) for fp, o in report.outcomes.items()},
                     "skipped": report.skipped})

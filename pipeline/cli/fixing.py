@@ -80,7 +80,8 @@ def fix(
             outcomes.append(fix_issue(FixRequest(scrubbed, issue, root, Path(work), test_cmd, mappings,
                                                  gate=d.settings.gate, env_home=d.settings.envs_dir,
                                                  env=d.settings.repo_env, context_config=d.settings.context,
-                                                 index_cache=d.settings.context_cache_dir), d.fixers, d.sandbox))
+                                                 index_cache=d.settings.context_cache_dir), d.fixers, d.sandbox,
+                                        d.iterative))
     if output is not None:
         best = outcomes[0].best
         if best is None:
@@ -156,6 +157,23 @@ def demo(
         say("set AUTOFIX_HOME to keep the demo's store and review its candidates with `autofix queue`")
 
 
+def _llm_env() -> dict[str, str]:
+    """The LLM settings of this process as the variables `autofix fix` reads (the bench's child)."""
+    import json
+
+    from pipeline.errors import ConfigError
+
+    config = settings().llm_settings
+    if not config.configured:
+        raise ConfigError("--llm needs AUTOFIX_LLM_BASE_URL and AUTOFIX_LLM_MODEL (or [llm] in autofix.toml)")
+    section = config.model_dump(mode="json", exclude={"base_url", "api_key", "model"})
+    env = {"AUTOFIX_LLM_BASE_URL": str(config.base_url), "AUTOFIX_LLM_MODEL": str(config.model),
+           "AUTOFIX_LLM": json.dumps(section)}
+    if config.api_key is not None:
+        env["AUTOFIX_LLM_API_KEY"] = config.api_key.get_secret_value()
+    return env
+
+
 @app.command()
 def bench(
     suite: Annotated[Path | None, typer.Option(metavar="DIR", help="Folder of crash cases (default: bench/crashes).")] = None,
@@ -168,6 +186,9 @@ def bench(
     localisation_only: Annotated[bool, typer.Option(
         "--localisation-only", help="Only localisation: recall@1/@5 of stack-only against fused (stack + BM25), "
         "no patches (seconds once sources and events are cached).")] = False,
+    llm: Annotated[bool, typer.Option(
+        "--llm", help="Also run the LLM fixer (the AUTOFIX_LLM_* settings of this process) after the templates; "
+                      "templates-only figures come from the same run.")] = False,
 ) -> None:
     """The crash-bug benchmark (real PyPI bugs, fixed by `autofix fix`, judged by hidden checks) and the
     grouping benchmark (pairwise precision and recall of fingerprints on a labelled set).
@@ -195,7 +216,7 @@ def bench(
                               markup=False, highlight=False)
             bar.advance(task)
 
-        results = runner.run_suite(suite, case or (), advance, keep)
+        results = runner.run_suite(suite, case or (), advance, keep, _llm_env() if llm else None)
     grouping = evaluate(grouping_set)
     if as_json:
         print_json({**runner.as_json(results), "grouping": grouping_json(grouping)})
