@@ -19,7 +19,7 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on (0: any free port; the log says which).")] = 8000,
 ) -> None:
-    """Webhooks and the SDK's envelope endpoint (and, later, the review UI and JSON API)."""
+    """Webhooks, the SDK's envelope endpoint, the review UI, the /v1 JSON API and /metrics."""
     from pipeline import logging_setup
     from pipeline.web.app import create_app
     from pipeline.web.server import bind, run
