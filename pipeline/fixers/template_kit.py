@@ -112,15 +112,23 @@ def neutral_for_use(site: CrashSite, node: cst.CSTNode) -> str:
 
 
 class InsertBefore(cst.CSTTransformer):
-    def __init__(self, target: cst.CSTNode, new: Sequence[cst.BaseStatement]) -> None:
+    """Insert statements before `target`; with `take_leading`, the comments and blank lines above it
+    move up to the first new statement, so they keep introducing the block they were written for."""
+
+    def __init__(self, target: cst.CSTNode, new: Sequence[cst.BaseStatement], take_leading: bool = False) -> None:
         self.target = target
         self.new = list(new)
+        self.take_leading = take_leading
 
     def _insert(self, original: Sequence[cst.CSTNode], updated: Sequence[cst.CSTNode]) -> list[cst.CSTNode]:
         out: list[cst.CSTNode] = []
         for orig, upd in zip(original, updated, strict=True):
-            if orig is self.target:
-                out.extend(self.new)
+            if orig is self.target and self.new:
+                first, *rest = self.new
+                if self.take_leading and hasattr(upd, "leading_lines") and hasattr(first, "leading_lines"):
+                    first = first.with_changes(leading_lines=upd.leading_lines)
+                    upd = upd.with_changes(leading_lines=())
+                out += [first, *rest]
             out.append(upd)
         return out
 
@@ -296,32 +304,9 @@ def binds_name(module: cst.Module, name: str) -> bool:
     return False
 
 
-class _InsertAbove(cst.CSTTransformer):
-    """Insert statements before `target`, taking over the comments and blank lines above it."""
-
-    def __init__(self, target: cst.CSTNode, new: Sequence[cst.BaseStatement]) -> None:
-        self.target = target
-        self.new = list(new)
-
-    def _insert(self, original: Sequence[cst.CSTNode], updated: Sequence[cst.CSTNode]) -> list[cst.CSTNode]:
-        out: list[cst.CSTNode] = []
-        for orig, upd in zip(original, updated, strict=True):
-            if orig is self.target and self.new:
-                leading = getattr(upd, "leading_lines", ())
-                first = self.new[0]
-                out.append(first.with_changes(leading_lines=leading) if hasattr(first, "leading_lines") else first)
-                out.extend(self.new[1:])
-                upd = upd.with_changes(leading_lines=()) if hasattr(upd, "leading_lines") else upd
-            out.append(upd)
-        return out
-
-    def leave_IndentedBlock(self, original: cst.IndentedBlock, updated: cst.IndentedBlock) -> cst.IndentedBlock:
-        return updated.with_changes(body=self._insert(original.body, updated.body))
-
-
 def insert_above(site: CrashSite, target: cst.CSTNode, code: str) -> str:
     """The module with the statement `code` placed just before `target`, at its indentation."""
-    return site.module.visit(_InsertAbove(target, [cst.parse_statement(code)])).code
+    return site.module.visit(InsertBefore(target, [cst.parse_statement(code)], take_leading=True)).code
 
 
 def crash_vars(exc: ExceptionInfo) -> dict[str, object]:
