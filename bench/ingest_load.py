@@ -61,7 +61,7 @@ def serve(home: Path, store_url: str | None) -> None:
     from pipeline.web.app import create_app
     from pipeline.web.server import bind, run
 
-    logging_setup.configure(json_logs=True)
+    logging_setup.configure("warning", "json", defaults=logging_setup.SERVICE_DEFAULTS)
     settings = Settings(home=home, store_url=store_url, sentry_dsn_keys=DSN_KEY, sentry_client_secret=SECRET,
                         ingest_max_backlog=1_000_000, broker_url=None, repos=[])
     app = create_app(settings)
@@ -262,12 +262,11 @@ def main(argv: list[str] | None = None) -> int:
         serve(args.home, args.store_url)
         return 0
 
-    import logging
 
     from pipeline import logging_setup
     from pipeline.adapters.sql_store import SqlStore
 
-    logging_setup.configure(logging.WARNING)  # stderr: with --json, stdout holds only the report
+    logging_setup.configure("warning")  # stderr: with --json, stdout holds only the report
     work = Path(tempfile.mkdtemp(prefix="autofix-ingest-load-"))
     home = work / "home"
     store_url = args.store_url or f"sqlite:///{home / 'autofix.db'}"

@@ -29,6 +29,7 @@ sys.path.insert(0, str(HERE.parent))
 from pipeline.adapters.sql_store import SqlStore
 from pipeline.ingest import ingest_events
 from pipeline.log_templates import Templates
+from pipeline.records import ErrorEvent
 from pipeline.source_lines import SourceLines
 from pipeline.sources.follow import Follower
 from pipeline.sources.in_app import InAppRules
@@ -68,9 +69,10 @@ def measure(lines: int, store_url: str | None) -> dict[str, Any]:
         follow_store = fresh_store("follow.db")
         follow_store.migrate()
         templates, source_lines = Templates(work / "follow-home"), SourceLines(work / "follow-home")
-        follower = Follower(log, follow_store,
-                            lambda events: ingest_events(follow_store, events, InAppRules(), templates, source_lines),
-                            poll_s=0.05, idle_flush_s=0.2)
+        def record(events: list[ErrorEvent]) -> None:
+            ingest_events(follow_store, events, InAppRules(), templates, source_lines)
+
+        follower = Follower(log, follow_store, record, poll_s=0.05, idle_flush_s=0.2)
         stop = threading.Event()
         started = time.perf_counter()
         thread = threading.Thread(target=follower.run, args=(stop,))

@@ -29,11 +29,11 @@ class OrderError(Exception):
     """An order that cannot be processed; raised from the error that made it so."""
 
 
-def price(order: dict[str, Any]) -> float:
+def price(order: dict[str, Any]) -> Any:  # the crash sites of the log: typed as loosely as app code
     return order["total"] / order["units"]
 
 
-def customer_name(order: dict[str, Any]) -> str:
+def customer_name(order: dict[str, Any]) -> Any:
     return order["customer"]["name"]
 
 

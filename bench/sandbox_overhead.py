@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -115,10 +116,9 @@ def measure(runs: int, backends: Sequence[str]) -> list[dict[str, object]]:
         rows.append(_row("bare", trivial_bare, trivial_bare, suite_bare, suite_bare))
         for name, sb in sandboxes.items():
             env = envs[name]
-            trivial = _median_of(runs, lambda sb=sb: _sandboxed(sb, ["true"], base / "wheels", ()))
-            work = suite_dir(name)
+            trivial = _median_of(runs, partial(_sandboxed, sb, ["true"], base / "wheels", ()))
             argv = [str(env / "venv/bin/python"), *suite]
-            tests = _median_of(runs, lambda sb=sb, argv=argv, work=work, env=env: _sandboxed(sb, argv, work, [env]))
+            tests = _median_of(runs, partial(_sandboxed, sb, argv, suite_dir(name), [env]))
             rows.append(_row(name, trivial, trivial_bare, tests, suite_bare))
     return rows
 

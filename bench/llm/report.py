@@ -28,8 +28,10 @@ def why(case: dict[str, Any]) -> str:
 def main(path: str) -> None:
     data = json.load(open(path))
     fields = CaseResult.__dataclass_fields__
-    results = [CaseResult(**{k: (tuple(v) if k == "llm_steps" else v) for k, v in c.items() if k in fields})
-               for c in data["cases"]]
+    results = []
+    for case in data["cases"]:
+        values: dict[str, Any] = {k: (tuple(v) if k == "llm_steps" else v) for k, v in case.items() if k in fields}
+        results.append(CaseResult(**values))
     print(markdown(results))
     print("\n## Cases not delivered\n")
     for case in data["cases"]:
