@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pipeline.accounts import Accounts, AuditEntry
+from pipeline.errors import NotFound
 from pipeline.ports import Store
 from pipeline.records import (
     CandidateStatus,
@@ -25,6 +26,7 @@ from pipeline.records import (
     Review,
     SandboxRun,
 )
+from pipeline.review import resolve_candidate_id
 from pipeline.scrub import scrub_event, scrub_text
 from pipeline.settings import Settings
 
@@ -133,6 +135,14 @@ def root_cause(event: ErrorEvent | None, candidate: FixCandidate) -> str:
 def _localised(frame: Frame, files: Sequence[str]) -> bool:
     paths = [p for p in (frame.filename, frame.abs_path or "") if p]
     return any(p == f or p.endswith("/" + f) for p in paths for f in files)
+
+
+def lookup(store: Store, accounts: Accounts, settings: Settings, candidate_id: str) -> CandidateView:
+    """The view of the candidate an id (or a unique prefix of one) names; NotFound if none."""
+    candidate = store.get_candidate(resolve_candidate_id(accounts, candidate_id))
+    if candidate is None:
+        raise NotFound(f"candidate {candidate_id}", "no such candidate")
+    return build(store, accounts, settings, candidate)
 
 
 def build(store: Store, accounts: Accounts, settings: Settings, candidate: FixCandidate) -> CandidateView:

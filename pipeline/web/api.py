@@ -16,7 +16,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
 from pipeline import candidate_view
-from pipeline.errors import AutofixError, InvalidInput, NotFound
+from pipeline.errors import AutofixError, InvalidInput
 from pipeline.records import CandidateStatus, PullRequest
 from pipeline.render import candidate_json, issue_json
 from pipeline.review import (
@@ -149,12 +149,7 @@ def show_candidate(request: Request, user: ApiUser, candidate_id: str) -> Candid
     """One candidate with its error, patch, every verification run, the others tried and the audit log.
     An id prefix is accepted when it names one candidate."""
     runtime = runtime_of(request)
-    deps = runtime.deps
-    full = resolve_candidate_id(deps.accounts, candidate_id)
-    candidate = deps.store.get_candidate(full)
-    if candidate is None:
-        raise NotFound(f"candidate {candidate_id}", "no such candidate")
-    view = candidate_view.build(deps.store, deps.accounts, runtime.settings, candidate)
+    view = candidate_view.lookup(runtime.deps.store, runtime.deps.accounts, runtime.settings, candidate_id)
     return CandidateDetail(
         candidate=candidate_json(view.candidate), issue=issue_json(view.issue) if view.issue else None,
         event=candidate_view.event_json(view.event), root_cause=view.root_cause,

@@ -155,12 +155,7 @@ def queue_page(request: Request, user: User, repo: str = "", fix_class: str = ""
 def _candidate_page(request: Request, user: User, candidate_id: str, status_code: int = 200,
                     error: str | None = None) -> Response:
     runtime = runtime_of(request)
-    deps = runtime.deps
-    full = resolve_candidate_id(deps.accounts, candidate_id)
-    candidate = deps.store.get_candidate(full)
-    if candidate is None:
-        raise NotFound(f"candidate {candidate_id}", "no such candidate")
-    view = candidate_view.build(deps.store, deps.accounts, runtime.settings, candidate)
+    view = candidate_view.lookup(runtime.deps.store, runtime.deps.accounts, runtime.settings, candidate_id)
     return render(request, "candidate.html.j2", user, status_code, view=view, error=error,
                   diff=candidate_view.diff_lines(view.candidate.patch.diff), reasons=COMMON_REASONS)
 
