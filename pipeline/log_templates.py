@@ -15,7 +15,6 @@ and an ingest running side by side never hand out one cluster id for two templat
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -28,6 +27,8 @@ from drain3.drain import Drain, Node
 from drain3.persistence_handler import PersistenceHandler
 from drain3.template_miner import TemplateMiner
 from drain3.template_miner_config import TemplateMinerConfig
+
+from pipeline.file_lock import exclusive
 
 log = structlog.get_logger(__name__)
 
@@ -126,16 +127,11 @@ class Templates:
         if self._path is None:
             yield self
             return
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self._path.with_suffix(".lock"), "a+") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                if self._stamp() != self._loaded_stamp:
-                    (self._miner, self._names), self._dirty = self._load(), False
-                yield self
-                self.save()
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+        with exclusive(self._path.with_suffix(".lock")):
+            if self._stamp() != self._loaded_stamp:
+                (self._miner, self._names), self._dirty = self._load(), False
+            yield self
+            self.save()
 
     def save(self) -> None:
         if self._path is None or not self._dirty:

@@ -14,7 +14,6 @@ fills in does not depend on the order events arrived in.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
+from pipeline.file_lock import exclusive
 from pipeline.grouping import code, frame_key
 from pipeline.records import ErrorEvent, ExceptionInfo, Frame
 
@@ -70,18 +70,13 @@ class SourceLines:
         if self._path is None:
             yield self
             return
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self._path.with_suffix(".lock"), "a+") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                for key, line in self._load().items():  # what another process learned meanwhile
-                    mine = self._lines.setdefault(key, line)
-                    if mine != line:
-                        self._lines[key], self._dirty = _AMBIGUOUS, True
-                yield self
-                self.save()
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+        with exclusive(self._path.with_suffix(".lock")):
+            for key, line in self._load().items():  # what another process learned meanwhile
+                mine = self._lines.setdefault(key, line)
+                if mine != line:
+                    self._lines[key], self._dirty = _AMBIGUOUS, True
+            yield self
+            self.save()
 
     def save(self) -> None:
         if self._path is None or not self._dirty:

@@ -17,7 +17,6 @@ says the env is complete, and a failed build removes its folder. Runs then mount
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -27,8 +26,7 @@ import subprocess
 import sys
 import tempfile
 import tomllib
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -38,6 +36,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from pipeline.errors import PermanentError
+from pipeline.file_lock import exclusive
 from pipeline.ports import Limits, Sandbox
 from pipeline.settings import EnvConfig
 from sandbox import env_wheels
@@ -254,7 +253,7 @@ def ensure_env(repo: Path, envs: Path, sandbox: Sandbox, config: EnvConfig | Non
     version = sandbox_python_version(sandbox, envs / ".probe", limits)
     key = env_key(declaration, sandbox.name, version)
     root = envs / key
-    with _locked(envs / f"{key}.lock"):
+    with exclusive(envs / f"{key}.lock"):
         if (root / MARKER).is_file():
             log.info("env.reused", key=key)
             return RepoEnv(key, root.resolve(), True, version)
@@ -272,17 +271,6 @@ def ensure_env(repo: Path, envs: Path, sandbox: Sandbox, config: EnvConfig | Non
         }, indent=1) + "\n")
     log.info("env.built", key=key, requirements=len(declaration.requirements), sources=declaration.sources)
     return RepoEnv(key, root.resolve(), False, version)
-
-
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _build(repo: Path, root: Path, declaration: Declaration, sandbox: Sandbox, config: EnvConfig,
