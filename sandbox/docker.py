@@ -32,7 +32,7 @@ from pipeline.errors import InvalidInput, SandboxRunFailed, SandboxUnavailable
 from pipeline.ports import Limits, RunResult
 from sandbox.config import DockerConfig
 from sandbox.image import find_image, load_recipe
-from sandbox.process import DEFAULT_LIMITS, TIMEOUT_EXIT_CODE, OutputTail
+from sandbox.process import DEFAULT_LIMITS, TIMEOUT_EXIT_CODE, OutputTail, clean_env
 
 if TYPE_CHECKING:
     from docker import DockerClient
@@ -113,7 +113,7 @@ class DockerSandbox:
             argv,
             user=user,
             working_dir=str(workdir),
-            environment=_environment(env),
+            environment=clean_env("/tmp", env, host_venv=False),  # from scratch, as in every backend
             hostname="sandbox",
             network_mode="none",
             read_only=True,
@@ -213,21 +213,6 @@ def _remove(container: Container) -> None:
     except (DockerException, RequestException) as exc:
         # The run's result stands; the container is labelled for whoever cleans up.
         log.warning("sandbox.container_left_behind", container=container.id, error=str(exc))
-
-
-def _environment(extra: Mapping[str, str] | None) -> dict[str, str]:
-    """Built from scratch, as in every backend: nothing of this process's environment goes in."""
-    env = {
-        "PATH": "/usr/local/bin:/usr/bin:/bin",
-        "HOME": "/tmp",
-        "LANG": "C.UTF-8",
-        "LC_ALL": "C.UTF-8",
-        "TMPDIR": "/tmp",
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "PYTHONUNBUFFERED": "1",
-    }
-    env.update(extra or {})
-    return env
 
 
 # --- workdir, mounts, ownership --------------------------------------------------------------------

@@ -36,14 +36,15 @@ def base_python() -> str:
     return os.path.realpath(getattr(sys, "_base_executable", None) or sys.executable)
 
 
-def clean_env(home: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+def clean_env(home: str, extra: Mapping[str, str] | None = None, host_venv: bool = True) -> dict[str, str]:
     """A minimal environment built from scratch: nothing is inherited from the caller's.
 
-    The venv's bin folder leads PATH so `python`, `pytest` and friends resolve to the caller's venv.
+    With `host_venv` (the processes run on this host's file system) the venv's bin folder leads PATH,
+    so `python`, `pytest` and friends resolve to the caller's venv; a container has its own.
     """
-    venv_bin = str(Path(sys.executable).parent)
+    system_path = "/usr/local/bin:/usr/bin:/bin"
     env = {
-        "PATH": f"{venv_bin}:/usr/local/bin:/usr/bin:/bin",
+        "PATH": f"{Path(sys.executable).parent}:{system_path}" if host_venv else system_path,
         "HOME": home,
         "LANG": "C.UTF-8",
         "LC_ALL": "C.UTF-8",
