@@ -13,6 +13,7 @@ into an ErrorEvent happens later, from the inbox.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ import orjson
 from pipeline.errors import InvalidInput
 from pipeline.sources._fields import type_name
 
+_HEX32 = re.compile(r"[0-9a-f]{32}")
 EVENT_KEYS = ("exception", "message", "logentry", "event_id")  # any one makes a payload an event
 SKIPPED_TYPES = frozenset({"transaction", "session", "sessions", "client_report", "span", "profile",
                            "replay_event", "replay_recording", "check_in", "statsd", "metric_buckets",
@@ -113,6 +115,8 @@ def normalize_event_id(value: object) -> str | None:
     """Sentry's event ids are UUIDs; any spelling of one (dashes, braces, case) becomes 32 hex."""
     if not isinstance(value, str):
         return None
+    if len(value) == 32 and _HEX32.fullmatch(value):  # what SDKs send: already the normal form
+        return value
     try:
         return uuid.UUID(value).hex
     except ValueError:
