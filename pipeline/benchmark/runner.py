@@ -122,6 +122,19 @@ def _capture(case: Any, code_root: Path, deps: Path | None, out: Path, sdk: str 
     return f"capture exited {done.returncode}: {(done.stderr.strip().splitlines() or [''])[-1]}"
 
 
+def replay_plan(root: Path, event_path: Path) -> Any:
+    """The replays `autofix fix` would plan for the event in the checkout (marked and scrubbed alike)."""
+    from pipeline.context.retrieve import retrieve
+    from pipeline.grouping import group
+    from pipeline.repro import plan_replays
+    from pipeline.scrub import scrub_event
+    from pipeline.sources import load_path
+    from pipeline.sources.in_app import InAppRules, repo_packages
+
+    event, _ = group(scrub_event(InAppRules.of(repo_packages(root)).mark(load_path(event_path)[0])))
+    return plan_replays(event, retrieve(event, root))
+
+
 def _localisation_rank(case: Any, corpus: ModuleType, localization: list[dict[str, Any]]) -> int | None:
     wanted = set(case.fixed_functions)
     for position, loc in enumerate(localization, start=1):
@@ -209,6 +222,8 @@ def run_case(case: Any, corpus: ModuleType, work: Path, llm: Mapping[str, str] |
 
     ranked.update(zip(("rank_stack", "rank_fused"), ranks(case, corpus, checkout, event, work / "loc-home"),
                       strict=True))
+    plan = replay_plan(checkout, event)  # also when no fixer has a patch, so `autofix fix` plans none
+    ranked.update(replays=len(plan.replays), not_replayable=plan.not_replayable)
     extra = dict(llm or {})
     if llm:
         extra.update(AUTOFIX_LOG_FORMAT="json", AUTOFIX_LOG_LEVEL="info")
@@ -232,8 +247,7 @@ def run_case(case: Any, corpus: ModuleType, work: Path, llm: Mapping[str, str] |
                                f"{done.stderr.strip()[-300:]}")
     rank = _localisation_rank(case, corpus, out["localization"])
     verification = out.get("verification") or {}
-    ranked.update(replays=len(out.get("replays") or ()), not_replayable=tuple(out.get("not_replayable") or ()),
-                  reproduced=sum(1 for r in verification.get("replays") or () if r.get("before") == "reproduced"))
+    ranked.update(reproduced=sum(1 for r in verification.get("replays") or () if r.get("before") == "reproduced"))
     tokens, usd = int(out["cost"]["tokens"]), float(out["cost"]["usd"])
     checked: dict[str, tuple[bool, str]] = {}
 
