@@ -276,3 +276,83 @@ def test_an_object_whose_class_is_not_in_the_repo_is_not_rebuilt(repo: Path, tmp
     assert plan.replays == ()
     assert ("the class replayapp.ledger.Account of a rebuilt object is not defined in the repo at this commit"
             in plan.not_replayable[0])
+
+
+SHAPES = '''
+class Base:
+    def __init__(self, items):
+        self.items = items
+
+    def mean(self, scale):
+        return scale.factor * sum(self.items) / len(self.items)
+
+    @property
+    def first_share(self):
+        return self.items[0] / sum(self.items)
+
+
+class Sub(Base):
+    def mean(self, scale):  # an override: the replay must still call Base.mean
+        return 0
+
+
+class Scale:
+    __slots__ = ("factor",)
+
+    def __init__(self, factor):
+        self.factor = factor
+
+
+class Bag(dict):
+    def total(self):
+        return 1 / len(self)
+'''
+
+
+def test_subclass_receivers_properties_dict_subclasses_and_object_arguments_replay_as_captured(
+    tmp_path: Path,
+) -> None:
+    from helpers_fix import line_of
+    from test_repro import _run_pytest
+
+    from pipeline.records import ErrorEvent
+    from pipeline.sources.sentry import parse_event
+
+    repo = write_tree(tmp_path / "repo", {"shapes/__init__.py": "", "shapes/core.py": SHAPES})
+    sys.path.insert(0, str(repo))
+    try:
+        import shapes.core as core
+
+        transport = Recording()
+        client = sentry_sdk.Client(dsn="http://public@127.0.0.1:9/1", transport=transport,
+                                   include_local_variables=True, in_app_include=["shapes"],
+                                   default_integrations=False, integrations=[InAppObjectsIntegration()])
+        with sentry_sdk.isolation_scope() as scope:
+            scope.set_client(client)
+            for call in (lambda: core.Base.mean(core.Sub([]), core.Scale(2)), lambda: core.Base([0]).first_share,
+                         lambda: core.Bag().total()):
+                try:
+                    call()
+                except ZeroDivisionError:
+                    sentry_sdk.capture_exception()
+            client.flush()
+    finally:
+        sys.path.remove(str(repo))
+        for name in ("shapes", "shapes.core"):
+            sys.modules.pop(name, None)
+    source = SHAPES
+    wanted = [("Base.mean", "scale.factor * sum"), ("Base.first_share", "self.items[0] / sum"),
+              ("Bag.total", "1 / len(self)")]
+    for payload, (function, crash) in zip(transport.events, wanted, strict=True):
+        ev: ErrorEvent = scrub_event(parse_event(payload))
+        ctx = CodeContext(str(repo), (Location("shapes/core.py", function, line_of(source, crash), role="crash"),))
+        plan = plan_replays(ev, ctx)
+        assert [r.qualname for r in plan.replays] == [function], plan.not_replayable
+        out = _run_pytest(repo, plan.path, plan.source)
+        assert "AUTOFIX-REPRODUCED ZeroDivisionError" in out, out
+    (sub_replay,) = plan_replays(scrub_event(parse_event(transport.events[0])), CodeContext(
+        str(repo), (Location("shapes/core.py", "Base.mean", line_of(source, "scale.factor * sum"), role="crash"),)
+    )).replays
+    assert sub_replay.receiver is not None and sub_replay.receiver.cls == "shapes.core.Sub"
+    (scale,) = sub_replay.args or tuple(sub_replay.kwargs.values())
+    assert isinstance(scale, ObjectSpec) and scale.slot_attrs == {"factor": 2}
