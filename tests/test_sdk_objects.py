@@ -13,7 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -329,8 +329,9 @@ def test_subclass_receivers_properties_dict_subclasses_and_object_arguments_repl
                                    default_integrations=False, integrations=[InAppObjectsIntegration()])
         with sentry_sdk.isolation_scope() as scope:
             scope.set_client(client)
-            for call in (lambda: core.Base.mean(core.Sub([]), core.Scale(2)), lambda: core.Base([0]).first_share,
-                         lambda: core.Bag().total()):
+            calls: list[Callable[[], Any]] = [lambda: core.Base.mean(core.Sub([]), core.Scale(2)),
+                                              lambda: core.Base([0]).first_share, lambda: core.Bag().total()]
+            for call in calls:
                 try:
                     call()
                 except ZeroDivisionError:
