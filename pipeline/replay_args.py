@@ -13,7 +13,13 @@ usable for a replay only when all of these hold, and each failure is an error na
   in-place change such as `.pop()`): the snapshot then shows the changed value, not the call's;
 - a method's receiver is rebuilt only from a repr of the form `Cls(field=<literal>, ...)` (dataclasses,
   attrs, namedtuple-style reprs) naming the class the method is defined on; by default sentry-python
-  sends `self` as `<pkg.Cls object at 0x...>`, which cannot be rebuilt.
+  sends `self` as `<pkg.Cls object at 0x...>`, which cannot be rebuilt;
+- an app that opts in to pipeline/sdk_objects.py sends in-app objects (receivers and arguments) as a
+  tagged description of their attributes; `rebuild` turns it into an `ObjectSpec` only when every
+  attribute, recursively, is a literal, a nested description or a reference to an enclosing object,
+  with nothing scrubbed and nothing left out. Whether the class exists in the repo is the planner's
+  check (pipeline/repro.py), and whether the rebuilt object really reproduces the crash is the
+  replay's: it must fail with the event's exception before the patch.
 """
 
 from __future__ import annotations
@@ -38,16 +44,50 @@ class NotRebuildable(ValueError):
     pass
 
 
+TAG = "__autofix__"  # pipeline/sdk_objects.py's tag on what is not plain JSON
+
+
+@dataclass(frozen=True, eq=False)
+class ObjectSpec:
+    """An object to rebuild: `cls.__new__(cls)`, then its `__dict__` and its slot (or frozen) fields."""
+
+    module: str
+    qualname: str
+    id: int  # what a Ref inside it points back to
+    dict_attrs: Mapping[str, Any]  # into the instance __dict__ as they are
+    slot_attrs: Mapping[str, Any]  # through object.__setattr__: slots, frozen dataclass fields
+    dict_items: Mapping[str, Any] | None = None  # a dict subclass's own contents
+    list_items: tuple[Any, ...] | None = None  # a list subclass's own contents
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        return {**self.dict_attrs, **self.slot_attrs}
+
+    @property
+    def cls(self) -> str:
+        return f"{self.module}.{self.qualname}"
+
+
 @dataclass(frozen=True)
-class Receiver:
-    """A method's `self`: the class it is made of and the attributes set on it."""
+class Ref:
+    """The enclosing object being rebuilt with this id: a cycle."""
 
-    cls: str
-    attrs: Mapping[str, Any]
+    id: int
 
 
-def rebuild(value: Any) -> Any:
-    """The Python value behind Sentry's serialisation of a local variable."""
+@dataclass(frozen=True, eq=False)
+class Tagged:
+    """A tuple, set or frozenset that holds an ObjectSpec (so it cannot be built before the replay)."""
+
+    kind: str
+    items: tuple[Any, ...]
+
+
+Receiver = ObjectSpec  # a method's `self`
+
+
+def rebuild(value: Any, _enclosing: tuple[int, ...] = ()) -> Any:
+    """The Python value behind Sentry's serialisation of a local variable (ObjectSpec for objects)."""
     if value is None or isinstance(value, (bool, int, float)):
         return value
     if isinstance(value, str):
@@ -56,10 +96,124 @@ def rebuild(value: Any) -> Any:
         except (ValueError, SyntaxError, MemoryError, RecursionError) as exc:
             raise NotRebuildable(value[:80]) from exc
     if isinstance(value, list):
-        return [rebuild(v) for v in value]
+        return [rebuild(v, _enclosing) for v in value]
     if isinstance(value, dict):
-        return {k: rebuild(v) for k, v in value.items()}
+        if TAG in value:
+            return _tagged(value, _enclosing)
+        return {k: rebuild(v, _enclosing) for k, v in value.items()}
     raise NotRebuildable(repr(value)[:80])
+
+
+def _tagged(node: Mapping[str, Any], enclosing: tuple[int, ...]) -> Any:
+    kind = node.get(TAG)
+    if kind == "ref":
+        target = node.get("id")
+        if not isinstance(target, int) or target not in enclosing:
+            raise NotRebuildable("a reference to an object that is not one of its enclosing objects")
+        return Ref(target)
+    if kind in ("tuple", "set", "frozenset"):
+        items = node.get("items")
+        if not isinstance(items, list):
+            raise NotRebuildable(f"a {kind} without its items")
+        built = [rebuild(v, enclosing) for v in items]
+        if any(_holds_spec(v) for v in built):
+            return Tagged(str(kind), tuple(built))
+        try:
+            return {"tuple": tuple, "set": set, "frozenset": frozenset}[str(kind)](built)
+        except TypeError as exc:  # an unhashable item in a set
+            raise NotRebuildable(f"a {kind} whose items do not rebuild: {exc}") from exc
+    if kind != "object":
+        raise NotRebuildable(f"an unknown description {str(kind)[:40]!r}")
+    return _object(node, enclosing)
+
+
+def _object(node: Mapping[str, Any], enclosing: tuple[int, ...]) -> ObjectSpec:
+    qualified, own = node.get("class"), node.get("id")
+    if not isinstance(qualified, str) or qualified.count(":") != 1 or not isinstance(own, int):
+        raise NotRebuildable("an object description without its class")
+    module, qualname = qualified.split(":")
+    if "truncated" in node:
+        raise NotRebuildable(f"{module}.{qualname} was sent without its attributes ({str(node['truncated'])[:60]})")
+    inside = (*enclosing, own)
+    parts: dict[str, Any] = {}
+    for part in ("attrs", "slots", "dict", "list"):
+        if part not in node:
+            continue
+        value = node[part]
+        try:
+            if part in ("attrs", "slots", "dict"):
+                if not isinstance(value, dict) or TAG in value:
+                    raise NotRebuildable(str(value)[:80])
+                parts[part] = {str(k): rebuild(v, inside) for k, v in value.items()}
+            else:
+                if not isinstance(value, list):
+                    raise NotRebuildable(str(value)[:80])
+                parts[part] = tuple(rebuild(v, inside) for v in value)
+        except NotRebuildable as exc:
+            raise NotRebuildable(f"{module}.{qualname} {_part_name(part, exc)}") from exc
+    if "attrs" not in parts and "slots" not in parts:
+        raise NotRebuildable(f"{module}.{qualname} was sent without its attributes")
+    return ObjectSpec(module, qualname, own, parts.get("attrs", {}), parts.get("slots", {}),
+                      parts.get("dict"), parts.get("list"))
+
+
+def _part_name(part: str, exc: NotRebuildable) -> str:
+    text = str(exc)
+    if part in ("attrs", "slots"):
+        return f"has an attribute that is not a literal: {text}"
+    return f"holds an item that is not a literal: {text}"
+
+
+def _holds_spec(value: Any) -> bool:
+    if isinstance(value, (ObjectSpec, Ref, Tagged)):
+        return True
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return any(_holds_spec(v) for v in value)
+    if isinstance(value, dict):
+        return any(_holds_spec(v) for v in value.values())
+    return False
+
+
+def specs_in(value: Any) -> list[ObjectSpec]:
+    """Every ObjectSpec inside a rebuilt value, outermost first."""
+    found: list[ObjectSpec] = []
+    todo = [value]
+    while todo:
+        item = todo.pop(0)
+        if isinstance(item, ObjectSpec):
+            found.append(item)
+            todo += [*item.dict_attrs.values(), *item.slot_attrs.values(), *(item.dict_items or {}).values(),
+                     *(item.list_items or ())]
+        elif isinstance(item, Tagged):
+            todo += list(item.items)
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            todo += list(item)
+        elif isinstance(item, dict):
+            todo += list(item.values())
+    return found
+
+
+def encode(value: Any) -> Any:
+    """A rebuilt value as the literal tree the replay harness decodes: ("v", literal) for plain data."""
+    if not _holds_spec(value):
+        return ("v", value)
+    if isinstance(value, ObjectSpec):
+        return ("obj", value.module, value.qualname, value.id,
+                {k: encode(v) for k, v in value.dict_attrs.items()},
+                {k: encode(v) for k, v in value.slot_attrs.items()},
+                None if value.dict_items is None else {k: encode(v) for k, v in value.dict_items.items()},
+                None if value.list_items is None else [encode(v) for v in value.list_items])
+    if isinstance(value, Ref):
+        return ("ref", value.id)
+    if isinstance(value, Tagged):
+        return (value.kind, [encode(v) for v in value.items])
+    if isinstance(value, list):
+        return ("list", [encode(v) for v in value])
+    if isinstance(value, tuple):
+        return ("tuple", [encode(v) for v in value])
+    if isinstance(value, dict):
+        return ("dict", {k: encode(v) for k, v in value.items()})
+    raise NotRebuildable(f"cannot encode {type(value).__name__}")
 
 
 # --- scrubbed and trimmed values -----------------------------------------------------------------
@@ -110,6 +264,8 @@ def _meta_trim(meta: Any) -> str | None:
 
 
 def _at_limit(value: Any) -> str | None:
+    if isinstance(value, dict) and TAG in value:
+        return None  # sdk_objects bounds its descriptions itself, with a `<... not sent>` text where it cut
     if isinstance(value, (list, dict)):
         if len(value) == SDK_BREADTH:
             return (f"holds exactly {SDK_BREADTH} items, the SDK's limit for a container: "
@@ -290,7 +446,18 @@ def _value(name: str, serialised: Any) -> Any:
 
 
 def receiver_of(param: str, serialised: Any, owner: ast.ClassDef, method: str) -> Receiver:
-    """`self` rebuilt from its captured repr, or NotRebuildable saying why it cannot be."""
+    """`self` rebuilt from its captured description or repr, or NotRebuildable saying why it cannot be.
+
+    A description (pipeline/sdk_objects.py) may name a subclass of `owner`: the replay checks
+    that the rebuilt object is an instance of the class the method is defined on.
+    """
+    if isinstance(serialised, dict) and serialised.get(TAG) == "object":
+        try:
+            built = rebuild(serialised)
+        except NotRebuildable as exc:
+            raise NotRebuildable(f"method {method}: its receiver {param!r} cannot be rebuilt: {exc}") from exc
+        assert isinstance(built, ObjectSpec)
+        return built
     shown = repr(serialised)[:80] if serialised is not None else "not captured"
     if not isinstance(serialised, str):
         raise NotRebuildable(f"method {method}: its receiver {param!r} was {shown}; it cannot be rebuilt")
@@ -319,7 +486,7 @@ def receiver_of(param: str, serialised: Any, owner: ast.ClassDef, method: str) -
         raise NotRebuildable(f"method {method}: the receiver's repr leaves out {', '.join(missing)}")
     if Counter(kw.arg for kw in node.keywords).most_common(1)[0][1] > 1:
         raise NotRebuildable(f"method {method}: the receiver's repr names an attribute twice")
-    return Receiver(owner.name, attrs)
+    return ObjectSpec("", owner.name, 0, {}, attrs)  # module: the method's own, filled in by the planner
 
 
 def _declared_fields(owner: ast.ClassDef) -> list[str]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import ast
 import keyword
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -26,12 +26,14 @@ from pipeline.pysource import Undecodable, read_source
 from pipeline.records import CodeContext, ErrorEvent, Frame, Location
 from pipeline.replay_args import (
     NotRebuildable,
-    Receiver,
+    ObjectSpec,
     call_values,
     changed_before,
+    encode,
     own_nodes,
     rebuild,
     receiver_of,
+    specs_in,
     tainted,
     vars_meta,
 )
@@ -58,9 +60,10 @@ class Replay:
     import_root: str  # repo-relative folder that must be on sys.path
     args: tuple[Any, ...]
     kwargs: Mapping[str, Any]
-    receiver: Receiver | None = None
+    receiver: ObjectSpec | None = None
     generator: bool = False  # its body runs only when iterated
     constructs: bool = False  # an __init__: replayed by calling its class
+    class_roots: tuple[str, ...] = ()  # repo folders the rebuilt objects' classes import from
 
     @property
     def call_path(self) -> tuple[str, ...]:
@@ -189,19 +192,59 @@ def _replay(location: Location, frame: Frame, root: Path, index: int,
         changed = changed_before(fn, location.line, ignore=unused)
         if changed:
             return changed
+        module, import_root = names
         receiver = None
         if bound is not None and bound[1] == "self" and not constructs:
             assert owner is not None
             receiver = receiver_of(bound[0], frame.vars.get(bound[0]), owner, name.split(".")[-1])
+            if not receiver.module:  # rebuilt from a repr: the class the method is defined on
+                receiver = replace(receiver, module=module, qualname=name.rsplit(".", 1)[0])
         args, kwargs = call_values(fn, frame.vars, skip=bound[0] if bound else None)
-        if ast.literal_eval(repr((args, kwargs))) != (args, kwargs):
+        encoded = encode((args, kwargs, receiver))
+        if ast.literal_eval(repr(encoded)) != encoded:
             raise NotRebuildable("values do not round-trip as literals")
+        class_roots = _class_roots(root, import_root, [*specs_in(receiver), *specs_in(args), *specs_in(kwargs)])
     except (NotRebuildable, ValueError, SyntaxError) as err:
         return str(err)
-    module, import_root = names
     generator = any(isinstance(n, (ast.Yield, ast.YieldFrom)) for n in own_nodes(fn))
     return Replay(index, f"{module}.{name}", location.role, module, name, import_root, args, kwargs,
-                  receiver, generator, constructs)
+                  receiver, generator, constructs, class_roots)
+
+
+def _class_roots(root: Path, import_root: str, specs: Sequence[ObjectSpec]) -> tuple[str, ...]:
+    """The repo folders the classes of rebuilt objects import from; NotRebuildable when one of them
+    is not a class defined at the top of a module of the repo (or nested in such a class)."""
+    found: set[str] = set()
+    for spec in specs:
+        where = _class_root(root, import_root, spec.module, spec.qualname)
+        if where is None:
+            raise NotRebuildable(f"the class {spec.cls} of a rebuilt object is not defined in the repo "
+                                 "at this commit")
+        found.add(where)
+    return tuple(sorted(found - {import_root}))
+
+
+def _class_root(root: Path, import_root: str, module: str, qualname: str) -> str | None:
+    parts = module.split(".")
+    if not all(p.isidentifier() and not keyword.iskeyword(p) for p in (*parts, *qualname.split("."))):
+        return None
+    for base in dict.fromkeys((import_root, "", "src")):
+        for rel in ("/".join(parts) + ".py", "/".join(parts) + "/__init__.py"):
+            path = root / base / rel if base else root / rel
+            if not path.is_file():
+                continue
+            try:
+                body: list[ast.stmt] = ast.parse(read_source(path)).body
+            except (Undecodable, OSError, SyntaxError):
+                return None
+            node: ast.ClassDef | None = None
+            for part in qualname.split("."):
+                node = next((n for n in reversed(body) if isinstance(n, ast.ClassDef) and n.name == part), None)
+                if node is None:
+                    return None
+                body = node.body
+            return base
+    return None
 
 
 def _function_node(tree: ast.Module, qualname: str) -> tuple[_Fn, ast.ClassDef | None] | None:
@@ -243,7 +286,7 @@ def _parameters(fn: _Fn) -> list[str]:
 
 
 def _render(replays: Sequence[Replay], exc_type: str, event_id: str) -> str:
-    roots = sorted({r.import_root for r in replays})
+    roots = sorted({r.import_root for r in replays} | {c for r in replays for c in r.class_roots})
     tests = "\n\n".join(_render_test(r) for r in replays)
     return f'''"""Replays written by autofix from event {event_id!r}.
 
@@ -268,18 +311,53 @@ async def _wait(awaitable):
     return await awaitable
 
 
+def _build(node, made):
+    """A value from its encoding: ("v", literal), containers, ("obj", ...) and ("ref", id)."""
+    kind = node[0]
+    if kind == "v":
+        return node[1]
+    if kind == "ref":
+        return made[node[1]]
+    if kind == "list":
+        return [_build(n, made) for n in node[1]]
+    if kind == "dict":
+        return {{k: _build(n, made) for k, n in node[1].items()}}
+    if kind in ("tuple", "set", "frozenset"):
+        return {{"tuple": tuple, "set": set, "frozenset": frozenset}}[kind](_build(n, made) for n in node[1])
+    _, module, qualname, ident, state, fields, items, elements = node
+    cls = importlib.import_module(module)
+    for name in qualname.split("."):
+        cls = getattr(cls, name)
+    obj = cls.__new__(cls)
+    made[ident] = obj
+    if state:
+        obj.__dict__.update({{k: _build(n, made) for k, n in state.items()}})
+    for name, n in fields.items():
+        object.__setattr__(obj, name, _build(n, made))
+    if items is not None:
+        dict.update(obj, {{k: _build(n, made) for k, n in items.items()}})
+    if elements is not None:
+        list.extend(obj, [_build(n, made) for n in elements])
+    return obj
+
+
 def _replay(module, qualname, args, kwargs, receiver=None, generator=False):
     target = importlib.import_module(module)
+    args = tuple(_build(a, {{}}) for a in args)
+    kwargs = {{k: _build(v, {{}}) for k, v in kwargs.items()}}
     if receiver is None:
         for name in qualname:
             target = getattr(target, name)
     else:
         for name in qualname[:-1]:
             target = getattr(target, name)
-        obj = object.__new__(target)
-        for name, value in receiver.items():
-            object.__setattr__(obj, name, value)
-        target = getattr(obj, qualname[-1])
+        obj = _build(receiver, {{}})
+        if not isinstance(obj, target):
+            raise TypeError("the rebuilt receiver is a " + type(obj).__qualname__ + ", not a " + target.__qualname__)
+        # The frame's own function, not an override a subclass may have; a property's getter.
+        method = inspect.getattr_static(target, qualname[-1])
+        method = getattr(method, "fget", None) or getattr(method, "func", None) or method
+        target = method.__get__(obj, type(obj))
     try:
         result = target(*args, **kwargs)
         if inspect.isawaitable(result):
@@ -298,9 +376,11 @@ def _replay(module, qualname, args, kwargs, receiver=None, generator=False):
 
 
 def _render_test(replay: Replay) -> str:
-    receiver = dict(replay.receiver.attrs) if replay.receiver is not None else None
+    receiver = encode(replay.receiver) if replay.receiver is not None else None
+    args = tuple(encode(a) for a in replay.args)
+    kwargs = {k: encode(v) for k, v in replay.kwargs.items()}
     return f'''def {replay.test_name}():
     """{replay.role} {replay.name}"""
-    _replay({replay.module!r}, {replay.call_path!r}, {replay.args!r}, {dict(replay.kwargs)!r},
+    _replay({replay.module!r}, {replay.call_path!r}, {args!r}, {kwargs!r},
             receiver={receiver!r}, generator={replay.generator!r})'''
 

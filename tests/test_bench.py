@@ -46,6 +46,25 @@ def test_bench_fixes_a_real_case_and_judges_it_with_the_hidden_check(tmp_path: P
     assert report["totals"]["fix_rate"] == 1.0
 
 
+@pytest.mark.network
+def test_bench_reports_both_sdk_configurations_and_the_integration_makes_a_method_crash_deliverable() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOFIX_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline", "bench", "--case", "boltons-complement-issubset", "--sdk", "both", "--json"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout)
+    assert report["sdk"] == "both" and report["cases"] == report["configurations"]["default"]["cases"]
+    (default,) = report["configurations"]["default"]["cases"]
+    (objects,) = report["configurations"]["objects"]["cases"]
+    # The receiver is `complement({1, 2})` by default: no frame replays, the correct patch is not queued.
+    assert default["replays"] == 0 and default["correct"] and not default["queued"]
+    assert "which shows no attributes" in default["not_replayable"][0]
+    assert objects["replays"] == 2 and objects["reproduced"] == 2 and objects["correct"] and objects["queued"]
+    assert report["configurations"]["objects"]["totals"]["delivered"] == 1
+
+
 def _result(id: str, *, correct: bool, queued: bool, rank: int | None, seconds: float) -> CaseResult:
     return CaseResult(id, id.split("-")[0], "KeyError", "verified" if queued else "no_fix", produced=correct or queued,
                       queued=queued, correct=correct, rank=rank, seconds=seconds, tokens=0, usd=0.0,

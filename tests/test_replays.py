@@ -159,7 +159,7 @@ def test_a_dataclass_receiver_is_rebuilt_from_its_repr_and_the_method_replay_fai
     assert outcome.plan is not None
     receiver = outcome.plan.replays[0].receiver
     assert receiver is not None and dict(receiver.attrs) == {"items": [], "discount": 5.0}
-    assert "object.__new__(target)" in outcome.plan.source
+    assert "cls.__new__(cls)" in outcome.plan.source
     method = outcome.best.verification.replays[0]  # type: ignore[union-attr]
     assert (method.before, method.after) == (ReplayStatus.REPRODUCED, ReplayStatus.PASSED)
 

@@ -1,10 +1,11 @@
 """Run a crash reproduction script under the real sentry-sdk and write the event it sends.
 
     python -m pipeline.benchmark.capture --out EVENT.json --in-app PKG [--release R] [--server-name S]
-        [--default-in-app] SCRIPT
+        [--default-in-app] [--in-app-objects] SCRIPT
 
 The SDK is configured as an application would configure it (local variables on, the package under
-test in-app); its transport writes the event to a file instead of sending it. Exit status: 0 when an
+test in-app); its transport writes the event to a file instead of sending it. `--in-app-objects`
+adds the opt-in integration of pipeline/sdk_objects.py, as an app that opted in would. Exit status: 0 when an
 event was written, 3 when the script completed without raising.
 """
 
@@ -20,6 +21,8 @@ from typing import Any
 import sentry_sdk
 from sentry_sdk.envelope import Envelope
 from sentry_sdk.transport import Transport
+
+from pipeline.sdk_objects import InAppObjectsIntegration
 
 
 class FileTransport(Transport):
@@ -43,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--server-name", default=None)
     parser.add_argument("--default-in-app", action="store_true",
                         help="Leave in-app to the SDK's defaults (the working folder), as an app that sets nothing")
+    parser.add_argument("--in-app-objects", action="store_true",
+                        help="Add pipeline.sdk_objects.InAppObjectsIntegration (in-app objects sent rebuildable)")
     parser.add_argument("script", type=Path)
     args = parser.parse_args(argv)
     sentry_sdk.init(
@@ -52,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         in_app_include=[] if args.default_in_app else args.in_app,
         in_app_exclude=[] if args.default_in_app else ["__main__", "runpy"],
         default_integrations=False,
+        integrations=[InAppObjectsIntegration()] if args.in_app_objects else [],
         release=args.release,
         server_name=args.server_name,
         environment="bench",

@@ -60,6 +60,10 @@ class CaseResult:
     llm_patches: int = 0
     llm_attempt: int | None = None
     llm_steps: tuple[dict[str, Any], ...] = ()
+    # How far verification reached: frames of the event with a replay, and those that reproduced.
+    replays: int = 0
+    reproduced: int = 0
+    not_replayable: tuple[str, ...] = ()
 
 
 def load_corpus_module(suite: Path) -> ModuleType:
@@ -101,17 +105,34 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
-def _capture(case: Any, code_root: Path, deps: Path | None, out: Path) -> str | None:
+SDK_CONFIGURATIONS = ("default", "objects")  # the SDK as apps configure it; with sdk_objects' integration
+
+
+def _capture(case: Any, code_root: Path, deps: Path | None, out: Path, sdk: str = "default") -> str | None:
     """Run repro.py under sentry-sdk; None on success, else why no event came."""
+    extra = ["--in-app-objects"] if sdk == "objects" else []
     done = subprocess.run(
         [sys.executable, "-m", "pipeline.benchmark.capture", "--out", str(out), "--in-app", case.import_name,
-         str(case.folder / "repro.py")],
+         *extra, str(case.folder / "repro.py")],
         env=_env(PYTHONPATH=_pythonpath(code_root, deps, Path(__file__).resolve().parents[2])),
         cwd=out.parent, capture_output=True, text=True, timeout=CHECK_TIMEOUT_S,
     )
     if done.returncode == 0 and out.is_file():
         return None
     return f"capture exited {done.returncode}: {(done.stderr.strip().splitlines() or [''])[-1]}"
+
+
+def replay_plan(root: Path, event_path: Path) -> Any:
+    """The replays `autofix fix` would plan for the event in the checkout (marked and scrubbed alike)."""
+    from pipeline.context.retrieve import retrieve
+    from pipeline.grouping import group
+    from pipeline.repro import plan_replays
+    from pipeline.scrub import scrub_event
+    from pipeline.sources import load_path
+    from pipeline.sources.in_app import InAppRules, repo_packages
+
+    event, _ = group(scrub_event(InAppRules.of(repo_packages(root)).mark(load_path(event_path)[0])))
+    return plan_replays(event, retrieve(event, root))
 
 
 def _localisation_rank(case: Any, corpus: ModuleType, localization: list[dict[str, Any]]) -> int | None:
@@ -175,9 +196,10 @@ def _templates_only(out: dict[str, Any], check: Callable[[str], tuple[bool, str]
             "correct": correct, "strategy": best["strategy"], "produced": True}
 
 
-def run_case(case: Any, corpus: ModuleType, work: Path, llm: Mapping[str, str] | None = None) -> CaseResult:
+def run_case(case: Any, corpus: ModuleType, work: Path, llm: Mapping[str, str] | None = None,
+             sdk: str = "default") -> CaseResult:
     started = time.monotonic()
-    ranked: dict[str, int | None] = {}  # both localisations, once the event is captured
+    ranked: dict[str, Any] = {}  # both localisations once the event is captured, then the replays
 
     def result(status: str, reason: str, **kw: Any) -> CaseResult:
         base: dict[str, Any] = dict(produced=False, queued=False, correct=False, rank=None, tokens=0, usd=0.0,
@@ -193,13 +215,15 @@ def run_case(case: Any, corpus: ModuleType, work: Path, llm: Mapping[str, str] |
         return result("error", f"sources unavailable: {exc}")
     checkout = _checkout(source, work / "repo", case.requires)
     event = work / "event.json"
-    problem = _capture(case, checkout / case.source_root, deps, event)
+    problem = _capture(case, checkout / case.source_root, deps, event, sdk)
     if problem:
         return result("error", problem)
     from pipeline.benchmark.localisation import ranks
 
     ranked.update(zip(("rank_stack", "rank_fused"), ranks(case, corpus, checkout, event, work / "loc-home"),
                       strict=True))
+    plan = replay_plan(checkout, event)  # also when no fixer has a patch, so `autofix fix` plans none
+    ranked.update(replays=len(plan.replays), not_replayable=plan.not_replayable)
     extra = dict(llm or {})
     if llm:
         extra.update(AUTOFIX_LOG_FORMAT="json", AUTOFIX_LOG_LEVEL="info")
@@ -222,6 +246,8 @@ def run_case(case: Any, corpus: ModuleType, work: Path, llm: Mapping[str, str] |
         return result("error", f"autofix fix exited {done.returncode} without a JSON outcome: "
                                f"{done.stderr.strip()[-300:]}")
     rank = _localisation_rank(case, corpus, out["localization"])
+    verification = out.get("verification") or {}
+    ranked.update(reproduced=sum(1 for r in verification.get("replays") or () if r.get("before") == "reproduced"))
     tokens, usd = int(out["cost"]["tokens"]), float(out["cost"]["usd"])
     checked: dict[str, tuple[bool, str]] = {}
 
@@ -255,18 +281,23 @@ def case_folders(suite: Path, only: Sequence[str] = ()) -> list[Path]:
 
 
 def run_suite(suite: Path, only: Sequence[str] = (), on_case: Callable[[CaseResult], None] | None = None,
-              keep: Path | None = None, llm: Mapping[str, str] | None = None) -> list[CaseResult]:
-    """Every case; with `llm` (AUTOFIX_LLM_* variables for the child), templates then the LLM fixer."""
+              keep: Path | None = None, llm: Mapping[str, str] | None = None, sdk: str = "default"
+              ) -> list[CaseResult]:
+    """Every case; with `llm` (AUTOFIX_LLM_* variables for the child), templates then the LLM fixer.
+    `sdk` is how the crash is captured: "default" (sentry-sdk as apps configure it) or "objects"
+    (with pipeline/sdk_objects.py's opt-in integration)."""
+    if sdk not in SDK_CONFIGURATIONS:
+        raise ConfigError(f"unknown SDK configuration {sdk!r}: one of {', '.join(SDK_CONFIGURATIONS)}")
     corpus = load_corpus_module(suite)
     results: list[CaseResult] = []
     base = keep or Path(tempfile.mkdtemp(prefix="autofix-bench-"))
     try:
         for folder in case_folders(suite, only):
             case = corpus.load_case(folder)
-            work = base / case.id
+            work = base / sdk / case.id
             shutil.rmtree(work, ignore_errors=True)
             work.mkdir(parents=True)
-            res = run_case(case, corpus, work, llm)
+            res = run_case(case, corpus, work, llm, sdk)
             results.append(res)
             if on_case:
                 on_case(res)
@@ -298,6 +329,8 @@ def totals(results: Sequence[CaseResult]) -> dict[str, Any]:
         "tokens": sum(r.tokens for r in results),
         "usd": round(sum(r.usd for r in results), 4),
         "errors": sum(r.status == "error" for r in results),
+        "replayable_events": sum(r.replays > 0 for r in results),  # a frame whose arguments rebuild
+        "reproduced_events": sum(r.reproduced > 0 for r in results),  # and whose replay fails as the event did
         "localisation": _localisation(results),
         "total_seconds": round(sum(r.seconds for r in results), 1),
         "mean_seconds": round(sum(r.seconds for r in results) / n, 2) if n else 0.0,
@@ -361,7 +394,9 @@ def markdown(results: Sequence[CaseResult]) -> str:
               f"delivered {t['delivered']}/{t['cases']} (correct and queued), "
               f"fix rate {t['fix_rate']:.2f} ({t['correct']}/{t['cases']}), precision {precision} "
               f"({t['queued_correct']} correct of {t['queued']} queued), recall@1 {t['recall_at_1']:.2f}, "
-              f"recall@5 {t['recall_at_5']:.2f}, median {t['median_seconds']:.1f} s, {t['tokens']} tokens."]
+              f"recall@5 {t['recall_at_5']:.2f}, median {t['median_seconds']:.1f} s, {t['tokens']} tokens; "
+              f"events with a replayable frame {t['replayable_events']}/{t['cases']}, "
+              f"reproduced by the best candidate's replays {t['reproduced_events']}/{t['cases']}."]
     from pipeline.benchmark.localisation import summary
 
     lines += ["", summary(t["localisation"])]

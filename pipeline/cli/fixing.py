@@ -6,7 +6,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -189,6 +189,10 @@ def bench(
     llm: Annotated[bool, typer.Option(
         "--llm", help="Also run the LLM fixer (the AUTOFIX_LLM_* settings of this process) after the templates; "
                       "templates-only figures come from the same run.")] = False,
+    sdk: Annotated[str, typer.Option(
+        "--sdk", metavar="CONFIG", help="How crashes are captured: 'default' (sentry-sdk as apps configure it), "
+        "'objects' (with the opt-in pipeline.sdk_objects integration) or 'both' (each case twice, both reported).")
+    ] = "default",
 ) -> None:
     """The crash-bug benchmark (real PyPI bugs, fixed by `autofix fix`, judged by hidden checks) and the
     grouping benchmark (pairwise precision and recall of fingerprints on a labelled set).
@@ -206,22 +210,32 @@ def bench(
     for folder, option in ((suite, "--suite"), (grouping_set, "--grouping-set")):
         if not folder.is_dir():
             raise InvalidInput(f"{option} {folder}", "no such folder")
+    configurations = runner.SDK_CONFIGURATIONS if sdk == "both" else (sdk,)
+    if any(c not in runner.SDK_CONFIGURATIONS for c in configurations):
+        raise InvalidInput(f"--sdk {sdk}", "one of default, objects, both")
     folders = runner.case_folders(suite, case or ())
+    runs: dict[str, list[runner.CaseResult]] = {}
     with progress() as bar:
-        task = bar.add_task("bench", total=len(folders))
+        task = bar.add_task("bench", total=len(folders) * len(configurations))
+        for config in configurations:
 
-        def advance(result: runner.CaseResult) -> None:
-            mark = "correct" if result.correct else result.status
-            bar.console.print(f"{result.id:<40} {mark:<10} rank={result.rank or '-'} {result.seconds:.1f}s",
-                              markup=False, highlight=False)
-            bar.advance(task)
+            def advance(result: runner.CaseResult, config: str = config) -> None:
+                mark = "correct" if result.correct else result.status
+                bar.console.print(f"{result.id:<40} {mark:<10} rank={result.rank or '-'} replays={result.replays} "
+                                  f"sdk={config} {result.seconds:.1f}s", markup=False, highlight=False)
+                bar.advance(task)
 
-        results = runner.run_suite(suite, case or (), advance, keep, _llm_env() if llm else None)
+            runs[config] = runner.run_suite(suite, case or (), advance, keep, _llm_env() if llm else None, config)
+    results = runs[configurations[0]]
     grouping = evaluate(grouping_set)
     if as_json:
-        print_json({**runner.as_json(results), "grouping": grouping_json(grouping)})
+        extra: dict[str, Any] = {"sdk": sdk}
+        if len(runs) > 1:
+            extra["configurations"] = {c: runner.as_json(r) for c, r in runs.items()}
+        print_json({**runner.as_json(results), **extra, "grouping": grouping_json(grouping)})
         return
-    text = runner.markdown(results) + "\n\nGrouping: " + report(grouping)
+    text = "\n\n".join(f"SDK configuration: {c}\n\n{runner.markdown(r)}" if len(runs) > 1 else runner.markdown(r)
+                       for c, r in runs.items()) + "\n\nGrouping: " + report(grouping)
     if markdown:
         sys.stdout.write(text + "\n")
     else:
