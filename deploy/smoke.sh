@@ -25,7 +25,7 @@ VENV=${VENV:-.venv}
 PY="$ROOT/$VENV/bin/python"
 TOOLS="$ROOT/$VENV/tools/compose"
 SOCKET=${AUTOFIX_ENGINE_SOCKET:-/run/podman/podman.sock}
-export DOCKER_HOST="unix://$SOCKET"
+export AUTOFIX_ENGINE_SOCKET=$SOCKET DOCKER_HOST="unix://$SOCKET"
 
 t0=$(date +%s)
 say() { printf '[smoke %4ss] %s\n' "$(( $(date +%s) - t0 ))" "$*" >&2; }
@@ -127,10 +127,13 @@ rm -rf "$WORK/checkouts/shop/.pytest_cache"
 find "$WORK/checkouts/shop" -name __pycache__ -prune -exec rm -rf {} +
 git -C "$WORK/checkouts/shop" init -q --initial-branch=main
 git -C "$WORK/checkouts/shop" add -A
-git -C "$WORK/checkouts/shop" -c user.name=smoke -c user.email=smoke@localhost commit -q -m "The example service"
-cat >"$WORK/autofix.toml" <<'EOF'
+git -C "$WORK/checkouts/shop" -c user.name=smoke -c user.email=smoke@localhost -c commit.gpgsign=false commit -q -m "The example service"
+PORT=${AUTOFIX_SMOKE_PORT:-$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
+export AUTOFIX_WEB_BIND=127.0.0.1 AUTOFIX_WEB_PORT=$PORT
+URL="http://127.0.0.1:$PORT"
+cat >"$WORK/autofix.toml" <<EOF
 # Written by deploy/smoke.sh: one repo, the example service, fixed in sandbox containers.
-public_base_url = "http://127.0.0.1:8000"
+public_base_url = "$URL"
 in_app_packages = ["shop"]
 
 [[repos]]
@@ -161,9 +164,6 @@ fi
 chown -R "$AUTOFIX_FIX_WORKER_UID:$DOCKER_GID" "$WORK/checkouts"
 chown 10001:10001 "$STATE"
 chmod 0755 "$WORK"
-PORT=${AUTOFIX_SMOKE_PORT:-$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
-export AUTOFIX_WEB_BIND=127.0.0.1 AUTOFIX_WEB_PORT=$PORT
-URL="http://127.0.0.1:$PORT"
 say "fix worker as uid $AUTOFIX_FIX_WORKER_UID gid $DOCKER_GID; web on $URL"
 
 # --- up, healthy ----------------------------------------------------------------------------------
