@@ -39,7 +39,7 @@ curl -sf --unix-socket "$SOCKET" http://d/_ping >/dev/null \
 if [ ! -x "$TOOLS/bin/podman-compose" ]; then
   say "installing podman-compose into $TOOLS"
   python3 -m venv "$TOOLS"
-  "$TOOLS/bin/pip" install -q 'podman-compose>=1.1,<2'
+  "$TOOLS/bin/pip" install -q 'podman-compose>=1.6,<2'  # 1.6.0 is what this was proved with
 fi
 COMPOSE_BIN="$TOOLS/bin/podman-compose"
 

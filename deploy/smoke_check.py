@@ -196,8 +196,8 @@ def main(argv: list[str] | None = None) -> int:
         report["candidates"] = [verified(base, args.token, c) for c in found]
         # The rest of the issues' attempts may still be running; the metrics need only the events.
         report["metrics"] = wait_for("/metrics to count the events", lambda: check_metrics(base, len(event_ids)), 120)
-    except SmokeFailed as exc:
-        report["failed"] = str(exc)
+    except (SmokeFailed, httpx.HTTPError) as exc:
+        report["failed"] = f"{type(exc).__name__}: {exc}"
         print(json.dumps(report, indent=1))
         print(f"smoke check FAILED: {exc}", file=sys.stderr)
         return 1
