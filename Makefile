@@ -11,7 +11,7 @@ WHEELHOUSE_STAMP := $(WHEELHOUSE)/.stamp
 # System packages the sandbox and the tests need (Debian names); chromium runs the review UI's browser tests.
 SYSTEM_PACKAGES := bubblewrap git chromium
 
-.PHONY: demo test bench-check bench-localisation bench-llm venv wheelhouse system-deps lint typecheck docs screenshots clean
+.PHONY: demo test deploy-check bench-check bench-localisation bench-llm venv wheelhouse system-deps lint typecheck docs screenshots clean
 
 venv: $(STAMP)
 
@@ -42,6 +42,12 @@ demo: venv system-deps
 
 test: venv wheelhouse system-deps lint typecheck
 	AUTOFIX_TEST_WHEELHOUSE=$(abspath $(WHEELHOUSE)) $(VENV)/bin/pytest
+
+# deploy/compose.yaml brought up as a whole on Podman (podman-compose, the offline Redis and PostgreSQL
+# images), real errors sent in, a candidate awaiting review seen on the JSON API, all torn down again:
+# minutes, so not part of `make test`. deploy/smoke.sh says what it builds and checks.
+deploy-check: venv
+	deploy/smoke.sh
 
 # The benchmark corpus stays honest (each case crashes on its buggy release, passes on its fixed
 # one), and the tests that run real cases: all download sdists from PyPI (cached in bench/.cache/).

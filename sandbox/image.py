@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING
 import structlog
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from pipeline.errors import SandboxUnavailable
+from pipeline import bundled
+from pipeline.errors import ConfigError, SandboxUnavailable
 
 if TYPE_CHECKING:
     from docker import DockerClient
@@ -34,8 +35,12 @@ _STEP_TIMEOUT_S = 1800.0
 
 
 def default_recipe_dir() -> Path:
-    """deploy/sandbox/ of the checkout this module runs from."""
-    return Path(__file__).resolve().parents[1] / "deploy" / "sandbox"
+    """deploy/sandbox/ of the checkout this module runs from, else the copy an installed wheel carries
+    (the same files, so the same hash finds the same image)."""
+    try:
+        return bundled.folder("sandbox")
+    except ConfigError:
+        return bundled.candidates("sandbox")[0]  # load_recipe names it as missing
 
 
 class Recipe(BaseModel):

@@ -1,5 +1,6 @@
 """deploy/: the example autofix.toml passes `autofix config check`; the compose file runs the
-services the deployment needs, each with a health check, from commands the CLI has."""
+services the deployment needs, each with a health check, from commands the CLI has, and what differs
+between hosts is a variable with the production default. (`make deploy-check` brings it up.)"""
 
 from __future__ import annotations
 
@@ -50,6 +51,20 @@ def test_the_compose_file_runs_web_both_workers_beat_redis_and_postgres_with_hea
     assert commands["fix-worker"][:3] == ["worker", "--queues", "fix"]
     assert services["web"]["environment"]["AUTOFIX_INGEST_PROCESSING"] == "celery"
     for name, command in commands.items():
-        assert services[name]["image"] == "autofix:latest"  # one image, the command picks the process
+        # One image, the command picks the process.
+        assert services[name]["image"] == "${AUTOFIX_IMAGE:-autofix:latest}"
         assert autofix(command[0], "--help", cwd=DEPLOY).returncode == 0, name
     assert 'ENTRYPOINT ["autofix"]' in (DEPLOY / "Dockerfile").read_text()
+
+
+def test_host_specific_values_default_to_production_and_the_state_folder_is_the_same_path_on_both_sides() -> None:
+    services = yaml.safe_load((DEPLOY / "compose.yaml").read_text())["services"]
+
+    assert services["redis"]["image"] == "${AUTOFIX_REDIS_IMAGE:-redis:7-alpine}"
+    assert services["postgres"]["image"] == "${AUTOFIX_POSTGRES_IMAGE:-postgres:16-alpine}"
+    state = "${AUTOFIX_STATE_DIR:-/var/lib/autofix}"
+    for name in ("web", "ingest-worker", "fix-worker", "beat"):
+        assert f"{state}:{state}" in services[name]["volumes"], name  # sandbox mounts resolve on the host
+        assert services[name]["environment"]["AUTOFIX_HOME"] == state
+    (socket,) = [v for v in services["fix-worker"]["volumes"] if isinstance(v, dict)]
+    assert socket["target"] == "/var/run/docker.sock" and socket["bind"] == {"create_host_path": False}

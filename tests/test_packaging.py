@@ -18,9 +18,11 @@ from pathlib import Path
 
 import pytest
 
+from sandbox.image import load_recipe
+
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "pipeline", "sandbox", "workers", "examples",
-           "bench")
+           "bench", "deploy")
 IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".cache", "results", ".pytest_cache", ".autofix",
                                  "*.egg-info")
 
@@ -78,6 +80,13 @@ def test_the_wheel_installs_without_dev_extras_and_runs_the_demo_outside_the_che
     assert where.startswith(str(venv))  # the installed copy, not the checkout
     no_dev = subprocess.run([venv / "bin" / "python", "-c", "import mypy"], capture_output=True, check=False)
     assert no_dev.returncode != 0  # the dev extras are not there
+
+    # The sandbox image's recipe comes from the package too, hashed as the checkout's: the docker
+    # backend of an installed autofix (the deployment's image is one) finds the same image.
+    folder, digest = run(venv / "bin" / "python", "-c",
+                         "from sandbox.image import load_recipe; r = load_recipe(); print(r.folder, r.digest)",
+                         cwd=elsewhere, env=env).split()
+    assert folder.startswith(str(venv)) and digest == load_recipe().digest
 
     # The examples, migrations and templates come from the package: approving renders the PR body.
     report = json.loads(run("autofix", "demo", "--json", "--approve-all", cwd=elsewhere, env=env))
