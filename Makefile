@@ -74,7 +74,7 @@ screenshots: venv system-deps
 	$(PY) docs/take_screenshots.py
 
 lint: venv
-	$(VENV)/bin/ruff check pipeline sandbox workers tests bench examples docs setup.py
+	$(VENV)/bin/ruff check pipeline sandbox workers tests bench examples docs deploy setup.py
 
 typecheck: venv
 	$(VENV)/bin/mypy
