@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from pipeline.fixers.diffing import changed_lines, diff_files
-from pipeline.records import CandidateStatus, Cost, FixCandidate, Patch, Verification
+from pipeline.records import CandidateStatus, Cost, FixCandidate, Patch, ReplayStatus, Verification
 from pipeline.settings import GateConfig
 
 # Evidence weights. They sum to 1.0 for a verified, minimal, template patch with passing tests.
@@ -68,6 +68,18 @@ def confidence_parts(patch: Patch, verification: Verification | None, gate: Gate
     return parts
 
 
+def callers_unchecked(verification: Verification) -> str:
+    """The first in-app caller that could not be replayed, when no caller's replay reproduced the
+    crash; empty when a caller's replay did, or when the crash frame has no in-app caller."""
+    if any(r.role == "caller" and r.before is ReplayStatus.REPRODUCED for r in verification.replays):
+        return ""
+    # Notes read "caller FUNCTION (PATH:LINE): why"; the frame is what the reason names.
+    unchecked = [note.split("): ", 1)[0] + ")" if "): " in note else note
+                 for note in verification.not_replayable if note.startswith("caller ")]
+    unchecked += [f"caller {r.name} (its replay did not reproduce)" for r in verification.replays if r.role == "caller"]
+    return unchecked[0] if unchecked else ""
+
+
 def decide(patch: Patch, verification: Verification | None, confidence: float, gate: GateConfig,
            bar: Bar | None = None, require_tests: bool = False) -> GateDecision:
     reasons: list[str] = []
@@ -78,6 +90,12 @@ def decide(patch: Patch, verification: Verification | None, confidence: float, g
         why = (f"gate.require_tests_for: {patch.strategy}" if patch.strategy.split(":", 1)[0] in gate.require_tests_for
                else "gate.require_tests")
         reasons.append(f"tests not run, and the policy requires them ({why})")
+    if gate.require_caller_replay and verification is not None and verification.verified:
+        unchecked = callers_unchecked(verification)
+        if unchecked:
+            reasons.append(f"only the crash frame's replay shows the fix, and no in-app caller could be "
+                           f"replayed ({unchecked}): what the patched function now returns is unchecked "
+                           "(gate.require_caller_replay)")
     files = diff_files(patch.diff)
     lines = changed_lines(patch.diff)
     if not files:

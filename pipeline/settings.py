@@ -91,6 +91,10 @@ class GateConfig(BaseModel):
     # a model's edit is unconstrained, and replays alone prove only that the exception is gone (an
     # edit that silences the crash, a `break` out of the loop, passes them). Templates are fixed shapes.
     require_tests_for: list[str] = Field(default_factory=lambda: ["llm"])
+    # Hold a candidate whose only passing replay is the crash frame's while the crash has in-app
+    # callers that could not be replayed: "no exception there" is all it shows, and a guard that
+    # returns early shows that too while its callers get a result they cannot use.
+    require_caller_replay: bool = True
 
     def tests_required(self, triage: bool, strategy: str = "") -> bool:
         if strategy.split(":", 1)[0] in self.require_tests_for and self.require_tests is not False:

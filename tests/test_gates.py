@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from pipeline.fixers.diffing import unified_diff
 from pipeline.gates import TESTS_NOT_RUN, WEIGHTS, confidence_parts, decide, score
-from pipeline.records import CandidateStatus, Cost, Patch, SandboxRun, Verification
+from pipeline.records import (
+    CandidateStatus,
+    Cost,
+    Patch,
+    ReplayResult,
+    ReplayStatus,
+    SandboxRun,
+    Verification,
+)
 from pipeline.settings import GateConfig
 
 GATE = GateConfig(min_confidence=0.6, max_changed_lines=10, max_files=2)
@@ -136,3 +146,37 @@ def test_confidence_threshold_holds_a_verified_candidate_below_it() -> None:
     assert not decision.admitted
     assert decision.reasons == (f"confidence {candidate.confidence:.2f} is below 0.99",)
     assert decide(patch(), verification(), 0.99, strict).admitted  # at the threshold is enough
+
+
+def _replayed(*roles: tuple[str, ReplayStatus], notes: tuple[str, ...] = ()) -> Verification:
+    replays = tuple(ReplayResult(f"app.f{i}", role, before, ReplayStatus.PASSED if before is ReplayStatus.REPRODUCED
+                                 else None) for i, (role, before) in enumerate(roles))
+    return replace(verification(), replays=replays, not_replayable=notes)
+
+
+def test_a_fix_shown_only_at_the_crash_frame_is_held_while_its_in_app_callers_could_not_be_replayed() -> None:
+    # astroid's empty format spec, with the in-app objects integration: the crash frame replays, its
+    # callers' receivers hold AST nodes, and an index guard passes the replay yet returns nothing.
+    crash_only = _replayed(("crash", ReplayStatus.REPRODUCED),
+                           notes=("caller JoinedStr._infer (astroid/nodes/node_classes.py:4776): its receiver "
+                                  "cannot be rebuilt",))
+    held = decide(patch(), crash_only, 1.0, GATE)
+    assert not held.admitted
+    assert held.reasons == ("only the crash frame's replay shows the fix, and no in-app caller could be replayed "
+                            "(caller JoinedStr._infer (astroid/nodes/node_classes.py:4776)): what the patched "
+                            "function now returns is unchecked (gate.require_caller_replay)",)
+    # A caller whose replay ran but did not fail with the event's exception before is no evidence either.
+    unreproduced = _replayed(("crash", ReplayStatus.REPRODUCED), ("caller", ReplayStatus.OTHER_ERROR))
+    assert "caller app.f1 (its replay did not reproduce)" in decide(patch(), unreproduced, 1.0, GATE).reasons[0]
+    # The same patch is admitted when the gate is told not to ask for callers.
+    assert decide(patch(), crash_only, 1.0, GateConfig(max_changed_lines=10, require_caller_replay=False)).admitted
+
+
+@pytest.mark.parametrize("roles, notes", [
+    ((("crash", ReplayStatus.REPRODUCED), ("caller", ReplayStatus.REPRODUCED)), ("caller g (a.py:3): why",)),
+    ((("caller", ReplayStatus.REPRODUCED),), ("crash f (a.py:1): its argument was scrubbed",)),
+    ((("crash", ReplayStatus.REPRODUCED),), ()),  # the crash frame is the outermost in-app frame
+])
+def test_a_fix_is_admitted_when_a_caller_replays_or_the_crash_frame_has_no_in_app_caller(
+        roles: tuple[tuple[str, ReplayStatus], ...], notes: tuple[str, ...]) -> None:
+    assert decide(patch(), _replayed(*roles, notes=notes), 1.0, GATE).admitted
