@@ -215,10 +215,11 @@ def _class_roots(root: Path, import_root: str, specs: Sequence[ObjectSpec]) -> t
     """The repo folders the classes of rebuilt objects import from; NotRebuildable when one of them
     is not a class defined at the top of a module of the repo (or nested in such a class)."""
     found: set[str] = set()
-    for spec in specs:
-        where = _class_root(root, import_root, spec.module, spec.qualname)
+    # Each class once: a tree of nested objects names the same few classes many times.
+    for module, qualname in dict.fromkeys((spec.module, spec.qualname) for spec in specs):
+        where = _class_root(root, import_root, module, qualname)
         if where is None:
-            raise NotRebuildable(f"the class {spec.cls} of a rebuilt object is not defined in the repo "
+            raise NotRebuildable(f"the class {module}.{qualname} of a rebuilt object is not defined in the repo "
                                  "at this commit")
         found.add(where)
     return tuple(sorted(found - {import_root}))
@@ -234,35 +235,37 @@ def _class_root(root: Path, import_root: str, module: str, qualname: str) -> str
             if not path.is_file():
                 continue
             try:
-                body: list[ast.stmt] = ast.parse(read_source(path)).body
+                tree = ast.parse(read_source(path))
             except (Undecodable, OSError, SyntaxError):
                 return None
-            node: ast.ClassDef | None = None
-            for part in qualname.split("."):
-                node = next((n for n in reversed(body) if isinstance(n, ast.ClassDef) and n.name == part), None)
-                if node is None:
-                    return None
-                body = node.body
-            return base
+            return base if _definitions(tree, qualname, (ast.ClassDef,)) else None
     return None
+
+
+def _definitions(tree: ast.Module, qualname: str, kinds: tuple[type[ast.stmt], ...]) -> list[ast.stmt] | None:
+    """The definitions a qualname names, outermost first, each the last of its name (and of `kinds`)
+    in the body of the one before; None when a part is not found."""
+    body: list[ast.stmt] = tree.body
+    chain: list[ast.stmt] = []
+    for part in qualname.split("."):
+        node = next((n for n in reversed(body) if isinstance(n, kinds) and getattr(n, "name", None) == part), None)
+        if node is None:
+            return None
+        chain.append(node)
+        body = node.body  # type: ignore[attr-defined]  # every kind passed is a definition with a body
+    return chain
 
 
 def _function_node(tree: ast.Module, qualname: str) -> tuple[_Fn, ast.ClassDef | None] | None:
     """The function a qualname names, and the class it is defined in (None: module level)."""
-    body: list[ast.stmt] = tree.body
-    node: ast.AST | None = None
-    owner: ast.ClassDef | None = None
-    for part in qualname.split("."):
-        if isinstance(node, ast.ClassDef):
-            owner = node
-        elif node is not None:
-            return None  # a function inside a function: not reachable from outside
-        node = next((n for n in reversed(body) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef,
-                                                                 ast.ClassDef)) and n.name == part), None)
-        if node is None:
-            return None
-        body = node.body
-    return (node, owner) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) else None
+    chain = _definitions(tree, qualname, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+    if chain is None or not all(isinstance(n, ast.ClassDef) for n in chain[:-1]):
+        return None  # not found, or a function inside a function: not reachable from outside
+    node, owner = chain[-1], chain[-2] if len(chain) > 1 else None
+    if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return None
+    assert owner is None or isinstance(owner, ast.ClassDef)
+    return node, owner
 
 
 def _bound_parameter(fn: _Fn, owner: ast.ClassDef | None) -> tuple[str, str] | None:

@@ -26,7 +26,7 @@ from pipeline.context.index import build_index
 from pipeline.context.rank import DEFAULT_WEIGHTS, FusionWeights, fused_ranking, stack_ranking
 from pipeline.context.retrieve import retrieve
 from pipeline.context.search import CodeSearch
-from pipeline.records import Location
+from pipeline.records import CodeContext, ErrorEvent, Location
 
 
 @dataclass(frozen=True)
@@ -61,9 +61,9 @@ def _dicts(locations: Sequence[Location]) -> list[dict[str, Any]]:
     return [{"path": loc.path, "function": loc.function, "line": loc.line} for loc in locations]
 
 
-def rank_pair(case: Any, corpus: ModuleType, root: Path, event_path: Path, home: Path,
-              weights: FusionWeights = DEFAULT_WEIGHTS) -> tuple[list[Location], list[Location]]:
-    """Stack-only and fused localisation of the case's event in the checkout at `root`."""
+def prepared_event(root: Path, event_path: Path) -> tuple[ErrorEvent, CodeContext]:
+    """The captured event marked, scrubbed and grouped as `autofix fix` does, and its retrieved stack
+    in the checkout at `root`."""
     from pipeline.grouping import group
     from pipeline.scrub import scrub_event
     from pipeline.sources import load_path
@@ -71,7 +71,13 @@ def rank_pair(case: Any, corpus: ModuleType, root: Path, event_path: Path, home:
 
     rules = InAppRules.of(repo_packages(root))
     event, _ = group(scrub_event(rules.mark(load_path(event_path)[0])))
-    context = retrieve(event, root)
+    return event, retrieve(event, root)
+
+
+def rank_pair(case: Any, corpus: ModuleType, root: Path, event_path: Path, home: Path,
+              weights: FusionWeights = DEFAULT_WEIGHTS) -> tuple[list[Location], list[Location]]:
+    """Stack-only and fused localisation of the case's event in the checkout at `root`."""
+    event, context = prepared_event(root, event_path)
     index = build_index(root, cache_dir=home / "context" / "index")
     return stack_ranking(context), fused_ranking(event, context, index, CodeSearch(index), weights)
 

@@ -124,15 +124,10 @@ def _capture(case: Any, code_root: Path, deps: Path | None, out: Path, sdk: str 
 
 def replay_plan(root: Path, event_path: Path) -> Any:
     """The replays `autofix fix` would plan for the event in the checkout (marked and scrubbed alike)."""
-    from pipeline.context.retrieve import retrieve
-    from pipeline.grouping import group
+    from pipeline.benchmark.localisation import prepared_event
     from pipeline.repro import plan_replays
-    from pipeline.scrub import scrub_event
-    from pipeline.sources import load_path
-    from pipeline.sources.in_app import InAppRules, repo_packages
 
-    event, _ = group(scrub_event(InAppRules.of(repo_packages(root)).mark(load_path(event_path)[0])))
-    return plan_replays(event, retrieve(event, root))
+    return plan_replays(*prepared_event(root, event_path))
 
 
 def _localisation_rank(case: Any, corpus: ModuleType, localization: list[dict[str, Any]]) -> int | None:
