@@ -8,6 +8,7 @@ pulled. Building needs root and debootstrap (and the Debian mirror); finding nee
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -107,12 +108,22 @@ def find_image(client: DockerClient, recipe: Recipe) -> ImageRef | None:
 
 
 def ensure_image(client: DockerClient, recipe: Recipe, rebuild: bool = False) -> ImageRef:
-    """Find the recipe's image, or build it when there is none (or when asked to)."""
+    """Find the recipe's image, or build it when there is none (or when asked to).
+
+    Builders on one host take turns (a lock file per recipe): two fix workers, or two test workers,
+    starting together on a fresh engine build the image once, and the second finds it."""
     found = None if rebuild else find_image(client, recipe)
     if found is not None:
         log.info("sandbox_image.found", tag=found.tag, id=found.id[:19])
         return found
-    return build_image(client, recipe)
+    lock = Path(tempfile.gettempdir()) / f"autofix-sandbox-image-{recipe.digest[:12]}.lock"
+    with lock.open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # released when the file is closed
+        found = None if rebuild else find_image(client, recipe)
+        if found is not None:
+            log.info("sandbox_image.found", tag=found.tag, id=found.id[:19], after="another builder")
+            return found
+        return build_image(client, recipe)
 
 
 def build_image(client: DockerClient, recipe: Recipe) -> ImageRef:

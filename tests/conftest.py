@@ -23,6 +23,20 @@ if TYPE_CHECKING:
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
+def _redis_database_per_worker() -> None:
+    """Under `pytest -n N` each worker gets a Redis database of its own (the base one plus its
+    index), set before the test modules read AUTOFIX_TEST_BROKER_URL: the Celery tests flush theirs."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")  # gw0, gw1, ...
+    if not worker:
+        return
+    base = os.environ.get("AUTOFIX_TEST_BROKER_URL", "redis://127.0.0.1:6379/7")
+    prefix, _, database = base.rpartition("/")
+    os.environ["AUTOFIX_TEST_BROKER_URL"] = f"{prefix}/{(int(database or 0) + int(worker.removeprefix('gw'))) % 16}"
+
+
+_redis_database_per_worker()
+
+
 @pytest.fixture(scope="session")
 def repo_env_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One cache of repo environments for the whole session: each distinct env is built once."""
