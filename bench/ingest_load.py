@@ -61,7 +61,7 @@ def serve(home: Path, store_url: str | None) -> None:
     from pipeline.web.app import create_app
     from pipeline.web.server import bind, run
 
-    logging_setup.configure("info", "json")  # the parent reads server.listening from the log
+    logging_setup.configure(os.environ.get("BENCH_SERVE_LOG", "info"), "json")  # the parent reads server.listening from the log
     settings = Settings(home=home, store_url=store_url, sentry_dsn_keys=DSN_KEY, sentry_client_secret=SECRET,
                         ingest_max_backlog=1_000_000, broker_url=None, repos=[])
     app = create_app(settings)

@@ -9,6 +9,7 @@ webhook Request-ID is dropped by the unique constraint inside the same transacti
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 import threading
@@ -73,21 +74,26 @@ class SqlInbox:
 
     def _sqlite_add_to_inbox(self, items: Sequence[InboxItem]) -> list[int | None]:
         """The accept path's batch on SQLite, through the driver on a connection of this thread's
-        own: SQLAlchemy's per-batch and per-row work would be most of the cost (3x, measured). Within
-        the write transaction (BEGIN IMMEDIATE) nobody else inserts, so a multi-row insert's rowids
-        are the consecutive ones ending at the last."""
+        own: SQLAlchemy's per-batch and per-row work would be most of the cost (3x, measured).
+
+        Each statement the driver runs lets go of the GIL and must take it back, and while the event
+        loop is busy every take-back waits out a switch interval (5 ms), with the batch's requests
+        waiting on it: so a batch is as few statements as it can be. The usual one (SDK events, no
+        Request-ID) is a single multi-row INSERT in autocommit, its own transaction; one statement
+        holds the write lock throughout, so its rowids are the consecutive ones ending at the last."""
         self.migrate()
         plain = [i for i, item in enumerate(items) if item.request_id is None]
         keyed = [i for i, item in enumerate(items) if item.request_id is not None]
         ids: dict[int, int | None] = {}
         connection = self._raw_sqlite()
         try:
+            if not keyed and len(plain) <= _SQLITE_ROWS_PER_INSERT:
+                self._sqlite_insert_plain(connection, items, plain, ids)
+                return [ids[i] for i in range(len(items))]
             connection.execute("BEGIN IMMEDIATE")
             try:
-                if plain:
-                    connection.executemany(_SQLITE_INBOX_INSERT, [_sqlite_inbox_row(items[i]) for i in plain])
-                    last = connection.execute("SELECT last_insert_rowid()").fetchone()[0]
-                    ids.update(zip(plain, range(last - len(plain) + 1, last + 1), strict=True))
+                for start in range(0, len(plain), _SQLITE_ROWS_PER_INSERT):
+                    self._sqlite_insert_plain(connection, items, plain[start : start + _SQLITE_ROWS_PER_INSERT], ids)
                 for i in keyed:
                     row = connection.execute(_SQLITE_INBOX_INSERT_ONCE, _sqlite_inbox_row(items[i])).fetchone()
                     ids[i] = row[0] if row else None
@@ -98,6 +104,17 @@ class SqlInbox:
         except sqlite3.OperationalError as exc:  # locked past the busy timeout, disk full...
             raise StoreUnavailable(str(exc)) from exc
         return [ids[i] for i in range(len(items))]
+
+    @staticmethod
+    def _sqlite_insert_plain(connection: sqlite3.Connection, items: Sequence[InboxItem], rows: list[int],
+                             ids: dict[int, int | None]) -> None:
+        if not rows:
+            return
+        cursor = connection.execute(_sqlite_multi_insert(len(rows)),
+                                    [value for i in rows for value in _sqlite_inbox_row(items[i])])
+        last = cursor.lastrowid
+        assert last is not None
+        ids.update(zip(rows, range(last - len(rows) + 1, last + 1), strict=True))
 
     def _raw_sqlite(self) -> sqlite3.Connection:
         connection: sqlite3.Connection | None = getattr(self._local, "sqlite", None)
@@ -210,6 +227,15 @@ _SQLITE_INBOX_INSERT = (f"INSERT INTO inbox ({', '.join(_INBOX_COLUMNS)}) "
 
 
 _SQLITE_INBOX_INSERT_ONCE = _SQLITE_INBOX_INSERT + " ON CONFLICT (request_id) DO NOTHING RETURNING id"
+# One multi-row INSERT rather than executemany (a statement step per row, each a GIL take-back; see
+# _sqlite_add_to_inbox). Rows per statement stay under SQLite's default bound of 32,766 variables.
+_SQLITE_ROWS_PER_INSERT = 1000
+
+
+@functools.lru_cache(maxsize=64)
+def _sqlite_multi_insert(rows: int) -> str:
+    one = f"({', '.join('?' for _ in _INBOX_COLUMNS)})"
+    return f"INSERT INTO inbox ({', '.join(_INBOX_COLUMNS)}) VALUES {', '.join([one] * rows)}"
 
 
 def _sqlite_time(value: datetime | None) -> str | None:
