@@ -7,9 +7,11 @@ exception type (the test fails with a marker line); after it, it must complete w
 Replaying the callers is what catches a patch that only moves the crash one frame up.
 
 Sentry serialises locals as JSON whose leaves are repr() strings. A frame is replayable only when
-its values are literals and really are what the call passed; the plan says why each other frame is
-not (replay_args holds those checks: scrubbed markers, trimmed containers, reassigned parameters,
-receivers). The test file lives in a dot-folder of the worktree with its own pytest.ini, so neither
+its values are literals; the plan says why each other frame is not (replay_args holds those checks:
+scrubbed markers, trimmed containers, receivers). When a parameter is reassigned or changed in place
+before the crash line, the event holds its value at the crash, not the one passed: the frame is
+replayed with those values all the same (often a normalisation that gives the same path again), and
+only an exception raised through the frame's own line counts as reproducing the crash. The test file lives in a dot-folder of the worktree with its own pytest.ini, so neither
 the repo's test command nor the repo's pytest configuration ever meet it.
 """
 
@@ -64,6 +66,11 @@ class Replay:
     generator: bool = False  # its body runs only when iterated
     constructs: bool = False  # an __init__: replayed by calling its class
     class_roots: tuple[str, ...] = ()  # repo folders the rebuilt objects' classes import from
+    # Set when a parameter changed before the crash line, so the event holds its value at the crash,
+    # not the one passed: the replay calls with those values, and a reproduction must raise through
+    # the frame's own line (repo path, line), not merely raise the same type somewhere.
+    site: tuple[str, int] | None = None
+    approximate: str = ""  # why the values are the crash's (changed_before's reason)
 
     @property
     def call_path(self) -> tuple[str, ...]:
@@ -189,9 +196,7 @@ def _replay(location: Location, frame: Frame, root: Path, index: int,
         for param in _parameters(fn):
             if param in frame.vars and param not in unused:
                 tainted(param, frame.vars[param], meta.get(param))
-        changed = changed_before(fn, location.line, ignore=unused)
-        if changed:
-            return changed
+        changed = changed_before(fn, location.line, ignore=unused) or ""
         module, import_root = names
         receiver = None
         if bound is not None and bound[1] == "self" and not constructs:
@@ -207,8 +212,9 @@ def _replay(location: Location, frame: Frame, root: Path, index: int,
     except (NotRebuildable, ValueError, SyntaxError) as err:
         return str(err)
     generator = any(isinstance(n, (ast.Yield, ast.YieldFrom)) for n in own_nodes(fn))
+    site = (location.path, location.line) if changed else None
     return Replay(index, f"{module}.{name}", location.role, module, name, import_root, args, kwargs,
-                  receiver, generator, constructs, class_roots)
+                  receiver, generator, constructs, class_roots, site, changed)
 
 
 def _class_roots(root: Path, import_root: str, specs: Sequence[ObjectSpec]) -> tuple[str, ...]:
@@ -301,6 +307,7 @@ import importlib
 import inspect
 import os
 import sys
+import traceback
 
 import pytest
 
@@ -344,7 +351,14 @@ def _build(node, made):
     return obj
 
 
-def _replay(module, qualname, args, kwargs, receiver=None, generator=False):
+def _through(exc, site):
+    """Whether the exception was raised through the repo file's line `site` = (path, line)."""
+    path, line = site
+    return any(f.lineno == line and f.filename.replace(os.sep, "/").endswith("/" + path)
+               for f in traceback.extract_tb(exc.__traceback__))
+
+
+def _replay(module, qualname, args, kwargs, receiver=None, generator=False, site=None):
     target = importlib.import_module(module)
     args = tuple(_build(a, {{}}) for a in args)
     kwargs = {{k: _build(v, {{}}) for k, v in kwargs.items()}}
@@ -369,7 +383,7 @@ def _replay(module, qualname, args, kwargs, receiver=None, generator=False):
             for _ in zip(range(100_000), result):
                 pass
     except Exception as exc:
-        if type(exc).__name__ == EXCEPTION:
+        if type(exc).__name__ == EXCEPTION and (site is None or _through(exc, site)):
             pytest.fail("{MARKER} " + type(exc).__name__ + ": " + str(exc)[:200])
         raise
 
@@ -382,8 +396,10 @@ def _render_test(replay: Replay) -> str:
     receiver = encode(replay.receiver) if replay.receiver is not None else None
     args = tuple(encode(a) for a in replay.args)
     kwargs = {k: encode(v) for k, v in replay.kwargs.items()}
+    doc = f"{replay.role} {replay.name}" + (f", with the values at the crash: {replay.approximate}"
+                                             if replay.approximate else "")
     return f'''def {replay.test_name}():
-    """{replay.role} {replay.name}"""
+    {repr(doc)}
     _replay({replay.module!r}, {replay.call_path!r}, {args!r}, {kwargs!r},
-            receiver={receiver!r}, generator={replay.generator!r})'''
+            receiver={receiver!r}, generator={replay.generator!r}, site={replay.site!r})'''
 

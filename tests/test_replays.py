@@ -124,9 +124,6 @@ def test_the_templates_return_what_the_caller_needs_and_that_verifies_through_th
     ("trimmed-fifteen-readings", ["caller replayapp.trimmed.fifteen_readings"],
      "crash mean_beyond (replayapp/trimmed.py:6): argument 'values' holds exactly 10 items, the SDK's limit for "
      "a container: it may have been cut"),
-    ("ratio-reassigned-divisor", ["caller replayapp.ratio.unit_ratio"],
-     "crash ratio (replayapp/ratio.py:6): parameter 'b' is reassigned on line 5, before line 6: the event shows "
-     "its value at the crash, not the one the call passed"),
     ("meter-receiver-plain-object", ["caller replayapp.meter.check"],
      "crash Meter.mean (replayapp/meter.py:9): method mean: its receiver 'self' is "
      "'<replayapp.meter.Meter object at 0x"),
@@ -149,6 +146,43 @@ def test_each_frame_is_replayed_or_says_why_not_and_the_replayable_ones_reproduc
     assert v is not None
     assert v.not_replayable == outcome.plan.not_replayable
     assert all(r.before is ReplayStatus.REPRODUCED for r in v.replays), v.replays
+    assert outcome.status == "verified", outcome.reason
+
+
+def test_a_frame_whose_parameter_was_normalised_is_replayed_with_its_crash_values_and_reproduces_through_its_line(
+    repo: Path, tmp_path: Path, repo_env_cache: Path
+) -> None:
+    # share() runs `guests = int(guests)` before dividing: the event holds 0, the int, where the call
+    # passed "0". Called with 0, int() gives 0 again and the division fails on the same line.
+    outcome = fix("split-normalised-guests", repo, [TemplateFixer()], tmp_path, repo_env_cache)
+    plan = outcome.plan
+    assert plan is not None and plan.not_replayable == ()
+    assert [f"{r.role} {r.name}" for r in plan.replays] == ["crash replayapp.split.share",
+                                                            "caller replayapp.split.split_bill"]
+    crash = plan.replays[0]
+    assert crash.site == ("replayapp/split.py", 6)
+    assert "parameter 'guests' is reassigned on line 5, before line 6" in crash.approximate
+    assert outcome.status == "verified", outcome.reason
+    v = outcome.best.verification  # type: ignore[union-attr]
+    assert v is not None
+    assert [(r.role, r.before, r.after) for r in v.replays] == [
+        ("crash", ReplayStatus.REPRODUCED, ReplayStatus.PASSED), ("caller", ReplayStatus.REPRODUCED, ReplayStatus.PASSED)]
+
+
+def test_a_frame_whose_parameter_changed_is_replayed_with_its_crash_values_which_need_not_reproduce(
+    repo: Path, tmp_path: Path, repo_env_cache: Path
+) -> None:
+    # ratio() runs `b = b - 1` first: the event's b=0 is the call's 1 less one. Called with 0 it
+    # divides by -1 and returns; that replay proves nothing, and the caller's carries the verdict.
+    outcome = fix("ratio-reassigned-divisor", repo, [TemplateFixer()], tmp_path, repo_env_cache)
+    plan = outcome.plan
+    assert plan is not None and plan.not_replayable == ()
+    assert [f"{r.role} {r.name}" for r in plan.replays] == ["crash replayapp.ratio.ratio",
+                                                            "caller replayapp.ratio.unit_ratio"]
+    assert plan.replays[0].site == ("replayapp/ratio.py", 6)
+    v = outcome.best.verification  # type: ignore[union-attr]
+    assert v is not None
+    assert [(r.role, r.before) for r in v.replays] == [("crash", ReplayStatus.PASSED), ("caller", ReplayStatus.REPRODUCED)]
     assert outcome.status == "verified", outcome.reason
 
 

@@ -369,14 +369,50 @@ def other_locals_only(a, b):
     ("item_set", "1 / data[", {"data": {"k": "0"}}, "parameter 'data' is changed in place (item set)"),
     ("loop_rebinds", "q = 1 / n", {"n": "0", "steps": "3"}, "parameter 'n' is reassigned on line 33, in a loop that runs line 32 again"),
 ])
-def test_a_parameter_changed_before_the_crash_line_makes_the_frame_not_replayable(
+def test_a_parameter_changed_before_the_crash_line_is_replayed_with_its_value_at_the_crash_through_that_line(
     repo: Path, function: str, crash: str, vars: dict[str, Any], reason: str
 ) -> None:
     write_tree(repo, {"shop/changes.py": CHANGES})
     attempt = _attempt(repo, "shop/changes.py", function, crash, vars)
-    assert attempt.reproduction is None
-    assert reason in attempt.reason
-    assert "the event shows its value at the crash, not the one the call passed" in attempt.reason
+    r = attempt.reproduction
+    assert r is not None, attempt.reason
+    assert r.site == ("shop/changes.py", line_of(CHANGES, crash))
+    assert reason in r.approximate
+    assert "the event shows its value at the crash, not the one the call passed" in r.approximate
+    # The test says so, and passes the line: only an exception raised through it reproduces.
+    assert "with the values at the crash: " + r.approximate in attempt.plan.source
+    assert f"site={r.site!r}" in attempt.plan.source
+
+
+NORMALISED = '''"""A count that arrives as text, normalised first."""
+
+
+def share(total, guests):
+    guests = int(guests)
+    if guests < 0:
+        return total / 0
+    return total / guests
+'''
+
+
+def test_a_replay_with_the_values_at_the_crash_reproduces_only_through_the_crash_line(repo: Path) -> None:
+    write_tree(repo, {"shop/normalised.py": NORMALISED})
+    # The event saw guests=0 at the crash, after int(): called with 0, int() gives 0 again.
+    attempt = _attempt(repo, "shop/normalised.py", "share", "return total / guests", {"total": "90", "guests": "0"})
+    plan = attempt.plan
+    assert attempt.reproduction is not None and attempt.reproduction.site is not None, attempt.reason
+    before = _run_pytest(repo, plan.path, plan.source)
+    assert before.startswith("exit=1") and f"{MARKER} ZeroDivisionError" in before, before
+
+    # The same exception type from another line of the function is not the crash.
+    elsewhere = _attempt(repo, "shop/normalised.py", "share", "return total / guests", {"total": "90", "guests": "-1"})
+    other = _run_pytest(repo, elsewhere.plan.path, elsewhere.plan.source)
+    assert other.startswith("exit=1") and "ZeroDivisionError" in other and MARKER not in other, other
+
+    (repo / "shop/normalised.py").write_text(NORMALISED.replace("    return total / guests",
+                                                                "    return total / guests if guests else 0"))
+    after = _run_pytest(repo, plan.path, plan.source)
+    assert after.startswith("exit=0"), after
 
 
 @pytest.mark.parametrize(("function", "crash", "vars"), [
@@ -389,6 +425,7 @@ def test_changes_after_the_crash_line_or_to_other_locals_leave_the_frame_replaya
     write_tree(repo, {"shop/changes.py": CHANGES})
     attempt = _attempt(repo, "shop/changes.py", function, crash, vars)
     assert attempt.reproduction is not None, attempt.reason
+    assert attempt.reproduction.site is None  # the values are the call's: any raise of the type counts
 
 
 @pytest.mark.parametrize(("vars", "reason"), [

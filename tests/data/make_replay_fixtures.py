@@ -26,7 +26,7 @@ TINY_APP = HERE / "tinyfmt_app"
 OUT = HERE / "replay_events"
 sys.path[:0] = [str(APP), str(TINY_APP), str(HERE / "tinyfmt_src")]
 
-from replayapp import basket, greeting, meter, notify, ratio, stats, trimmed
+from replayapp import basket, greeting, meter, notify, ratio, split, stats, trimmed
 from tinyapp import labels
 
 
@@ -47,6 +47,7 @@ SCENARIOS: list[tuple[str, Callable[..., Any], tuple[Any, ...]]] = [
     ("notify-scrubbed-email", notify.notify_all, ()),
     ("trimmed-fifteen-readings", trimmed.fifteen_readings, ()),
     ("ratio-reassigned-divisor", ratio.unit_ratio, ()),
+    ("split-normalised-guests", split.split_bill, (90, "0")),
     ("basket-receiver-dataclass", basket.empty_basket_share, (5.0,)),
     ("meter-receiver-plain-object", meter.check, ([],)),
     ("tinyapp-label-of-zero", labels.share_label, (0,)),
