@@ -14,7 +14,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from pipeline.fixers.diffing import changed_lines, diff_files
-from pipeline.records import CandidateStatus, Cost, FixCandidate, Patch, ReplayStatus, Verification
+from pipeline.records import (
+    CandidateStatus,
+    Cost,
+    FixCandidate,
+    Patch,
+    ReplayStatus,
+    Verification,
+    note_frame,
+)
 from pipeline.settings import GateConfig
 
 # Evidence weights. They sum to 1.0 for a verified, minimal, template patch with passing tests.
@@ -73,9 +81,7 @@ def callers_unchecked(verification: Verification) -> str:
     crash; empty when a caller's replay did, or when the crash frame has no in-app caller."""
     if any(r.role == "caller" and r.before is ReplayStatus.REPRODUCED for r in verification.replays):
         return ""
-    # Notes read "caller FUNCTION (PATH:LINE): why"; the frame is what the reason names.
-    unchecked = [note.split("): ", 1)[0] + ")" if "): " in note else note
-                 for note in verification.not_replayable if note.startswith("caller ")]
+    unchecked = [note_frame(note) for note in verification.not_replayable if note.startswith("caller ")]
     unchecked += [f"caller {r.name} (its replay did not reproduce)" for r in verification.replays if r.role == "caller"]
     return unchecked[0] if unchecked else ""
 

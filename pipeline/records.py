@@ -251,6 +251,17 @@ class ReplayResult:
         return f"{self.role} {self.name}: before: {self.before.value}{after}{detail}"
 
 
+def unreplayable_note(role: str, function: str, path: str, line: int, why: str) -> str:
+    """How a plan says why a frame has no replay: "caller F (path:line): why" (stored as text)."""
+    return f"{role} {function} ({path}:{line}): {why}"
+
+
+def note_frame(note: str) -> str:
+    """The frame an unreplayable_note names ("caller F (path:line)"), without the reason."""
+    head, sep, _ = note.partition("): ")
+    return head + ")" if sep else note
+
+
 @dataclass(frozen=True)
 class Verification:
     """The verdict on one patch: every replay and run, and what they prove.
@@ -268,7 +279,7 @@ class Verification:
     applied: bool = True
     reason: str = ""
     replays: tuple[ReplayResult, ...] = ()
-    not_replayable: tuple[str, ...] = ()  # "<frame>: <why its arguments cannot be replayed>"
+    not_replayable: tuple[str, ...] = ()  # unreplayable_note(): "<frame>: <why it has no replay>"
     newly_failing: tuple[str, ...] = ()  # test ids that passed on the base and fail after the patch
     static_problems: tuple[str, ...] = ()  # a patched file that no longer compiles, a new undefined name
 

@@ -25,7 +25,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from pipeline.pysource import Undecodable, read_source
-from pipeline.records import CodeContext, ErrorEvent, Frame, Location
+from pipeline.records import CodeContext, ErrorEvent, Frame, Location, unreplayable_note
 from pipeline.replay_args import (
     NotRebuildable,
     ObjectSpec,
@@ -143,7 +143,7 @@ def plan_replays(event: ErrorEvent, context: CodeContext) -> ReplayPlan:
         if isinstance(found, Replay):
             replays.append(found)
         else:
-            notes.append(f"{location.role} {location.function} ({location.path}:{location.line}): {found}")
+            notes.append(unreplayable_note(location.role, location.function, location.path, location.line, found))
     source = _render(replays, exc.type, event.id) if replays else ""
     return ReplayPlan(tuple(replays), tuple(notes), exc.type, source)
 

@@ -16,6 +16,8 @@ from pipeline.records import (
     ReplayStatus,
     SandboxRun,
     Verification,
+    note_frame,
+    unreplayable_note,
 )
 from pipeline.settings import GateConfig
 
@@ -180,3 +182,10 @@ def test_a_fix_shown_only_at_the_crash_frame_is_held_while_its_in_app_callers_co
 def test_a_fix_is_admitted_when_a_caller_replays_or_the_crash_frame_has_no_in_app_caller(
         roles: tuple[tuple[str, ReplayStatus], ...], notes: tuple[str, ...]) -> None:
     assert decide(patch(), _replayed(*roles, notes=notes), 1.0, GATE).admitted
+
+
+def test_a_note_names_its_frame_however_its_reason_reads() -> None:
+    note = unreplayable_note("caller", "Checker.handle", "pkg/checker.py", 42,
+                             "argument 'node' is not a literal: <Node (x): y>")
+    assert note.startswith("caller Checker.handle (pkg/checker.py:42): argument 'node'")
+    assert note_frame(note) == "caller Checker.handle (pkg/checker.py:42)"
