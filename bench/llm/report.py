@@ -25,20 +25,29 @@ def why(case: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
-def main(path: str) -> None:
-    data = json.load(open(path))
+def render(data: dict[str, Any]) -> None:
     fields = CaseResult.__dataclass_fields__
     results = []
     for case in data["cases"]:
         values: dict[str, Any] = {k: (tuple(v) if k == "llm_steps" else v) for k, v in case.items() if k in fields}
         results.append(CaseResult(**values))
     print(markdown(results))
-    print("\n## Cases not delivered\n")
+    print("\n### Cases not delivered\n")
     for case in data["cases"]:
         if case["queued"] and case["correct"]:
             continue
         print(f"- **{case['id']}** ({case['exception']}, rank {case['rank'] or '-'}): {why(case)}")
-    print("\n## Totals (JSON)\n\n```json\n" + json.dumps(data["totals"], indent=1) + "\n```")
+    print("\n### Totals (JSON)\n\n```json\n" + json.dumps(data["totals"], indent=1) + "\n```")
+
+
+def main(path: str) -> None:
+    data = json.load(open(path))
+    # `--sdk both`: each capture has its own cases and totals; the top level repeats the first.
+    configurations = data.get("configurations") or {"": data}
+    for name, run in configurations.items():
+        if name:
+            print(f"\n## Captured with sentry-sdk: {name}\n")
+        render(run)
 
 
 if __name__ == "__main__":
