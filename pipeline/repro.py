@@ -11,8 +11,9 @@ its values are literals; the plan says why each other frame is not (replay_args 
 scrubbed markers, trimmed containers, receivers). When a parameter is reassigned or changed in place
 before the crash line, the event holds its value at the crash, not the one passed: the frame is
 replayed with those values all the same (often a normalisation that gives the same path again), and
-only an exception raised through the frame's own line counts as reproducing the crash. The test file lives in a dot-folder of the worktree with its own pytest.ini, so neither
-the repo's test command nor the repo's pytest configuration ever meet it.
+only an exception raised through the frame's own line counts as reproducing the crash. The test
+file lives in a dot-folder of the worktree with its own pytest.ini, so neither the repo's test
+command nor the repo's pytest configuration ever meet it.
 """
 
 from __future__ import annotations

@@ -77,8 +77,8 @@ class SqlInbox:
         own: SQLAlchemy's per-batch and per-row work would be most of the cost (3x, measured).
 
         Each statement the driver runs lets go of the GIL and must take it back, and while the event
-        loop is busy every take-back waits out a switch interval (5 ms), with the batch's requests
-        waiting on it: so a batch is as few statements as it can be. The usual one (SDK events, no
+        loop is busy every take-back waits out a switch interval (1 ms in `autofix serve`, 5 ms by
+        default), with the batch's requests waiting on it: so a batch is as few statements as it can be. The usual one (SDK events, no
         Request-ID) is a single multi-row INSERT in autocommit, its own transaction; one statement
         holds the write lock throughout, so its rowids are the consecutive ones ending at the last."""
         self.migrate()
