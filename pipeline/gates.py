@@ -77,12 +77,21 @@ def confidence_parts(patch: Patch, verification: Verification | None, gate: Gate
 
 
 def callers_unchecked(verification: Verification) -> str:
-    """The first in-app caller that could not be replayed, when no caller's replay reproduced the
-    crash; empty when a caller's replay did, or when the crash frame has no in-app caller."""
-    if any(r.role == "caller" and r.before is ReplayStatus.REPRODUCED for r in verification.replays):
+    """The first in-app frame above the patched function whose replay could show what that function
+    now returns, when none of them reproduced the crash; empty when one did, or when the patched
+    function is the outermost in-app frame."""
+    depth = verification.patched_depth
+    # Rows stored before replays carried their depth have depth 0 everywhere: their role says it.
+    above = [r for r in verification.replays if r.depth > depth or (depth == 0 and r.role == "caller")]
+    if any(r.judged and r.before is ReplayStatus.REPRODUCED for r in above):
         return ""
-    unchecked = [note_frame(note) for note in verification.not_replayable if note.startswith("caller ")]
-    unchecked += [f"caller {r.name} (its replay did not reproduce)" for r in verification.replays if r.role == "caller"]
+    if depth == 0:
+        unchecked = [note_frame(note) for note in verification.not_replayable if note.startswith("caller ")]
+    elif verification.stack_frames and verification.stack_frames - 1 <= depth:
+        return ""  # nothing in the app calls the patched function: its caller is the app's entry point
+    else:
+        unchecked = [f"the callers of the patched function (stack distance {depth})"]
+    unchecked += [f"caller {r.name} (its replay did not reproduce)" for r in above]
     return unchecked[0] if unchecked else ""
 
 
@@ -99,7 +108,7 @@ def decide(patch: Patch, verification: Verification | None, confidence: float, g
     if gate.require_caller_replay and verification is not None and verification.verified:
         unchecked = callers_unchecked(verification)
         if unchecked:
-            reasons.append(f"only the crash frame's replay shows the fix, and no in-app caller could be "
+            reasons.append(f"only the patched frame's replay shows the fix, and no in-app caller could be "
                            f"replayed ({unchecked}): what the patched function now returns is unchecked "
                            "(gate.require_caller_replay)")
     files = diff_files(patch.diff)

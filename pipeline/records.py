@@ -235,8 +235,11 @@ class ReplayResult:
     """One captured frame called again with its captured arguments, before and after the patch.
 
     `name` is the dotted function (`shop.api.checkout`); `role` is crash (the innermost frame) or
-    caller. `after` is None when the replay was not run after the patch: it did not reproduce before,
-    or the patch did not apply. `detail` is the exception line of its last failing run.
+    caller; `depth` its distance from the crash frame on the stack (0: the crash frame). `after` is
+    None when the replay was not run after the patch: it did not reproduce before, or the patch did
+    not apply. `detail` is the exception line of its last failing run. `judged` is False for a frame
+    below the function the patch changes: it calls unchanged code with the arguments the crash gave
+    it, which the patched caller no longer passes (or now handles), so its result proves nothing.
     """
 
     name: str
@@ -244,11 +247,14 @@ class ReplayResult:
     before: ReplayStatus
     after: ReplayStatus | None = None
     detail: str = ""
+    depth: int = 0
+    judged: bool = True
 
     def describe(self) -> str:
         after = f", after: {self.after.value}" if self.after is not None else ""
         detail = f" ({self.detail})" if self.detail else ""
-        return f"{self.role} {self.name}: before: {self.before.value}{after}{detail}"
+        below = ", not judged: below the patched function" if not self.judged else ""
+        return f"{self.role} {self.name}: before: {self.before.value}{after}{below}{detail}"
 
 
 def unreplayable_note(role: str, function: str, path: str, line: int, why: str) -> str:
@@ -266,10 +272,10 @@ def note_frame(note: str) -> str:
 class Verification:
     """The verdict on one patch: every replay and run, and what they prove.
 
-    Verified means: the patch applied; at least one replay failed with the event's exception before
-    it and every replay that did completes with no exception after it; no test that passed on the
-    base fails after it (or no tests ran: `tests_pass_after` is None); the patched files compile and
-    add no undefined name.
+    Verified means: the patch applied; at least one replay at or above the patched function failed
+    with the event's exception before it, and every such replay completes with no exception after
+    it; no test that passed on the base fails after it (or no tests ran: `tests_pass_after` is
+    None); the patched files compile and add no undefined name.
     """
 
     runs: tuple[SandboxRun, ...]
@@ -282,6 +288,10 @@ class Verification:
     not_replayable: tuple[str, ...] = ()  # unreplayable_note(): "<frame>: <why it has no replay>"
     newly_failing: tuple[str, ...] = ()  # test ids that passed on the base and fail after the patch
     static_problems: tuple[str, ...] = ()  # a patched file that no longer compiles, a new undefined name
+    # The stack distance of the deepest in-app frame whose function the patch changes (0: the crash
+    # frame, or a patch off the stack), and how many in-app frames the stack has in the repo.
+    patched_depth: int = 0
+    stack_frames: int = 0
 
     @property
     def verified(self) -> bool:

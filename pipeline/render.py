@@ -16,10 +16,11 @@ def verification_json(v: Verification | None) -> dict[str, Any] | None:
         "repro_passes_after": v.repro_passes_after, "tests_pass_after": v.tests_pass_after,
         "applied": v.applied, "tests_run": v.tests_run,
         "replays": [{"name": r.name, "role": r.role, "before": r.before.value,
-                     "after": r.after.value if r.after is not None else None, "detail": r.detail}
+                     "after": r.after.value if r.after is not None else None, "detail": r.detail,
+                     "depth": r.depth, "judged": r.judged}
                     for r in v.replays],
         "not_replayable": list(v.not_replayable), "newly_failing": list(v.newly_failing),
-        "static_problems": list(v.static_problems),
+        "static_problems": list(v.static_problems), "patched_depth": v.patched_depth,
         "runs": [{"kind": r.kind, "command": r.command, "exit_code": r.exit_code, "duration_s": r.duration_s,
                   "timed_out": r.timed_out, "output_tail": r.output_tail[-2000:]} for r in v.runs],
     }

@@ -72,6 +72,7 @@ class Replay:
     # the frame's own line (repo path, line), not merely raise the same type somewhere.
     site: tuple[str, int] | None = None
     approximate: str = ""  # why the values are the crash's (changed_before's reason)
+    depth: int = 0  # distance from the crash frame on the stack (0: the crash frame)
 
     @property
     def call_path(self) -> tuple[str, ...]:
@@ -85,6 +86,16 @@ class Replay:
 
 
 @dataclass(frozen=True)
+class FrameSpan:
+    """Where one in-app frame's function lies in the repo, and its distance from the crash frame."""
+
+    depth: int
+    path: str
+    start: int  # 1-based, inclusive
+    end: int
+
+
+@dataclass(frozen=True)
 class ReplayPlan:
     """The replays of one event, crash site first, and why each other in-app frame has none."""
 
@@ -94,6 +105,23 @@ class ReplayPlan:
     source: str = ""  # the pytest file; empty when there is no replay
     path: str = FILENAME
     ini: str = "[pytest]\n"
+    frames: tuple[FrameSpan, ...] = ()  # every located in-app frame, replayed or not, crash first
+
+    def patched_depth(self, changed: Mapping[str, set[int]]) -> int:
+        """The distance of the deepest frame whose function contains a changed line (`changed`: repo
+        path -> old line numbers). 0 when a changed line lies in no frame's function: code off the
+        stack may be called from any frame, so every replay must then show the fix."""
+        depths: set[int] = set()
+        for path, lines in changed.items():
+            for line in lines:
+                inside = [f for f in self.frames if f.path == path and f.start <= line <= f.end]
+                if not inside:
+                    return 0
+                # The innermost function holding the line (a nested function lies inside its parent's
+                # span), and of a recursive one its deepest frame.
+                tightest = min(f.end - f.start for f in inside)
+                depths.add(min(f.depth for f in inside if f.end - f.start == tightest))
+        return min(depths, default=0)
 
     @property
     def reason(self) -> str:
@@ -138,33 +166,36 @@ def plan_replays(event: ErrorEvent, context: CodeContext) -> ReplayPlan:
     root = Path(context.repo_root)
     replays: list[Replay] = []
     notes: list[str] = []
-    for location, frame, position in _located_frames(event, context):
+    frames: list[FrameSpan] = []
+    for depth, location, frame, position in _located_frames(event, context):
+        frames.append(FrameSpan(depth, location.path, location.start_line or location.line,
+                                location.end_line or location.line))
         meta = vars_meta(event, position)
         found = _replay(location, frame, root, len(replays), meta)
         if isinstance(found, Replay):
-            replays.append(found)
+            replays.append(replace(found, depth=depth))
         else:
             notes.append(unreplayable_note(location.role, location.function, location.path, location.line, found))
     source = _render(replays, exc.type, event.id) if replays else ""
-    return ReplayPlan(tuple(replays), tuple(notes), exc.type, source)
+    return ReplayPlan(tuple(replays), tuple(notes), exc.type, source, frames=tuple(frames))
 
 
-def _located_frames(event: ErrorEvent, context: CodeContext) -> list[tuple[Location, Frame, int]]:
-    """Each location of the escaping exception's stack, crash first, with its frame and the frame's
-    position in the exception's stack (the index `_meta` uses)."""
+def _located_frames(event: ErrorEvent, context: CodeContext) -> list[tuple[int, Location, Frame, int]]:
+    """Each location of the escaping exception's stack, crash first, with its distance from the crash,
+    its frame and the frame's position in the exception's stack (the index `_meta` uses)."""
     exc = event.primary
     assert exc is not None
     in_app = [i for i, f in enumerate(exc.frames) if f.in_app] or list(range(len(exc.frames)))
     remaining = list(reversed(in_app))
-    pairs: list[tuple[Location, Frame, int]] = []
-    for location in context.locations:
+    pairs: list[tuple[int, Location, Frame, int]] = []
+    for depth, location in enumerate(context.locations):
         short = location.function.rsplit(".", 1)[-1]
         same = [i for i in remaining if exc.frames[i].function == short]
         exact = [i for i in same if exc.frames[i].lineno == location.line]
         if exact or same:
             position = (exact or same)[0]
             remaining.remove(position)
-            pairs.append((location, exc.frames[position], position))
+            pairs.append((depth, location, exc.frames[position], position))
     return pairs
 
 

@@ -21,7 +21,7 @@ import structlog
 
 from pipeline import static_checks
 from pipeline.errors import PatchDoesNotApply
-from pipeline.fixers.diffing import diff_files
+from pipeline.fixers.diffing import changed_old_lines, diff_files
 from pipeline.ports import Limits, RunResult, Sandbox
 from pipeline.records import Patch, ReplayResult, ReplayStatus, SandboxRun, Verification
 from pipeline.repro import FILENAME, FOLDER, INI, JUNIT, MARKER, ReplayPlan
@@ -126,7 +126,7 @@ def run_baseline(setup: VerifySetup) -> Baseline:
         return Baseline((), (), None)
     with open_workspace(setup.repo_root, setup.work_base, setup.commit) as ws:
         run, statuses = _run_replays(setup, ws, "replays_before")
-        replays = tuple(_before(r.name, r.role, statuses.get(r.test_name)) for r in setup.plan.replays)
+        replays = tuple(_before(r.name, r.role, statuses.get(r.test_name), r.depth) for r in setup.plan.replays)
         runs = [run]
         tests = None
         if setup.test_command and any(r.before is ReplayStatus.REPRODUCED for r in replays):
@@ -144,10 +144,11 @@ def verify_patch(setup: VerifySetup, baseline: Baseline, patch: Patch) -> Verifi
         reason = setup.plan.reason or ("no replay failed with the event's exception before the patch: "
                                        + "; ".join(r.describe() for r in baseline.replays))
         return Verification(baseline.runs, False, False, None, reason=reason, replays=baseline.replays,
-                            not_replayable=notes)
+                            not_replayable=notes, stack_frames=len(setup.plan.frames))
     runs = list(baseline.runs)
     with open_workspace(setup.repo_root, setup.work_base, setup.commit) as ws:
         touched = diff_files(patch.diff)
+        depth = setup.plan.patched_depth(changed_old_lines(patch.diff))
         before = {path: _read(ws, path) for path in touched}
         try:
             ws.apply(patch.diff)
@@ -155,13 +156,14 @@ def verify_patch(setup: VerifySetup, baseline: Baseline, patch: Patch) -> Verifi
             log.info("patch.not_applied", patch=patch.id, reason=str(exc))
             return Verification(tuple(runs), True, False, None, applied=False,
                                 reason=f"the patch does not apply: {exc}", replays=baseline.replays,
-                                not_replayable=notes)
+                                not_replayable=notes, patched_depth=depth, stack_frames=len(setup.plan.frames))
         problems = static_checks.problems(before, {path: _read(ws, path) for path in touched})
         run, statuses = _run_replays(setup, ws, "replays_after")
         runs.append(run)
-        replays = tuple(_after(r, planned.test_name, statuses)
+        replays = tuple(_after(r, planned.test_name, statuses, depth)
                         for r, planned in zip(baseline.replays, setup.plan.replays, strict=True))
-        passes = all(r.after is ReplayStatus.PASSED for r in replays if r.before is ReplayStatus.REPRODUCED)
+        judged = [r for r in replays if r.judged and r.before is ReplayStatus.REPRODUCED]
+        passes = bool(judged) and all(r.after is ReplayStatus.PASSED for r in judged)
         tests_ok: bool | None = None
         tests_note = "tests not run: no test command configured or found"
         newly: tuple[str, ...] = ()
@@ -172,7 +174,8 @@ def verify_patch(setup: VerifySetup, baseline: Baseline, patch: Patch) -> Verifi
             tests_ok, tests_note, newly = verdict.ok, verdict.note, verdict.newly_failing
     reason = _reason(replays, problems, passes, tests_ok, tests_note)
     verification = Verification(tuple(runs), True, passes, tests_ok, reason=reason, replays=replays,
-                                not_replayable=notes, newly_failing=newly, static_problems=problems)
+                                not_replayable=notes, newly_failing=newly, static_problems=problems,
+                                patched_depth=depth, stack_frames=len(setup.plan.frames))
     log.info("patch.verified" if verification.verified else "patch.not_verified", patch=patch.id, reason=reason)
     return verification
 
@@ -184,18 +187,22 @@ def _read(ws: Workspace, path: str) -> bytes | None:
         return None
 
 
-def _before(name: str, role: str, status: tuple[ReplayStatus, str] | None) -> ReplayResult:
+def _before(name: str, role: str, status: tuple[ReplayStatus, str] | None, depth: int = 0) -> ReplayResult:
     before, detail = status or (ReplayStatus.NOT_RUN, "")
-    return ReplayResult(name, role, before, None, detail)
+    return ReplayResult(name, role, before, None, detail, depth)
 
 
-def _after(replay: ReplayResult, test_name: str, statuses: dict[str, tuple[ReplayStatus, str]]) -> ReplayResult:
-    """The replay with its result after the patch; only a replay that reproduced is judged after."""
+def _after(replay: ReplayResult, test_name: str, statuses: dict[str, tuple[ReplayStatus, str]],
+           patched_depth: int = 0) -> ReplayResult:
+    """The replay with its result after the patch; only a replay that reproduced is judged after, and
+    only one at or above the patched function (a frame below it is called with the crash's arguments
+    straight, past the patched caller, so it still raises whether or not the patch is right)."""
     if replay.before is not ReplayStatus.REPRODUCED:
         return replay
     status, detail = statuses.get(test_name, (ReplayStatus.NOT_RUN, ""))
     return ReplayResult(replay.name, replay.role, replay.before, status,
-                        detail if status is not ReplayStatus.PASSED else replay.detail)
+                        detail if status is not ReplayStatus.PASSED else replay.detail, replay.depth,
+                        judged=replay.depth >= patched_depth)
 
 
 def _reason(replays: Sequence[ReplayResult], problems: Sequence[str], passes: bool, tests_ok: bool | None,
@@ -203,7 +210,12 @@ def _reason(replays: Sequence[ReplayResult], problems: Sequence[str], passes: bo
     if problems:
         return "; ".join(problems)
     if not passes:
-        failing = [r for r in replays if r.before is ReplayStatus.REPRODUCED and r.after is not ReplayStatus.PASSED]
+        failing = [r for r in replays
+                   if r.judged and r.before is ReplayStatus.REPRODUCED and r.after is not ReplayStatus.PASSED]
+        if not failing:
+            below = ", ".join(r.name for r in replays if not r.judged)
+            return (f"no replay runs through the patched function: the ones that reproduced ({below}) "
+                    "call functions below it directly")
         first = failing[0]
         how = {ReplayStatus.REPRODUCED: "still raises", ReplayStatus.OTHER_ERROR: "raises"}.get(
             first.after or ReplayStatus.NOT_RUN, "did not complete")
@@ -212,8 +224,11 @@ def _reason(replays: Sequence[ReplayResult], problems: Sequence[str], passes: bo
         return f"after the patch the {first.role} replay {first.name} {how}{what}{more}"
     if tests_ok is False:
         return tests_note
-    done = ", ".join(f"{r.role} {r.name}" for r in replays if r.before is ReplayStatus.REPRODUCED)
-    return f"replays fail with the event's exception before the patch and complete after it ({done}); {tests_note}"
+    done = ", ".join(f"{r.role} {r.name}" for r in replays if r.judged and r.before is ReplayStatus.REPRODUCED)
+    below = [r.name for r in replays if not r.judged and r.before is ReplayStatus.REPRODUCED]
+    beside = f" ({', '.join(below)}: below the patched function, not judged)" if below else ""
+    return (f"replays fail with the event's exception before the patch and complete after it ({done}){beside}; "
+            f"{tests_note}")
 
 
 def _last_line(output: str) -> str:

@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from pipeline.fixers.diffing import unified_diff
-from pipeline.gates import TESTS_NOT_RUN, WEIGHTS, confidence_parts, decide, score
+from pipeline.gates import TESTS_NOT_RUN, WEIGHTS, callers_unchecked, confidence_parts, decide, score
 from pipeline.records import (
     CandidateStatus,
     Cost,
@@ -164,7 +164,7 @@ def test_a_fix_shown_only_at_the_crash_frame_is_held_while_its_in_app_callers_co
                                   "cannot be rebuilt",))
     held = decide(patch(), crash_only, 1.0, GATE)
     assert not held.admitted
-    assert held.reasons == ("only the crash frame's replay shows the fix, and no in-app caller could be replayed "
+    assert held.reasons == ("only the patched frame's replay shows the fix, and no in-app caller could be replayed "
                             "(caller JoinedStr._infer (astroid/nodes/node_classes.py:4776)): what the patched "
                             "function now returns is unchecked (gate.require_caller_replay)",)
     # A caller whose replay ran but did not fail with the event's exception before is no evidence either.
@@ -182,6 +182,31 @@ def test_a_fix_shown_only_at_the_crash_frame_is_held_while_its_in_app_callers_co
 def test_a_fix_is_admitted_when_a_caller_replays_or_the_crash_frame_has_no_in_app_caller(
         roles: tuple[tuple[str, ReplayStatus], ...], notes: tuple[str, ...]) -> None:
     assert decide(patch(), _replayed(*roles, notes=notes), 1.0, GATE).admitted
+
+
+def _above_the_crash(frames: int, *depths_and_status: tuple[int, ReplayStatus]) -> Verification:
+    """A patch to the crash frame's caller (stack distance 1) in a stack of `frames` in-app frames."""
+    replays = tuple(ReplayResult(f"app.f{d}", "crash" if d == 0 else "caller", before,
+                                 ReplayStatus.PASSED if before is ReplayStatus.REPRODUCED else None,
+                                 depth=d, judged=d >= 1) for d, before in depths_and_status)
+    return replace(verification(), replays=replays, patched_depth=1, stack_frames=frames)
+
+
+def test_a_fix_in_a_caller_needs_a_replay_above_it_unless_it_is_the_outermost_in_app_frame() -> None:
+    outermost = _above_the_crash(2, (0, ReplayStatus.REPRODUCED), (1, ReplayStatus.REPRODUCED))
+    assert decide(patch(), outermost, 1.0, GATE).admitted
+    checked_above = _above_the_crash(3, (0, ReplayStatus.REPRODUCED), (1, ReplayStatus.REPRODUCED),
+                                     (2, ReplayStatus.REPRODUCED))
+    assert decide(patch(), checked_above, 1.0, GATE).admitted
+    # A third frame calls the patched caller and could not be replayed: what it now gets is unchecked.
+    held = decide(patch(), _above_the_crash(3, (0, ReplayStatus.REPRODUCED), (1, ReplayStatus.REPRODUCED)),
+                  1.0, GATE)
+    assert not held.admitted
+    assert "(the callers of the patched function (stack distance 1))" in held.reasons[0]
+    # The crash frame's replay, below the patch, does not count as a caller of it.
+    assert callers_unchecked(_above_the_crash(3, (0, ReplayStatus.REPRODUCED), (1, ReplayStatus.REPRODUCED),
+                                              (2, ReplayStatus.OTHER_ERROR))) == \
+        "the callers of the patched function (stack distance 1)"
 
 
 def test_a_note_names_its_frame_however_its_reason_reads() -> None:

@@ -115,6 +115,48 @@ def test_the_templates_return_what_the_caller_needs_and_that_verifies_through_th
     assert best.verification.reason.endswith("tests not run: no test command configured or found")
 
 
+# --- a fix one frame up: the crash frame's replay is below the patch ------------------------------
+
+
+def test_a_fix_in_the_caller_is_judged_by_the_callers_replay_not_by_the_frame_below_it(
+    repo: Path, tmp_path: Path, repo_env_cache: Path
+) -> None:
+    # summary() no longer calls average() with no ratings. The crash frame's replay still calls
+    # average([]) directly and still raises: that proves nothing about a patch above it.
+    caller_fix = edit(repo, "replayapp/stats.py", '    return {"mean": round(average(ratings), 2), "count": len(ratings)}',
+                      '    mean = round(average(ratings), 2) if ratings else 0.0\n'
+                      '    return {"mean": mean, "count": len(ratings)}')
+    outcome = fix("stats-summary-of-no-ratings", repo, [GivenPatches([caller_fix])], tmp_path, repo_env_cache)
+
+    assert outcome.status == "verified", outcome.reason
+    v = outcome.best.verification  # type: ignore[union-attr]
+    assert v is not None and v.verified and v.patched_depth == 1 and v.stack_frames == 2
+    crash, caller = v.replays
+    assert (crash.name, crash.depth, crash.after, crash.judged) == (
+        "replayapp.stats.average", 0, ReplayStatus.REPRODUCED, False)
+    assert (caller.name, caller.depth, caller.after, caller.judged) == (
+        "replayapp.stats.summary", 1, ReplayStatus.PASSED, True)
+    assert "replayapp.stats.average: below the patched function, not judged" in v.reason
+    # summary() is the app's outermost frame: nothing above it could check what it returns.
+    assert outcome.queued, outcome.decisions
+
+
+def test_a_caller_fix_that_still_crashes_is_rejected_by_the_callers_replay(
+    repo: Path, tmp_path: Path, repo_env_cache: Path
+) -> None:
+    still_wrong = edit(repo, "replayapp/greeting.py", '    return "Hello, " + first_word(name).capitalize() + "!"',
+                       '    name = name if name is not None else None\n'
+                       '    return "Hello, " + first_word(name).capitalize() + "!"')
+    outcome = fix("greeting-of-no-name", repo, [GivenPatches([still_wrong])], tmp_path, repo_env_cache)
+
+    assert outcome.status == "unverified"
+    v = outcome.best.verification  # type: ignore[union-attr]
+    assert v is not None and v.patched_depth == 1
+    crash, caller = v.replays
+    assert not crash.judged and caller.judged and caller.after is ReplayStatus.REPRODUCED
+    assert outcome.reason.startswith("after the patch the caller replay replayapp.greeting.greet still raises")
+
+
 # --- frames that cannot be replayed, each for its own reason --------------------------------------
 
 

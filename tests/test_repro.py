@@ -14,7 +14,8 @@ import pytest
 from helpers_fix import event, exc, frame, line_of, write_tree
 
 from pipeline.records import CodeContext, Location
-from pipeline.repro import MARKER, NotRebuildable, Replay, ReplayPlan, module_name, plan_replays, rebuild
+from pipeline.fixers.diffing import changed_old_lines, unified_diff
+from pipeline.repro import MARKER, FrameSpan, NotRebuildable, Replay, ReplayPlan, module_name, plan_replays, rebuild
 
 
 @pytest.mark.parametrize(("serialised", "value"), [
@@ -564,3 +565,36 @@ def test_an_init_frame_is_replayed_by_calling_its_class_whatever_its_self_shows(
     assert r is not None, attempt.reason
     assert (r.call_path, r.constructs, r.receiver, r.kwargs) == (("Grid",), True, None, {"text": "abc", "width": 0})
     assert f"{MARKER} ZeroDivisionError" in _run_pytest(repo, attempt.plan.path, attempt.plan.source)
+
+
+# --- where a patch lies on the stack ---------------------------------------------------------------
+
+_FRAMES = (FrameSpan(0, "app/inner.py", 10, 14), FrameSpan(1, "app/outer.py", 3, 30),
+           FrameSpan(2, "app/outer.py", 40, 50), FrameSpan(3, "app/outer.py", 3, 30))  # 3: outer() recursing
+
+
+@pytest.mark.parametrize(("old", "new", "depth"), [
+    ({"app/inner.py": {12}}, {}, 0),                              # the crash frame
+    ({"app/outer.py": {5}}, {}, 1),                               # its caller, recursive: the deepest frame
+    ({"app/outer.py": {45, 5}}, {}, 1),                           # two frames: the deeper one
+    ({"app/outer.py": {45}}, {"app/inner.py": {12}}, 0),
+    ({"app/outer.py": {45}}, {"app/helpers.py": {2}}, 0),         # a line off the stack: everything is judged
+    ({"app/outer.py": {35}}, {}, 0),
+])
+def test_a_patch_lies_at_the_deepest_frame_whose_function_it_changes(
+        old: dict[str, set[int]], new: dict[str, set[int]], depth: int) -> None:
+    plan = ReplayPlan((), (), "ValueError", frames=_FRAMES)
+    assert plan.patched_depth({**old, **new}) == depth
+
+
+def test_a_nested_functions_line_belongs_to_the_nested_frame_not_to_the_one_around_it() -> None:
+    plan = ReplayPlan((), (), "KeyError", frames=(FrameSpan(0, "a.py", 5, 8), FrameSpan(1, "a.py", 1, 20)))
+    assert plan.patched_depth({"a.py": {6}}) == 0
+    assert plan.patched_depth({"a.py": {15}}) == 1
+
+
+def test_the_old_lines_a_diff_changes_count_removals_and_the_line_an_addition_follows() -> None:
+    old = "".join(f"line{i}\n" for i in range(1, 11))
+    changed = old.replace("line5\n", "LINE5\n").replace("line8\n", "line8\nadded\n")
+    assert changed_old_lines(unified_diff("m.py", old, changed)) == {"m.py": {5, 8}}
+    assert changed_old_lines(unified_diff("m.py", old, "first\n" + old)) == {"m.py": {1}}

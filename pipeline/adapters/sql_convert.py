@@ -141,6 +141,8 @@ def _verification_row(verification: Verification | None) -> VerificationRow | No
         not_replayable=list(verification.not_replayable),
         newly_failing=list(verification.newly_failing),
         static_problems=list(verification.static_problems),
+        patched_depth=verification.patched_depth,
+        stack_frames=verification.stack_frames,
     )
 
 
@@ -187,13 +189,16 @@ def _verification_from_rows(
         not_replayable=tuple(str(note) for note in summary.not_replayable),
         newly_failing=tuple(str(test) for test in summary.newly_failing),
         static_problems=tuple(str(problem) for problem in summary.static_problems),
+        patched_depth=summary.patched_depth,
+        stack_frames=summary.stack_frames,
     )
 
 
 def _replay(item: dict[str, Any]) -> ReplayResult:
     after = item.get("after")
     return ReplayResult(str(item["name"]), str(item["role"]), ReplayStatus(item["before"]),
-                        ReplayStatus(after) if after is not None else None, str(item.get("detail", "")))
+                        ReplayStatus(after) if after is not None else None, str(item.get("detail", "")),
+                        int(item.get("depth", 0)), bool(item.get("judged", True)))
 
 
 # --- reviews and pull requests -------------------------------------------------------------------

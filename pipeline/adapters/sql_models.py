@@ -153,6 +153,9 @@ class VerificationRow(Base):
     not_replayable: Mapped[list[Any]] = mapped_column(server_default=text("'[]'"))
     newly_failing: Mapped[list[Any]] = mapped_column(server_default=text("'[]'"))
     static_problems: Mapped[list[Any]] = mapped_column(server_default=text("'[]'"))
+    # Stack distance of the deepest frame the patch changes, and the in-app frames the stack has.
+    patched_depth: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    stack_frames: Mapped[int] = mapped_column(Integer, server_default=text("0"))
 
 
 class VerificationRunRow(Base):

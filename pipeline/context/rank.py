@@ -5,7 +5,8 @@ candidate (every function on the stack, and the top BM25 hits) as
 
     stack(d) + named + weight * bm25 / best_bm25
 
-with stack(d) = 1 / (1 + d) for a function at distance d from the crash site (0 off the stack) and
+with stack(d) = 1 / (1 + d) for a function at distance d from the crash site (0 off the stack; a
+crash frame that raised on purpose, `contract.raises_on_purpose`, trades distances with its caller) and
 `named` = 0.6 for a repo class or function that the exception message names in quotes (the class in
 "'ClassScope' object has no attribute 'x'"), so BM25 reorders the stack where the event's words
 point elsewhere and brings in code the stack never reached. Which of the two is used is the
@@ -18,6 +19,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from pipeline.context.contract import raises_on_purpose
 from pipeline.context.index import Symbol, SymbolIndex
 from pipeline.context.search import CodeSearch, event_query
 from pipeline.records import CodeContext, ErrorEvent, Location
@@ -64,6 +66,15 @@ def stack_ranking(context: CodeContext) -> list[Location]:
     return list(context.locations)
 
 
+def _distances(event: ErrorEvent, context: CodeContext) -> list[int]:
+    """Each stack location's distance for scoring: its place on the stack, except that a crash frame
+    that raised on purpose (pipeline/context/contract.py) trades places with its first caller."""
+    order = list(range(len(context.locations)))
+    if len(order) > 1 and context.locations[1].role == "caller" and raises_on_purpose(event, context.crash):
+        order[0], order[1] = 1, 0
+    return order
+
+
 def fused_ranking(event: ErrorEvent, context: CodeContext, index: SymbolIndex, search: CodeSearch | None = None,
                   weights: FusionWeights = DEFAULT_WEIGHTS, query: Sequence[str] | None = None) -> list[Location]:
     search = search or CodeSearch(index)
@@ -72,7 +83,8 @@ def fused_ranking(event: ErrorEvent, context: CodeContext, index: SymbolIndex, s
     best = max((h.score for h in hits), default=0.0) or 1.0
     bm = {(h.symbol.path, h.symbol.qualname): h.score / best for h in hits}
     scored: dict[tuple[str, str], tuple[float, Location]] = {}
-    for depth, loc in enumerate(context.locations):
+    order = _distances(event, context)
+    for depth, loc in zip(order, context.locations, strict=True):
         key = (loc.path, loc.function)
         fused = 1.0 / (1 + depth) + weights.bm25 * bm.get(key, 0.0)
         if key not in scored:

@@ -19,7 +19,8 @@ More templates live beside this module and are registered in TEMPLATES below: te
 (parse_guard, handler_widen: ValueError from int()/float()/Decimal()), templates_flow.py
 (unbound_init: UnboundLocalError; next_default: StopIteration from next()), templates_none.py
 (None in a comparison, a concatenation, an augmented assignment, arithmetic, unary minus, len()).
-Shared helpers are in template_kit.py.
+One works one frame up, at the first in-app caller, when the crash frame raised on purpose:
+templates_caller.py (caller_handles). Shared helpers are in template_kit.py.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import libcst as cst
 import libcst.matchers as m
 import structlog
 
+from pipeline.context.contract import raises_on_purpose
 from pipeline.fixers.cst_site import CrashSite, find_site, is_pure
 from pipeline.fixers.diffing import unified_diff
 from pipeline.fixers.template_kit import (
@@ -53,6 +55,7 @@ from pipeline.fixers.template_kit import (
     site_nodes,
     subscript_key,
 )
+from pipeline.fixers.templates_caller import caller_handles
 from pipeline.fixers.templates_flow import FLOW_TEMPLATES
 from pipeline.fixers.templates_none import NONE_TEMPLATES
 from pipeline.fixers.templates_parse import PARSE_TEMPLATES
@@ -329,5 +332,31 @@ class TemplateFixer:
                     strategy=f"template:{rewrite.template}", diff=diff, files=(crash.path,),
                     description=f"{crash.function}: {rewrite.description}",
                 ))
+        for caller, caller_source, rewrite in _caller_rewrites(event, context, crash, exc):
+            if rewrite.source == caller_source:
+                continue
+            diff = unified_diff(caller.path, caller_source, rewrite.source)
+            patches.setdefault(diff, Patch(
+                strategy=f"template:{rewrite.template}", diff=diff, files=(caller.path,),
+                description=f"{caller.function}: {rewrite.description}",
+            ))
         log.info("template.proposed", patches=len(patches), fix_class=issue.fix_class)
         return list(patches.values())[: self.max_patches]
+
+
+def _caller_rewrites(event: ErrorEvent, context: CodeContext, crash: Location,
+                     exc: ExceptionInfo) -> Iterator[tuple[Location, str, Rewrite]]:
+    """caller_handles at the first in-app caller, when the crash frame raised on purpose."""
+    callers = [loc for loc in context.locations if loc.role == "caller"]
+    if not callers or not raises_on_purpose(event, crash):
+        return
+    caller = callers[0]
+    try:
+        source = decode_source((Path(context.repo_root) / caller.path).read_bytes(), caller.path)
+    except (Undecodable, OSError):
+        return
+    site = find_site(source, caller.line, caller.function)
+    if site is None:
+        return
+    for rewrite in caller_handles(site, crash, exc):
+        yield caller, source, rewrite

@@ -107,7 +107,7 @@ def _default_params(site: CrashSite) -> list[str]:
             if p.default is not None and _DEFAULT_PARAM.match(p.name.value)]
 
 
-def _handler_returns(site: CrashSite) -> list[str]:
+def handler_returns(site: CrashSite) -> list[str]:
     """`return X` of the function's other exception handlers whose body is just that return."""
     assert site.function is not None
     out: list[str] = []
@@ -142,8 +142,8 @@ def parse_guard(site: CrashSite, exc: ExceptionInfo) -> Iterator[Rewrite]:
     if not calls:
         return
     catch = _catch_name(site, exc)
-    block = _enclosing_try(site)
-    if block is not None and (any(h.type is None for h in block.handlers) or _caught(site, block) & (_CATCHES_ALL | {catch})):
+    block = enclosing_try(site)
+    if block is not None and (any(h.type is None for h in block.handlers) or handled_types(site, block) & (_CATCHES_ALL | {catch})):
         return  # already caught around here: the crash did not escape from this statement
     parsed = site.code(calls[0])
     handlers: list[tuple[list[str], str]] = []
@@ -155,7 +155,7 @@ def parse_guard(site: CrashSite, exc: ExceptionInfo) -> Iterator[Rewrite]:
     for stmt in _own_raises(site):
         handlers.append(([stmt], f"raise `{stmt.removesuffix(' from None').removeprefix('raise ')}` as the "
                                  "function does for other bad input"))
-    for stmt in _handler_returns(site):
+    for stmt in handler_returns(site):
         handlers.append(([stmt], f"`{stmt}` as the function's other handler does"))
     for stmt, how in early_exits(site):
         handlers.append(([stmt], how))
@@ -172,7 +172,7 @@ def parse_guard(site: CrashSite, exc: ExceptionInfo) -> Iterator[Rewrite]:
             return
 
 
-def _enclosing_try(site: CrashSite) -> cst.Try | None:
+def enclosing_try(site: CrashSite) -> cst.Try | None:
     """The innermost `try:` whose body (not a handler, else or finally) holds the crash statement."""
     child: cst.CSTNode = site.statement
     current = site.parent(child)
@@ -190,12 +190,12 @@ def handler_widen(site: CrashSite, exc: ExceptionInfo) -> Iterator[Rewrite]:
     """Add the exception to the handler of the `try:` around the crash: the function's own fallback."""
     if exc.type not in _PARSE_TYPES or site.function is None or _is_raise(site) or _UNPACKING.search(exc.value):
         return
-    block = _enclosing_try(site)
+    block = enclosing_try(site)
     if block is None:
         return
     catch = _catch_name(site, exc)
     handlers = [h for h in block.handlers if h.type is not None]
-    if len(handlers) != len(block.handlers) or _caught(site, block) & (_CATCHES_ALL | {catch}):
+    if len(handlers) != len(block.handlers) or handled_types(site, block) & (_CATCHES_ALL | {catch}):
         return  # a bare `except:` or a handler that already catches it: the crash is not from here
     for handler in handlers[:1]:
         assert handler.type is not None
@@ -207,7 +207,7 @@ def handler_widen(site: CrashSite, exc: ExceptionInfo) -> Iterator[Rewrite]:
                       f"let the `except {', '.join(types)}` around the crash also catch {catch}")
 
 
-def _caught(site: CrashSite, block: cst.Try) -> set[str]:
+def handled_types(site: CrashSite, block: cst.Try) -> set[str]:
     return {site.code(n).strip() for h in block.handlers if h.type is not None for n in _types_of(h.type)}
 
 

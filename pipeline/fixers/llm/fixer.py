@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 import structlog
 
+from pipeline.context.contract import raises_on_purpose
 from pipeline.context.engine import Snippet, fix_context
 from pipeline.errors import LLMUnavailable
 from pipeline.fixers.diffing import unified_diff
@@ -134,11 +135,18 @@ class LLMFixer:
         if event.primary is None:
             report.stopped = "the event has no exception"
             return []
-        shown = [prompt.window(s, *(_CRASH_WINDOW if s.why == "crash" else _CALLER_WINDOW))
-                 for s in fix_context(event, context, self.config.context_tokens)]
+        # A crash frame that raised on purpose leaves the fix to its caller as often as to itself:
+        # then the first caller is shown as the crash site is and may be changed too.
+        on_purpose = raises_on_purpose(event, context.crash)
+        snippets = fix_context(event, context, self.config.context_tokens)
+        first_caller = next((s for s in snippets if s.why == "caller"), None) if on_purpose else None
+        shown = [prompt.window(s, *(_CRASH_WINDOW if s.why == "crash" or s is first_caller else _CALLER_WINDOW))
+                 for s in snippets]
         whole = {(s.editable.path, s.editable.function) for s in shown if s.whole}
         if not self.config.edit_callers:
-            shown = [s for s in shown if s.editable.why == "crash"]
+            keep = {(first_caller.path, first_caller.function)} if first_caller is not None else set()
+            shown = [s for s in shown if s.editable.why == "crash"
+                     or s.editable.why == "caller" and (s.editable.path, s.editable.function) in keep]
         editable = [s.editable for s in shown if s.editable.why in ("crash", "caller")]
         root = Path(context.repo_root)
         sources: dict[str, str] = {}
@@ -152,7 +160,8 @@ class LLMFixer:
         if not editable:
             report.stopped = "no localised function to change"
             return []
-        run = _Run(self, report, event, shown, editable, whole, sources, context, verify, hints)
+        note = f"{on_purpose}: the fix may belong in its caller instead." if first_caller is not None else ""
+        run = _Run(self, report, event, shown, editable, whole, sources, context, verify, hints, note)
         return run.go()
 
 
@@ -161,7 +170,7 @@ class _Run:
 
     def __init__(self, fixer: LLMFixer, report: RepairReport, event: ErrorEvent, shown: Sequence[prompt.Shown],
                  editable: Sequence[Snippet], whole: set[tuple[str, str]], sources: dict[str, str],
-                 context: CodeContext, verify: Verify, hints: Sequence[Hint]) -> None:
+                 context: CodeContext, verify: Verify, hints: Sequence[Hint], note: str = "") -> None:
         self.fixer, self.cfg, self.report = fixer, fixer.config, report
         self.sources = sources
         self.verify = verify
@@ -170,7 +179,7 @@ class _Run:
         self.names = [s.function.rsplit(".", 1)[-1] for s in editable]
         self.scope = prompt.scope_text(editable)
         self.localised = sorted({loc.path for loc in context.locations} | set(sources))
-        self.base = prompt.messages(event, shown, editable, hints)
+        self.base = prompt.messages(event, shown, editable, hints, note)
         self.results: list[tuple[Patch, Verification]] = []
         self.seen: dict[str, Verification] = {}  # diff -> its verdict
         self.patched: dict[str, dict[str, str]] = {}  # answer -> the files it produced

@@ -131,7 +131,9 @@ def scope_text(snippets: Sequence[Snippet]) -> str:
 
 
 def user_message(event: ErrorEvent, snippets: Sequence[Shown], editable: Sequence[Snippet],
-                 hints: Sequence[Hint] = ()) -> str:
+                 hints: Sequence[Hint] = (), note: str = "") -> str:
+    """The crash report and code as data; `note` is autofix's own reading of the code (never event
+    text), said outside the markers."""
     event = scrub_event(event)  # idempotent: the flow's event is scrubbed already
     exc = event.primary
     assert exc is not None
@@ -144,16 +146,16 @@ def user_message(event: ErrorEvent, snippets: Sequence[Shown], editable: Sequenc
             for s in snippets]
     return render("user", exception=fence(f"{exc.type}: {exc.value}"[:600]), frames=frames, locals=locals_,
                   snippets=code, hints=[fence(scrub_text(h.text))[:600] for h in hints],
-                  scope=scope_text(editable))
+                  scope=scope_text(editable), note=note)
 
 
 def messages(event: ErrorEvent, snippets: Sequence[Shown], editable: Sequence[Snippet],
-             hints: Sequence[Hint] = ()) -> list[dict[str, str]]:
+             hints: Sequence[Hint] = (), note: str = "") -> list[dict[str, str]]:
     return [
         {"role": "system", "content": render("system")},
         {"role": "user", "content": render("example_user")},
         {"role": "assistant", "content": render("example_answer")},
-        {"role": "user", "content": user_message(event, snippets, editable, hints)},
+        {"role": "user", "content": user_message(event, snippets, editable, hints, note)},
     ]
 
 
