@@ -288,3 +288,43 @@ def test_a_file_under_autofixignore_never_appears_in_any_prompt(base_request: Fi
         text = json.dumps(request)
         assert not [path for path in ignored if path in text]
         assert not [line for line in code if json.dumps(line)[1:-1] in text]
+
+
+# --- a crash frame that raised on purpose: its caller is shown and may be changed -----------------
+
+REPLAYAPP = Path(__file__).resolve().parent / "data" / "replayapp"
+CURRENCY_EVENT = Path(__file__).resolve().parent / "data" / "replay_events" / "codes-unknown-currency.json"
+# The callee keeps raising for codes it does not know; the caller asks whether it knows both.
+CALLER_EDIT = """<<<<<<< SEARCH
+    return currency(a) == currency(b)
+=======
+    if a.strip().lower() not in CODES or b.strip().lower() not in CODES:
+        return False
+    return currency(a) == currency(b)
+>>>>>>> REPLACE
+"""
+
+
+def test_when_the_crash_frame_raised_on_purpose_the_model_may_fix_its_caller(tmp_path: Path,
+                                                                             repo_env_cache: Path) -> None:
+    import shutil
+
+    from helpers_fix import init_repo
+
+    root = tmp_path / "replayapp"
+    shutil.copytree(REPLAYAPP, root, ignore=shutil.ignore_patterns("__pycache__"))
+    event, issue = group(scrub_event(load_path(CURRENCY_EVENT)[0]))
+    request = FixRequest(event, issue, init_repo(root, {}), tmp_path / "work", env_home=repo_env_cache)
+    outcome, fake, fixer = run(request, [CALLER_EDIT], tmp_path)
+
+    prompt = crash_prompt(fake)
+    assert "You may change: currency, same_currency in replayapp/codes.py." in prompt
+    assert "currency raises ValueError on purpose at line 9: the fix may belong in its caller instead." in prompt
+    assert [s.outcome for s in fixer.last.steps] == ["verified"]
+    best = outcome.best
+    assert best is not None and best.verification is not None and best.verification.verified
+    assert best.verification.patched_depth == 1
+    assert [(r.name, r.judged) for r in best.verification.replays] == [
+        ("replayapp.codes.currency", False), ("replayapp.codes.same_currency", True)]
+    # The model's patch needs the repo's tests to be queued, and this app has none.
+    assert not outcome.queued

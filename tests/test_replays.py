@@ -141,6 +141,23 @@ def test_a_fix_in_the_caller_is_judged_by_the_callers_replay_not_by_the_frame_be
     assert outcome.queued, outcome.decisions
 
 
+def test_a_lookup_that_rejects_its_input_on_purpose_is_fixed_in_its_caller_and_verified_there(
+    repo: Path, tmp_path: Path, repo_env_cache: Path
+) -> None:
+    # currency() raises ValueError for an unknown code by design; same_currency() gave it "btc".
+    outcome = fix("codes-unknown-currency", repo, [TemplateFixer()], tmp_path, repo_env_cache)
+
+    assert outcome.status == "verified", outcome.reason
+    assert outcome.queued, outcome.decisions
+    best = outcome.best
+    assert best is not None and best.verification is not None and best.strategy == "template:caller_handles"
+    assert best.patch.files == ("replayapp/codes.py",)
+    assert "+        return currency(a) == currency(b)\n+    except ValueError:\n+        return False\n" in best.patch.diff
+    assert [(r.name, r.after, r.judged) for r in best.verification.replays] == [
+        ("replayapp.codes.currency", ReplayStatus.REPRODUCED, False),
+        ("replayapp.codes.same_currency", ReplayStatus.PASSED, True)]
+
+
 def test_a_caller_fix_that_still_crashes_is_rejected_by_the_callers_replay(
     repo: Path, tmp_path: Path, repo_env_cache: Path
 ) -> None:

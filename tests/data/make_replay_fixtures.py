@@ -1,7 +1,8 @@
 """Records the crashes of replayapp/ (and of tinyfmt_app/, which needs a third-party package) with the
 real sentry-sdk, as the replay and environment tests read them.
 
-Run from the repo root:  .venv/bin/python tests/data/make_replay_fixtures.py
+Run from the repo root:  .venv/bin/python tests/data/make_replay_fixtures.py [NAME ...]
+(names: only those scenarios are recorded again; the other files stay as they are)
 Each scenario calls an entry point of the app the way a server would and reports what escapes with
 sentry_sdk.capture_exception; a Transport writes the event to replay_events/<name>.json instead of
 sending it. The app folder goes first on sys.path and is the project root, so frames name their
@@ -26,7 +27,7 @@ TINY_APP = HERE / "tinyfmt_app"
 OUT = HERE / "replay_events"
 sys.path[:0] = [str(APP), str(TINY_APP), str(HERE / "tinyfmt_src")]
 
-from replayapp import basket, greeting, meter, notify, ratio, split, stats, trimmed
+from replayapp import basket, codes, greeting, meter, notify, ratio, split, stats, trimmed
 from tinyapp import labels
 
 
@@ -51,6 +52,7 @@ SCENARIOS: list[tuple[str, Callable[..., Any], tuple[Any, ...]]] = [
     ("basket-receiver-dataclass", basket.empty_basket_share, (5.0,)),
     ("meter-receiver-plain-object", meter.check, ([],)),
     ("tinyapp-label-of-zero", labels.share_label, (0,)),
+    ("codes-unknown-currency", codes.same_currency, ("eur", "btc")),
 ]
 
 
@@ -67,7 +69,10 @@ def main() -> None:
         in_app_exclude=["__main__"],
         default_integrations=False,
     )
+    only = set(sys.argv[1:])
     for name, entry, args in SCENARIOS:
+        if only and name not in only:
+            continue
         transport.current = name
         try:
             entry(*args)
