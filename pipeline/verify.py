@@ -225,8 +225,8 @@ def _reason(replays: Sequence[ReplayResult], problems: Sequence[str], passes: bo
     if tests_ok is False:
         return tests_note
     done = ", ".join(f"{r.role} {r.name}" for r in replays if r.judged and r.before is ReplayStatus.REPRODUCED)
-    below = [r.name for r in replays if not r.judged and r.before is ReplayStatus.REPRODUCED]
-    beside = f" ({', '.join(below)}: below the patched function, not judged)" if below else ""
+    unjudged = [r.name for r in replays if not r.judged and r.before is ReplayStatus.REPRODUCED]
+    beside = f" ({', '.join(unjudged)}: below the patched function, not judged)" if unjudged else ""
     return (f"replays fail with the event's exception before the patch and complete after it ({done}){beside}; "
             f"{tests_note}")
 

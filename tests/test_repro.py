@@ -13,9 +13,18 @@ from typing import Any
 import pytest
 from helpers_fix import event, exc, frame, line_of, write_tree
 
-from pipeline.records import CodeContext, Location
 from pipeline.fixers.diffing import changed_old_lines, unified_diff
-from pipeline.repro import MARKER, FrameSpan, NotRebuildable, Replay, ReplayPlan, module_name, plan_replays, rebuild
+from pipeline.records import CodeContext, Location
+from pipeline.repro import (
+    MARKER,
+    FrameSpan,
+    NotRebuildable,
+    Replay,
+    ReplayPlan,
+    module_name,
+    plan_replays,
+    rebuild,
+)
 
 
 @pytest.mark.parametrize(("serialised", "value"), [
