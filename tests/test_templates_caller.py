@@ -12,7 +12,7 @@ from helpers_fix import event, exc, frame, git, init_repo, issue, line_of
 
 from pipeline.context.contract import raises_on_purpose
 from pipeline.context.index import build_index
-from pipeline.context.rank import FusionWeights, fused_ranking
+from pipeline.context.rank import FusionWeights, fused_ranking, receiver_makers
 from pipeline.context.retrieve import retrieve
 from pipeline.context.search import CodeSearch
 from pipeline.fixers.templates import TemplateFixer
@@ -198,3 +198,48 @@ def test_fused_ranking_puts_the_caller_of_a_deliberate_raise_first_and_the_stack
     index2 = build_index(divide)
     assert fused_ranking(ev2, context2, index2, CodeSearch(index2), FusionWeights(bm25=0.0, hits=0))[0].function == \
         "share"
+
+
+PATCHES = '''class Entry:
+    def __init__(self, source, target):
+        self.source = source
+        self.target = target
+
+    def is_rename(self):
+        return self.source[2:] != self.target[2:]
+
+
+def parse(lines):
+    entries = []
+    for line in lines:
+        if line.startswith("Binary"):
+            entries.append(Entry(line.split()[1], None))
+        else:
+            entries.append(Entry(*line.split()))
+    return entries
+
+
+def report(lines):
+    return [e.is_rename() for e in parse(lines)]
+'''
+
+
+def test_a_none_attribute_of_the_receiver_brings_the_function_that_built_it_into_the_ranking(
+        tmp_path: Path) -> None:
+    repo = init_repo(tmp_path / "repo", {"patches.py": PATCHES})
+    ev = event(exc("TypeError", "'NoneType' object is not subscriptable",
+                   frame("report", "patches.py", line_of(PATCHES, "return [e.is_rename()")),
+                   frame("is_rename", "patches.py", line_of(PATCHES, "return self.source[2:]"))))
+    context = _context(repo, ev)
+    index = build_index(repo)
+    ranked = fused_ranking(ev, context, index, CodeSearch(index), FusionWeights(bm25=0.0, hits=0))
+    assert [(loc.function, loc.role) for loc in ranked] == [
+        ("Entry.is_rename", "crash"), ("report", "caller"), ("parse", "search")]
+    # Not for a crash that is not about a None, nor when many functions build the class.
+    other = event(exc("TypeError", "unsupported operand", *ev.exceptions[0].frames))
+    assert [loc.function for loc in fused_ranking(other, context, index, CodeSearch(index),
+                                                  FusionWeights(bm25=0.0, hits=0))] == ["Entry.is_rename", "report"]
+    crowded = PATCHES + "".join(f"\n\ndef make{i}():\n    return Entry('a', 'b')\n" for i in range(3))
+    crowded_repo = init_repo(tmp_path / "crowded", {"patches.py": crowded})
+    crowded_index = build_index(crowded_repo)
+    assert receiver_makers(ev, _context(crowded_repo, ev), crowded_index) == []

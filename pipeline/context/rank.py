@@ -9,7 +9,9 @@ with stack(d) = 1 / (1 + d) for a function at distance d from the crash site (0 
 crash frame that raised on purpose, `contract.raises_on_purpose`, trades distances with its caller) and
 `named` = 0.6 for a repo class or function that the exception message names in quotes (the class in
 "'ClassScope' object has no attribute 'x'"), so BM25 reorders the stack where the event's words
-point elsewhere and brings in code the stack never reached. Which of the two is used is the
+point elsewhere and brings in code the stack never reached. When the crash is about a None read
+from an attribute of the method's receiver, the few functions that construct that receiver's class
+come in at `makers` (0.4): the object was built holding the None. Which of the two is used is the
 `context.ranking` setting; its default is whichever won on bench/crashes (README, "Localisation").
 """
 
@@ -34,6 +36,10 @@ class FusionWeights:
     # A class or function of the repo that the exception message names in quotes ("'ClassScope'
     # object has no attribute ..."): ranked just below the crash site, above the first caller.
     named: float = 0.6
+    # A function that builds the crash method's receiver, when the crash line used an attribute of
+    # `self` that held None ("'NoneType' object is not subscriptable"): the object was made with a
+    # None it should not hold. Below the first caller (0.5), above the second (0.33).
+    makers: float = 0.4
 
 
 DEFAULT_WEIGHTS = FusionWeights()
@@ -60,6 +66,29 @@ def named_in_message(event: ErrorEvent, index: SymbolIndex, limit: int = 3) -> l
             if 0 < len(defs) <= limit:
                 found.extend(d for d in defs if d not in found)
     return found
+
+
+_SELF_ATTR = re.compile(r"\bself\.([A-Za-z_]\w*)\b(?!\s*\()")
+
+
+def receiver_makers(event: ErrorEvent, context: CodeContext, index: SymbolIndex, limit: int = 3) -> list[Symbol]:
+    """Repo functions (tests excluded, the class's own methods too) that construct the class of the
+    crash method, when the crash is about a None and its line reads an attribute of `self`; none when
+    more than `limit` functions do (then the evidence points nowhere in particular)."""
+    exc, crash = event.primary, context.crash
+    if exc is None or crash is None or "NoneType" not in (exc.value or "") or "." not in crash.function:
+        return []
+    lines = crash.source.split("\n")
+    offset = crash.line - (crash.start_line or crash.line)
+    if not 0 <= offset < len(lines) or not _SELF_ATTR.search(lines[offset]):
+        return []
+    owner = crash.function.rsplit(".", 1)[0]
+    makers: dict[tuple[str, str], Symbol] = {}
+    for sym, _ in index.callers(owner.rsplit(".", 1)[-1]):
+        if sym.is_test or sym.qualname.startswith(owner + ".") or sym.kind not in ("function", "method"):
+            continue
+        makers.setdefault((sym.path, sym.qualname), sym)
+    return list(makers.values()) if len(makers) <= limit else []
 
 
 def stack_ranking(context: CodeContext) -> list[Location]:
@@ -98,6 +127,12 @@ def fused_ranking(event: ErrorEvent, context: CodeContext, index: SymbolIndex, s
             continue
         scored[key] = (fused, Location(sym.path, sym.qualname, sym.start, sym.start, sym.end, _source(index, sym),
                                        "search", round(fused, 4)))
+    for sym in receiver_makers(event, context, index):
+        key = (sym.path, sym.qualname)
+        if key not in scored:
+            fused = weights.makers + weights.bm25 * bm.get(key, 0.0)
+            scored[key] = (fused, Location(sym.path, sym.qualname, sym.start, sym.start, sym.end,
+                                           _source(index, sym), "search", round(fused, 4)))
     for hit in hits[: weights.hits]:
         key = (hit.symbol.path, hit.symbol.qualname)
         if key in scored:
