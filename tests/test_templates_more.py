@@ -162,6 +162,15 @@ def lookup_encoding(name: str) -> str | None:
     return len(pages) + 1
 ''', "page_count", "len(pages)", "TypeError", "object of type 'NoneType' has no len()",
          "page_count({})", "template:len_default", 1, ("    return len(pages or ()) + 1",)),
+    Case("chr() of a huge code point beside the ValueError the handler expects", '''def entity(number: int, raw: str) -> str:
+    try:
+        return chr(number)
+    except ValueError:
+        pass
+    return raw
+''', "entity", "return chr(number)", "OverflowError", "Python int too large to convert to C int",
+         "entity(10**20, '&#100000000000000000000;')", "template:handler_widen", "&#100000000000000000000;",
+         ("    except (ValueError, OverflowError):",)),
 ]
 
 HELPERS = '''
@@ -280,6 +289,12 @@ def bump() -> int:
     Case("concatenation of an int, not None", '''def label(n) -> str:
     return "item " + n
 ''', "label", '"item " + n', "TypeError", 'can only concatenate str (not "int") to str', "", "", None),
+    Case("OverflowError where the handler catches something other than ValueError", '''def entity(number: int) -> str:
+    try:
+        return chr(number)
+    except KeyError:
+        return ""
+''', "entity", "return chr(number)", "OverflowError", "Python int too large to convert to C int", "", "", None),
     Case("len() of an int", '''def width(n) -> int:
     return len(n)
 ''', "width", "len(n)", "TypeError", "object of type 'int' has no len()", "", "", None),

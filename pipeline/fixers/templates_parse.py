@@ -4,7 +4,9 @@
                   parameter, the exception it raises elsewhere for bad input, the value another of its
                   handlers returns, skipping the item in a loop, or what the caller can use
 - handler_widen   the crash sits inside a `try:` whose handlers catch something else (a LookupError
-                  say): add the parse error to the handler the function already has
+                  say): add the parse error to the handler the function already has; or a handler
+                  catches ValueError and the same call raised its sibling (OverflowError from
+                  `chr(10**20)`, a UnicodeDecodeError): add that one
 
 A fallback is only proposed when the function shows one; verification replays the callers, so a
 variant that merely swallows the error moves the crash and is rejected there.
@@ -186,17 +188,30 @@ def enclosing_try(site: CrashSite) -> cst.Try | None:
 _CATCHES_ALL = frozenset({"Exception", "BaseException", "ValueError"})
 
 
+# Other ways a builtin says "this value is out of range or malformed" (`chr(10**20)` raises
+# OverflowError where `chr(-1)` raises ValueError): a handler that catches ValueError around the call
+# already treats a bad value as a case to handle, and meant this one too.
+_SIBLINGS_OF_VALUEERROR = frozenset({"OverflowError", "UnicodeDecodeError", "UnicodeEncodeError", "UnicodeError"})
+
+
 def handler_widen(site: CrashSite, exc: ExceptionInfo) -> Iterator[Rewrite]:
     """Add the exception to the handler of the `try:` around the crash: the function's own fallback."""
-    if exc.type not in _PARSE_TYPES or site.function is None or _is_raise(site) or _UNPACKING.search(exc.value):
+    sibling = exc.type in _SIBLINGS_OF_VALUEERROR
+    if (exc.type not in _PARSE_TYPES and not sibling) or site.function is None or _is_raise(site) \
+            or _UNPACKING.search(exc.value):
         return
     block = enclosing_try(site)
     if block is None:
         return
-    catch = _catch_name(site, exc)
+    catch = exc.type if sibling else _catch_name(site, exc)
     handlers = [h for h in block.handlers if h.type is not None]
-    if len(handlers) != len(block.handlers) or handled_types(site, block) & (_CATCHES_ALL | {catch}):
+    caught = handled_types(site, block)
+    if len(handlers) != len(block.handlers) or caught & ({"Exception", "BaseException", catch} if sibling
+                                                         else _CATCHES_ALL | {catch}):
         return  # a bare `except:` or a handler that already catches it: the crash is not from here
+    if sibling:
+        handlers = [h for h in handlers if h.type is not None
+                    and "ValueError" in {site.code(n).strip() for n in _types_of(h.type)}]
     for handler in handlers[:1]:
         assert handler.type is not None
         types = [site.code(n).strip() for n in _types_of(handler.type)]
