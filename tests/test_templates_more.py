@@ -171,6 +171,22 @@ def lookup_encoding(name: str) -> str | None:
 ''', "entity", "return chr(number)", "OverflowError", "Python int too large to convert to C int",
          "entity(10**20, '&#100000000000000000000;')", "template:handler_widen", "&#100000000000000000000;",
          ("    except (ValueError, OverflowError):",)),
+    Case("the last token read in an elif test before any token exists", '''JOINER = "+"
+
+
+def tokens(text: str) -> list:
+    result = []
+    for char in text:
+        if char.isalpha():
+            result.append(char)
+        elif char == JOINER and result[-1].isalpha():
+            result[-1] += char
+        else:
+            result.append(char)
+    return result
+''', "tokens", "elif char == JOINER and result[-1]", "IndexError", "list index out of range",
+         "tokens('+ab+')", "template:index_guard_condition", ["+", "a", "b+"],
+         ("        elif char == JOINER and result and result[-1].isalpha():",)),
 ]
 
 HELPERS = '''
@@ -289,6 +305,11 @@ def bump() -> int:
     Case("concatenation of an int, not None", '''def label(n) -> str:
     return "item " + n
 ''', "label", '"item " + n', "TypeError", 'can only concatenate str (not "int") to str', "", "", None),
+    Case("the last item read inside an `or`: guarding it would change what the other side means", '''def closes(tokens: list, char: str) -> bool:
+    if char == ")" or tokens[-1] == "(":
+        return True
+    return False
+''', "closes", 'if char == ")" or tokens[-1]', "IndexError", "list index out of range", "", "", None),
     Case("OverflowError where the handler catches something other than ValueError", '''def entity(number: int) -> str:
     try:
         return chr(number)

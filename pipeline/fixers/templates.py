@@ -11,7 +11,8 @@ conventional repairs a reviewer would recognise:
 - get_chain       `d.get(a)[b]` on None: `(d.get(a) or {}).get(b, <neutral>)`
 - zero_guard      ZeroDivisionError: return the neutral value for a zero divisor
 - iter_fallback   iterating over None: iterate over `()` instead
-- index_guard     IndexError on a literal index: return the neutral value for a short sequence
+- index_guard     IndexError on a literal index: return the neutral value for a short sequence, or,
+                  in an if/elif/while test, check the sequence first in the test's `and` chain
 - operand_default TypeError unsupported operand with None: use the other operand type's zero
 - name_typo       AttributeError / NameError for a misspelt name: the closest name the file defines
 
@@ -41,6 +42,7 @@ from pipeline.fixers.diffing import unified_diff
 from pipeline.fixers.template_kit import (
     LITERALS,
     NEUTRAL_BY_TYPE,
+    OWN_SCOPE,
     ReplaceNode,
     Rewrite,
     Template,
@@ -194,6 +196,48 @@ def index_guard(site: CrashSite, exc: ExceptionInfo) -> Iterator[Rewrite]:
         for stmt, how in early_exits(site):
             yield Rewrite("index_guard", insert_guard(site, condition, stmt),
                           f"when `{recv}` has fewer than {need} items, {how}")
+    yield from _index_guard_in_test(site, exc)
+
+
+def _index_guard_in_test(site: CrashSite, exc: ExceptionInfo) -> Iterator[Rewrite]:
+    """`if a and seq[-1].x:` on an empty seq: the condition checks `seq` first (`a and seq and
+    seq[-1].x`), so an empty sequence makes it false instead of raising."""
+    stmt = site.statement
+    if not isinstance(stmt, (cst.If, cst.While)):
+        return
+    for node in site_nodes(site, cst.Subscript):
+        assert isinstance(node, cst.Subscript)
+        key = subscript_key(node)
+        if key is None or not is_pure(node.value) or not is_load(site, node):
+            continue
+        try:
+            index = ast.literal_eval(site.code(key))
+        except (ValueError, SyntaxError):
+            continue
+        operand = _test_operand(site, stmt.test, node)
+        if not isinstance(index, int) or operand is None:
+            continue
+        recv = site.code(node.value)
+        need = index + 1 if index >= 0 else -index
+        check = recv if need == 1 else f"len({recv}) >= {need}"
+        yield Rewrite("index_guard_condition", replace_node(site, operand, f"{check} and {site.code(operand)}"),
+                      f"the condition is false when `{recv}` has fewer than {need} items")
+        return
+
+
+def _test_operand(site: CrashSite, test: cst.BaseExpression, node: cst.CSTNode) -> cst.BaseExpression | None:
+    """The operand of the test's `and` chain (or the whole test) that holds `node`, when nothing
+    between them evaluates it conditionally (an `or`, a conditional expression, a lambda)."""
+    child: cst.CSTNode = node
+    current = site.parent(node)
+    while current is not None and child is not test:
+        if isinstance(current, cst.BooleanOperation) and isinstance(current.operator, cst.And):
+            assert isinstance(child, cst.BaseExpression)
+            return child
+        if isinstance(current, (cst.BooleanOperation, cst.IfExp, cst.Lambda, *OWN_SCOPE)):
+            return None
+        child, current = current, site.parent(current)
+    return test if child is test else None
 
 
 _OPERAND = re.compile(r"unsupported operand type\(s\) for (\S+)(?: or pow\(\))?: '(\w+)' and '(\w+)'")
