@@ -214,3 +214,20 @@ def test_a_note_names_its_frame_however_its_reason_reads() -> None:
                              "argument 'node' is not a literal: <Node (x): y>")
     assert note.startswith("caller Checker.handle (pkg/checker.py:42): argument 'node'")
     assert note_frame(note) == "caller Checker.handle (pkg/checker.py:42)"
+
+
+def test_the_pull_request_body_says_which_replay_was_below_the_patched_function() -> None:
+    from datetime import UTC, datetime
+
+    from pipeline.publish import pr_body
+    from pipeline.records import Issue
+
+    below = ReplayResult("app.f0", "crash", ReplayStatus.REPRODUCED, ReplayStatus.REPRODUCED, depth=0, judged=False)
+    above = ReplayResult("app.f1", "caller", ReplayStatus.REPRODUCED, ReplayStatus.PASSED, depth=1)
+    verified = replace(verification(), replays=(below, above), patched_depth=1, stack_frames=2)
+    candidate, _ = score("fp", patch(), verified, Cost(), GATE)
+    when = datetime(2026, 12, 2, tzinfo=UTC)
+    body = pr_body(Issue("fp", "ValueError in f0", "app.f0", "ValueError", when, when), candidate, "evt-1",
+                   "ValueError", "alice")
+    assert "| crash | `app.f0` | reproduced | reproduced (below the patched function: not judged) |" in body
+    assert "| caller | `app.f1` | reproduced | passed |" in body
