@@ -186,9 +186,10 @@ def test_a_fix_is_admitted_when_a_caller_replays_or_the_crash_frame_has_no_in_ap
 
 def _above_the_crash(frames: int, *depths_and_status: tuple[int, ReplayStatus]) -> Verification:
     """A patch to the crash frame's caller (stack distance 1) in a stack of `frames` in-app frames."""
+    # Below the patch (depth 0) the replay still raises after it; at and above it the reproduced ones pass.
     replays = tuple(ReplayResult(f"app.f{d}", "crash" if d == 0 else "caller", before,
-                                 ReplayStatus.PASSED if before is ReplayStatus.REPRODUCED else None,
-                                 depth=d, judged=d >= 1) for d, before in depths_and_status)
+                                 (ReplayStatus.PASSED if d >= 1 else before) if before is ReplayStatus.REPRODUCED
+                                 else None, depth=d, judged=d >= 1) for d, before in depths_and_status)
     return replace(verification(), replays=replays, patched_depth=1, stack_frames=frames)
 
 
