@@ -243,3 +243,13 @@ def test_a_none_attribute_of_the_receiver_brings_the_function_that_built_it_into
     crowded_repo = init_repo(tmp_path / "crowded", {"patches.py": crowded})
     crowded_index = build_index(crowded_repo)
     assert receiver_makers(ev, _context(crowded_repo, ev), crowded_index) == []
+
+
+def test_a_raise_that_translates_a_caught_exception_is_not_on_purpose() -> None:
+    source = ('def digest_line(profile):\n    try:\n        name = display_name(profile)\n'
+              '    except KeyError as exc:\n        raise DigestError("incomplete") from exc\n    return name\n')
+    crash = Location("jobs.py", "digest_line", 5, 1, 6, source, "crash")
+    ev = event(exc("DigestError", "incomplete", frame("digest_line", "jobs.py", 5)))
+    assert raises_on_purpose(ev, crash) == ""
+    bare = source.replace(" from exc", "")  # still inside the handler: a translation all the same
+    assert raises_on_purpose(ev, Location("jobs.py", "digest_line", 5, 1, 6, bare, "crash")) == ""

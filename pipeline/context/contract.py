@@ -6,7 +6,9 @@ KeyError or IndexError, `__getattr__` raising AttributeError). The code to chang
 likely the caller that gave it that input, or that should have handled the answer: localisation
 ranks the first in-app caller above the crash site, the LLM fixer may edit that caller, and the
 caller_handles template proposes handling the exception there. A crash in the function's own
-logic (a division, an attribute typo, an index into its own list) is not such a case.
+logic (a division, an attribute typo, an index into its own list) is not such a case, nor is a
+raise that translates an exception the function caught (`raise DigestError(...) from exc`): the
+failure it reports happened further down.
 """
 
 from __future__ import annotations
@@ -47,9 +49,13 @@ def raises_on_purpose(event: ErrorEvent, crash: Location | None) -> str:
         tree = ast.parse(_dedented(crash.source))
     except SyntaxError:
         return ""
+    # A raise that translates an exception it caught (`raise X from exc`, or any raise inside an
+    # `except` block) reports a failure further down, not bad input: the cause is where to look.
+    translating = {id(n) for handler in ast.walk(tree) if isinstance(handler, ast.ExceptHandler)
+                   for n in ast.walk(handler) if isinstance(n, ast.Raise)}
     for node in ast.walk(tree):
         if (isinstance(node, ast.Raise) and node.lineno - 1 <= offset <= (node.end_lineno or node.lineno) - 1
-                and _raised_name(node) == wanted):
+                and _raised_name(node) == wanted and node.cause is None and id(node) not in translating):
             return f"{crash.function} raises {wanted} on purpose at line {crash.line}"
     return ""
 
