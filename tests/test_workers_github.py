@@ -74,6 +74,8 @@ def test_ci_feedback_runs_in_the_workers_from_the_periodic_sync_to_a_second_comm
     pushed = wait_for("the pull request to record it",
                       lambda: (p := store.get_pull_request(first.id)) and p.commit_sha == second_sha and p)
     assert pushed.ci_rounds == 1 and fake.commits[second_sha]["parents"] == [pr.commit_sha]
+    # The worker logs the follow-up just after it saves it: wait for the line, not only for the row.
+    wait_for("the worker's follow-up log line", lambda: worker.events("pull_request.followed_up"))
     assert len(worker.events("pull_request.followed_up")) == 1
 
     fail_ci(fake, second_sha, "AssertionError: still wrong")
