@@ -14,6 +14,7 @@ failure it reports happened further down.
 from __future__ import annotations
 
 import ast
+import textwrap
 
 from pipeline.records import ErrorEvent, Location
 
@@ -46,7 +47,7 @@ def raises_on_purpose(event: ErrorEvent, crash: Location | None) -> str:
         return f"{crash.function} is a lookup, and {wanted} is how it says the key is missing"
     offset = crash.line - (crash.start_line or crash.line)
     try:
-        tree = ast.parse(_dedented(crash.source))
+        tree = ast.parse(textwrap.dedent(crash.source))  # a method parses on its own once dedented
     except SyntaxError:
         return ""
     # A raise that translates an exception it caught (`raise X from exc`, or any raise inside an
@@ -59,9 +60,3 @@ def raises_on_purpose(event: ErrorEvent, crash: Location | None) -> str:
             return f"{crash.function} raises {wanted} on purpose at line {crash.line}"
     return ""
 
-
-def _dedented(source: str) -> str:
-    """A method's source parses on its own once its common indentation is gone."""
-    lines = source.split("\n")
-    indent = min((len(ln) - len(ln.lstrip()) for ln in lines if ln.strip()), default=0)
-    return "\n".join(ln[indent:] for ln in lines)

@@ -306,17 +306,27 @@ def caller_needs(context: CodeContext, crash: Location) -> tuple[tuple[str, str]
 
     The caller is the next location outward; its line must call the crash function by name.
     """
+    return _needs_at(_first_caller_site(context), crash)
+
+
+def _first_caller_site(context: CodeContext) -> tuple[Location, str, CrashSite] | None:
+    """The next location outward from the crash, its file's source and the statement on its line."""
     callers = [loc for loc in context.locations if loc.role == "caller"]
     if not callers:
-        return ()
+        return None
     caller = callers[0]
     try:
         source = decode_source((Path(context.repo_root) / caller.path).read_bytes(), caller.path)
     except (Undecodable, OSError):
-        return ()
+        return None
     site = find_site(source, caller.line, caller.function)
-    if site is None:
+    return (caller, source, site) if site is not None else None
+
+
+def _needs_at(caller: tuple[Location, str, CrashSite] | None, crash: Location) -> tuple[tuple[str, str], ...]:
+    if caller is None:
         return ()
+    site = caller[2]
     short = crash.function.rsplit(".", 1)[-1]
     needs: list[tuple[str, str]] = []
     for node in site.expressions:
@@ -365,42 +375,21 @@ class TemplateFixer:
         if site is None:
             log.info("template.no_site", path=crash.path, line=crash.line)
             return []
-        site.caller_needs = caller_needs(context, crash)
+        caller = _first_caller_site(context)
+        site.caller_needs = _needs_at(caller, crash)
         patches: dict[str, Patch] = {}
+
+        def add(at: Location, before: str, rewrite: Rewrite) -> None:
+            if rewrite.source != before:
+                diff = unified_diff(at.path, before, rewrite.source)
+                patches.setdefault(diff, Patch(strategy=f"template:{rewrite.template}", diff=diff, files=(at.path,),
+                                               description=f"{at.function}: {rewrite.description}"))
+
         for template in self.templates:
             for rewrite in template(site, exc):
-                if rewrite.source == source:
-                    continue
-                diff = unified_diff(crash.path, source, rewrite.source)
-                patches.setdefault(diff, Patch(
-                    strategy=f"template:{rewrite.template}", diff=diff, files=(crash.path,),
-                    description=f"{crash.function}: {rewrite.description}",
-                ))
-        for caller, caller_source, rewrite in _caller_rewrites(event, context, crash, exc):
-            if rewrite.source == caller_source:
-                continue
-            diff = unified_diff(caller.path, caller_source, rewrite.source)
-            patches.setdefault(diff, Patch(
-                strategy=f"template:{rewrite.template}", diff=diff, files=(caller.path,),
-                description=f"{caller.function}: {rewrite.description}",
-            ))
+                add(crash, source, rewrite)
+        if caller is not None and raises_on_purpose(event, crash):  # caller_handles, one frame up
+            for rewrite in caller_handles(caller[2], crash, exc):
+                add(caller[0], caller[1], rewrite)
         log.info("template.proposed", patches=len(patches), fix_class=issue.fix_class)
         return list(patches.values())[: self.max_patches]
-
-
-def _caller_rewrites(event: ErrorEvent, context: CodeContext, crash: Location,
-                     exc: ExceptionInfo) -> Iterator[tuple[Location, str, Rewrite]]:
-    """caller_handles at the first in-app caller, when the crash frame raised on purpose."""
-    callers = [loc for loc in context.locations if loc.role == "caller"]
-    if not callers or not raises_on_purpose(event, crash):
-        return
-    caller = callers[0]
-    try:
-        source = decode_source((Path(context.repo_root) / caller.path).read_bytes(), caller.path)
-    except (Undecodable, OSError):
-        return
-    site = find_site(source, caller.line, caller.function)
-    if site is None:
-        return
-    for rewrite in caller_handles(site, crash, exc):
-        yield caller, source, rewrite

@@ -18,8 +18,8 @@ from collections.abc import Iterator
 import libcst as cst
 
 from pipeline.fixers.cst_site import CrashSite
-from pipeline.fixers.template_kit import Rewrite, binds_name, callee_name, early_exits, wrap_try
-from pipeline.fixers.templates_parse import MAX_VARIANTS, enclosing_try, handled_types, handler_returns
+from pipeline.fixers.template_kit import Rewrite, binds_name, callee_name, early_exits
+from pipeline.fixers.templates_parse import caught_around, handler_returns, try_variants
 from pipeline.records import ExceptionInfo, Location
 
 # Exceptions a handler in the caller may name whatever the file imports.
@@ -48,21 +48,9 @@ def caller_handles(site: CrashSite, crash: Location, exc: ExceptionInfo) -> Iter
     catch = _catch_name(site, exc)
     if not calls or catch is None:
         return
-    block = enclosing_try(site)
-    if block is not None and (any(h.type is None for h in block.handlers)
-                              or handled_types(site, block) & {catch, "Exception", "BaseException"}):
+    if caught_around(site, {catch, "Exception", "BaseException"}):
         return  # already handled around the call: the exception did not escape from here
-    handlers = [(stmt, f"`{stmt}` as the function's other handler does") for stmt in handler_returns(site)]
-    handlers += early_exits(site)
-    seen: set[str] = set()
-    count = 0
-    for stmt, how in handlers:
-        source = wrap_try(site, catch, [stmt])
-        if source is None or source in seen:
-            continue
-        seen.add(source)
+    handlers = [([stmt], f"`{stmt}` as the function's other handler does") for stmt in handler_returns(site)]
+    handlers += [([stmt], how) for stmt, how in early_exits(site)]
+    for source, how in try_variants(site, catch, handlers):
         yield Rewrite("caller_handles", source, f"when `{short}` rejects the input with {catch}, {how}")
-        count += 1
-        if count >= MAX_VARIANTS:
-            return
-

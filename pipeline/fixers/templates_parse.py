@@ -15,7 +15,7 @@ variant that merely swallows the error moves the crash and is rejected there.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence, Set
 
 import libcst as cst
 
@@ -144,8 +144,7 @@ def parse_guard(site: CrashSite, exc: ExceptionInfo) -> Iterator[Rewrite]:
     if not calls:
         return
     catch = _catch_name(site, exc)
-    block = enclosing_try(site)
-    if block is not None and (any(h.type is None for h in block.handlers) or handled_types(site, block) & (_CATCHES_ALL | {catch})):
+    if caught_around(site, _CATCHES_ALL | {catch}):
         return  # already caught around here: the crash did not escape from this statement
     parsed = site.code(calls[0])
     handlers: list[tuple[list[str], str]] = []
@@ -161,20 +160,31 @@ def parse_guard(site: CrashSite, exc: ExceptionInfo) -> Iterator[Rewrite]:
         handlers.append(([stmt], f"`{stmt}` as the function's other handler does"))
     for stmt, how in early_exits(site):
         handlers.append(([stmt], how))
+    for source, how in try_variants(site, catch, handlers):
+        yield Rewrite("parse_guard", source, f"when `{parsed}` fails to parse, {how}")
+
+
+def try_variants(site: CrashSite, catch: str, handlers: Sequence[tuple[list[str], str]]) -> Iterator[tuple[str, str]]:
+    """The crash statement wrapped in `try:` with each handler body in turn, (module source, how),
+    distinct ones only, at most MAX_VARIANTS."""
     seen: set[str] = set()
-    count = 0
     for body, how in handlers:
         source = wrap_try(site, catch, body)
         if source is None or source in seen:
             continue
         seen.add(source)
-        yield Rewrite("parse_guard", source, f"when `{parsed}` fails to parse, {how}")
-        count += 1
-        if count >= MAX_VARIANTS:
+        yield source, how
+        if len(seen) >= MAX_VARIANTS:
             return
 
 
-def enclosing_try(site: CrashSite) -> cst.Try | None:
+def caught_around(site: CrashSite, names: Set[str]) -> bool:
+    """Whether a `try:` around the crash statement has a bare `except:` or a handler naming one of `names`."""
+    block = _enclosing_try(site)
+    return block is not None and (any(h.type is None for h in block.handlers) or bool(_caught(site, block) & names))
+
+
+def _enclosing_try(site: CrashSite) -> cst.Try | None:
     """The innermost `try:` whose body (not a handler, else or finally) holds the crash statement."""
     child: cst.CSTNode = site.statement
     current = site.parent(child)
@@ -200,12 +210,12 @@ def handler_widen(site: CrashSite, exc: ExceptionInfo) -> Iterator[Rewrite]:
     if (exc.type not in _PARSE_TYPES and not sibling) or site.function is None or _is_raise(site) \
             or _UNPACKING.search(exc.value):
         return
-    block = enclosing_try(site)
+    block = _enclosing_try(site)
     if block is None:
         return
     catch = exc.type if sibling else _catch_name(site, exc)
     handlers = [h for h in block.handlers if h.type is not None]
-    caught = handled_types(site, block)
+    caught = _caught(site, block)
     if len(handlers) != len(block.handlers) or caught & ({"Exception", "BaseException", catch} if sibling
                                                          else _CATCHES_ALL | {catch}):
         return  # a bare `except:` or a handler that already catches it: the crash is not from here
@@ -222,7 +232,7 @@ def handler_widen(site: CrashSite, exc: ExceptionInfo) -> Iterator[Rewrite]:
                       f"let the `except {', '.join(types)}` around the crash also catch {catch}")
 
 
-def handled_types(site: CrashSite, block: cst.Try) -> set[str]:
+def _caught(site: CrashSite, block: cst.Try) -> set[str]:
     return {site.code(n).strip() for h in block.handlers if h.type is not None for n in _types_of(h.type)}
 
 
